@@ -1,0 +1,43 @@
+# Every target bootstraps what it needs: venv, dependencies, generated code.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+GEN := gen
+PROTOS := $(shell find proto -name '*.proto')
+STAMP := $(VENV)/.installed
+
+.PHONY: run demo test gen lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	echo "$(CURDIR)/$(GEN)" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cryptosignals-gen.pth
+	touch $(STAMP)
+
+$(GEN)/.stamp: $(STAMP) $(PROTOS) service/codegen.py
+	$(BIN)/python -m service.codegen
+	touch $(GEN)/.stamp
+
+gen: $(GEN)/.stamp
+
+run: gen
+	$(BIN)/python -m service.launcher
+
+demo: gen
+	$(BIN)/python -m service.launcher --demo
+
+test: gen
+	$(BIN)/python -m pytest
+
+lint: gen
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: gen
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(GEN) $(VENV)

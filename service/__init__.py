@@ -1,0 +1,1 @@
+"""The grpc.aio server: servicers, settings, launcher, OpenAPI generation."""

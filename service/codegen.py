@@ -1,0 +1,68 @@
+"""Generate the Python stubs, Envoy's descriptor set and the OpenAPI file from proto/.
+
+Run as ``python -m service.codegen``; ``make gen`` does it when a .proto changes.
+Everything written here lives under ``gen/`` and is a build product, never edited.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_DIR = ROOT / "proto"
+GEN_DIR = ROOT / "gen"
+DESCRIPTOR_SET = GEN_DIR / "cryptosignals.pb"
+OPENAPI_FILE = GEN_DIR / "openapi.json"
+
+
+def _include_dirs() -> list[Path]:
+    """Where google/api/*.proto (googleapis-common-protos) and google/protobuf/*.proto live."""
+    import google.api  # googleapis-common-protos ships the .proto sources beside its modules
+    import grpc_tools
+
+    googleapis_root = Path(next(iter(google.api.__path__))).parent.parent
+    well_known = Path(str(resources.files(grpc_tools) / "_proto"))
+    return [PROTO_DIR, googleapis_root, well_known]
+
+
+def generate() -> None:
+    from grpc_tools import protoc
+
+    protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+    if GEN_DIR.exists():
+        shutil.rmtree(GEN_DIR)
+    GEN_DIR.mkdir(parents=True)
+    bin_dir = Path(sys.executable).parent
+    args = [
+        "grpc_tools.protoc",
+        *(f"-I{d}" for d in _include_dirs()),
+        f"--python_out={GEN_DIR}",
+        f"--grpc_python_out={GEN_DIR}",
+        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
+        f"--mypy_out={GEN_DIR}",
+        f"--mypy_grpc_out={GEN_DIR}",
+        f"--descriptor_set_out={DESCRIPTOR_SET}",
+        "--include_imports",
+        "--include_source_info",
+        *protos,
+    ]
+    if protoc.main(args) != 0:
+        sys.exit("protoc failed")
+    for package in {p.parent for p in GEN_DIR.rglob("*_pb2.py")}:
+        while package != GEN_DIR:
+            (package / "__init__.py").touch()
+            package = package.parent
+    (GEN_DIR / "py.typed").touch()
+
+    from service.openapi import build_openapi, write_openapi
+
+    write_openapi(build_openapi(DESCRIPTOR_SET.read_bytes()), OPENAPI_FILE)
+    print(f"generated {len(protos)} protos, {DESCRIPTOR_SET.name} and {OPENAPI_FILE.name} in {GEN_DIR}")
+
+
+if __name__ == "__main__":
+    generate()
