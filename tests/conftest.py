@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+
+from providers.twin import RecordedTwin
+from tests.stack import Stack, running_stack
+
+
+@pytest.fixture(scope="session")
+async def twin() -> AsyncIterator[RecordedTwin]:
+    recorded = RecordedTwin()
+    await recorded.start()
+    yield recorded
+    await recorded.stop()
+
+
+@pytest.fixture
+async def faults(twin: RecordedTwin) -> AsyncIterator[RecordedTwin]:
+    """The twin, for a test that breaks it; every fault is cleared afterwards."""
+    twin.clear_faults()
+    yield twin
+    twin.clear_faults()
+
+
+@pytest.fixture(scope="session")
+async def stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
+    """Twin + grpc.aio server + Envoy, with (fake) keys for every provider."""
+    async with running_stack(twin) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def rest(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.rest_url, timeout=15.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(stack.grpc_target) as ch:
+        yield ch

@@ -1,0 +1,127 @@
+"""The real stack for integration tests: recorded twin, grpc.aio server and Envoy, all on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from providers.twin import RecordedTwin
+from service.envoy import envoy_binary, write_config
+from service.server import RunningServer, start_server
+from service.settings import Settings
+
+FAKE_KEYS = {
+    # Recognisable fake keys: tests assert they never appear in responses, errors or logs.
+    "coinglass_api_key": "cg-SECRET-KEY-7f3a9",
+    "coinapi_key": "coinapi-SECRET-KEY-51bd",
+    "lunarcrush_api_key": "lunar-SECRET-KEY-c0de",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -> Settings:
+    urls = {name.lower(): url for name, url in twin.base_urls().items()}
+    values: dict[str, Any] = {
+        **urls,
+        "grpc_host": "127.0.0.1",
+        "grpc_port": free_port(),
+        "port": free_port(),
+        "envoy_admin_port": free_port(),
+        "upstream_timeout_seconds": 2.0,
+        "rpc_deadline_seconds": 8.0,
+        "shutdown_grace_seconds": 1.0,
+        **(FAKE_KEYS if keys else {}),
+        **overrides,
+    }
+    # _env_file=None: tests never read a developer's .env
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class Envoy:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def start_envoy(settings: Settings) -> Envoy:
+    workdir = Path(tempfile.mkdtemp(prefix="envoy-test-"))
+    config = write_config(
+        workdir / "envoy.yaml",
+        port=settings.port,
+        grpc_port=settings.grpc_port,
+        admin_port=settings.envoy_admin_port,
+        route_timeout_seconds=settings.rpc_deadline_seconds + 2,
+    )
+    log_path = workdir / "envoy.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [envoy_binary(), "-c", str(config), "--log-level", "warn", "--base-id", str(settings.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{settings.port}"
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"envoy exited: {log_path.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                ready = await client.get(f"http://127.0.0.1:{settings.envoy_admin_port}/ready")
+                if ready.status_code == 200:
+                    return Envoy(process, url, log_path)
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise RuntimeError("envoy did not become ready")
+
+
+@dataclass
+class Stack:
+    twin: RecordedTwin
+    settings: Settings
+    server: RunningServer
+    envoy: Envoy | None
+
+    @property
+    def rest_url(self) -> str:
+        assert self.envoy is not None
+        return self.envoy.url
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+
+@contextlib.asynccontextmanager
+async def running_stack(twin: RecordedTwin, *, envoy: bool = True, **settings_overrides: Any) -> AsyncIterator[Stack]:
+    settings = stack_settings(twin, **settings_overrides)
+    server = await start_server(settings)
+    proxy = await start_envoy(settings) if envoy else None
+    try:
+        yield Stack(twin, settings, server, proxy)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        await server.stop(0.5)
