@@ -6,6 +6,7 @@ Everything written here lives under ``gen/`` and is a build product, never edite
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import sys
 from importlib import resources
@@ -58,6 +59,10 @@ def generate() -> None:
             package = package.parent
     (GEN_DIR / "py.typed").touch()
 
+    # The venv's .pth entry for gen/ is only honoured if gen/ existed when Python started.
+    if str(GEN_DIR) not in sys.path:
+        sys.path.insert(0, str(GEN_DIR))
+    importlib.invalidate_caches()
     from service.openapi import build_openapi, write_openapi
 
     write_openapi(build_openapi(DESCRIPTOR_SET.read_bytes()), OPENAPI_FILE)
