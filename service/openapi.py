@@ -17,6 +17,7 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 from cryptosignals.v1 import options_pb2
+from service.auth import OPEN_METHODS
 
 PACKAGE = "cryptosignals.v1"
 TITLE = "cryptosignals"
@@ -107,7 +108,8 @@ class _Comments:
 
 
 class _Generator:
-    def __init__(self, descriptor_set: bytes, base_url: str) -> None:
+    def __init__(self, descriptor_set: bytes, base_url: str, require_auth: bool) -> None:
+        self.require_auth = require_auth
         fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
         self.files = list(fds.file)
         self.base_url = base_url
@@ -261,21 +263,42 @@ class _Generator:
                         }
                         if not operation["parameters"]:
                             del operation["parameters"]
+                        if self.require_auth and f"/{PACKAGE}.{service.name}/{method.name}" in OPEN_METHODS:
+                            operation["security"] = []  # open even when client keys are required
+                            del operation["responses"]["401"]
                         paths.setdefault(template, {})[verb] = operation
         self.schemas["Error"] = _ERROR_SCHEMA
+        components: dict[str, Any] = {"schemas": dict(sorted(self.schemas.items()))}
+        security: dict[str, Any] = {}
+        if self.require_auth:
+            components["securitySchemes"] = {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "One of the keys in the server's SIGNAL_API_KEYS.",
+                }
+            }
+            security = {"security": [{"bearerAuth": []}]}
         return {
             "openapi": "3.1.0",
             "info": {"title": TITLE, "version": VERSION, "description": API_DESCRIPTION},
             "servers": [{"url": self.base_url}],
             "tags": tags,
             "paths": dict(sorted(paths.items())),
-            "components": {"schemas": dict(sorted(self.schemas.items()))},
+            "components": components,
+            **security,
         }
 
 
-def build_openapi(descriptor_set: bytes, base_url: str = "http://localhost:8000") -> dict[str, Any]:
-    """The OpenAPI 3.1 document for every HTTP-annotated RPC in the descriptor set."""
-    return _Generator(descriptor_set, base_url).build()
+def build_openapi(
+    descriptor_set: bytes, base_url: str = "http://localhost:8000", *, require_auth: bool = False
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for every HTTP-annotated RPC in the descriptor set.
+
+    With ``require_auth`` the document declares the bearer scheme (GPT Actions' "API key, Bearer"),
+    and the operations that stay open (health, info, schema, docs) opt out of it.
+    """
+    return _Generator(descriptor_set, base_url, require_auth).build()
 
 
 def write_openapi(document: dict[str, Any], path: Path) -> None:

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 from service.app import App
 from service.coinglass_servicer import CoinglassServicer
+from service.auth import AuthInterceptor
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
@@ -49,7 +50,10 @@ class RunningServer:
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
     server = grpc.aio.server(
-        interceptors=[GuardInterceptor()],
+        interceptors=[
+            *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
+            GuardInterceptor(),
+        ],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
     )
     signal_pb2_grpc.add_SignalServiceServicer_to_server(SignalServicer(app.desk, app.openapi_document), server)

@@ -83,3 +83,13 @@ def test_path_parameters_are_required_and_typed(document: dict) -> None:
 
 def test_document_is_serialisable_and_small_enough_for_gpt_actions(document: dict) -> None:
     assert len(json.dumps(document)) < 100_000
+
+
+def test_with_client_keys_the_schema_declares_bearer_auth_except_on_open_endpoints() -> None:
+    document = build_openapi(DESCRIPTOR_SET.read_bytes(), require_auth=True)
+    validate(document)
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearerAuth": []}]
+    assert document["paths"]["/health"]["get"]["security"] == []
+    assert document["paths"]["/gpt/action-schema"]["get"]["security"] == []
+    assert "security" not in document["paths"]["/signals/{symbol}"]["get"]

@@ -1,0 +1,81 @@
+"""The one-command launcher: starts the server and Envoy (and the twin in demo mode), stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.stack import free_port
+
+
+def _launch(tmp_path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "GRPC_PORT": str(free_port()),
+        "ENVOY_ADMIN_PORT": str(free_port()),
+        "TWIN_PORT": str(free_port()),
+        "SHUTDOWN_GRACE_SECONDS": "1",
+    }
+    for key in ("COINGLASS_API_KEY", "COINAPI_KEY", "LUNARCRUSH_API_KEY", "SIGNAL_API_KEYS"):
+        env.pop(key, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.launcher", *args],
+        env=env,
+        cwd=tmp_path,  # no .env there
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    return process, port
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("launcher did not become ready")
+
+
+def test_demo_serves_signals_offline_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
+    process, port = _launch(tmp_path, "--demo")
+    try:
+        _wait_ready(port, process)
+        reply = httpx.get(f"http://127.0.0.1:{port}/signals/BTC", timeout=10)
+        assert reply.status_code == 200
+        assert reply.json()["signal"] in {"LONG", "SHORT", "NEUTRAL"}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert "ready" in output and f"localhost:{port}" in output
+
+
+def test_launcher_exits_nonzero_naming_envoy_when_envoy_dies(tmp_path) -> None:
+    process, port = _launch(tmp_path, "--demo")
+    try:
+        _wait_ready(port, process)
+        envoy = subprocess.run(["pgrep", "-f", f"envoy.*base-id {port}"], capture_output=True, text=True, check=False)
+        pids = [int(p) for p in envoy.stdout.split()]
+        assert pids, "envoy process not found"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        assert process.wait(20) == 4
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "envoy exited unexpectedly" in (process.stdout.read().decode() if process.stdout else "")

@@ -1,0 +1,154 @@
+"""The REST API through the real Envoy, real grpc.aio server and the recorded twin."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+from tests.stack import FAKE_KEYS
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_root_lists_every_endpoint(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/")
+    assert reply.status_code == 200
+    body = reply.json()
+    paths = {e["path"] for e in body["endpoints"]}
+    assert {"/signals/{symbol}", "/coinglass/dashboard/{symbol}", "/health"} <= paths
+
+
+async def test_health_reports_every_provider(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/health")
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["status"] == "SERVING"
+    providers = {p["provider"]: p for p in body["providers"]}
+    assert set(providers) == {"coinglass", "okx", "coinapi", "lunarcrush", "feargreed"}
+    assert all(p["configured"] for p in providers.values())
+
+
+async def test_signal_is_computed_from_recorded_market_data(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/signals/BTC")
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["symbol"] == "BTC"
+    assert body["signal"] in {"LONG", "SHORT", "NEUTRAL"}
+    assert 0 <= body["score"] <= 100
+    assert body["confidence"] in {"high", "medium", "low"}
+    assert len(body["topFactors"]) == 3
+    assert all(f["explanation"] for f in body["topFactors"])
+    assert body["reason"]
+    # Seed-compatible headline fields, from the recorded data.
+    assert body["price"] > 1000
+    assert body["openInterest"] > 0
+    assert "fundingRate" in body and "timestamp" in body
+    # debug is off: no factor dump
+    assert body["factors"] == []
+
+
+async def test_signal_direction_follows_the_documented_thresholds(rest: httpx.AsyncClient) -> None:
+    body = (await rest.get("/signals/ETH")).json()
+    expected = "LONG" if body["score"] >= 65 else "SHORT" if body["score"] <= 35 else "NEUTRAL"
+    assert body["signal"] == expected
+
+
+async def test_debug_signal_shows_all_eight_factors_with_their_numbers(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/signals/BTC", params={"debug": "true"})
+    assert reply.status_code == 200
+    body = reply.json()
+    factors = {f["factor"]: f for f in body["factors"]}
+    assert set(factors) == {
+        "liquidations",
+        "funding_rate",
+        "momentum",
+        "long_short_ratio",
+        "smart_money",
+        "open_interest",
+        "social",
+        "fear_greed",
+    }
+    for factor in factors.values():
+        assert factor["source"], factor
+        assert factor["metrics"], factor
+        assert 0 <= factor["subScore"] <= 100
+    assert body["coverage"] == pytest.approx(1.0)
+    assert body["config"]["longThreshold"] == 65
+    assert round(sum(f["contribution"] for f in factors.values()) + 50, 1) == pytest.approx(body["score"], abs=0.1)
+
+
+async def test_symbol_spellings_are_normalised(rest: httpx.AsyncClient) -> None:
+    for spelling in ("btc", "BTCUSDT", "BTC-USDT-SWAP"):
+        body = (await rest.get(f"/signals/{spelling}")).json()
+        assert body["symbol"] == "BTC", spelling
+
+
+async def test_bad_symbol_is_400_with_a_clear_json_message(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/signals/NOT_A_COIN!")
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["code"] == 3
+    assert "symbol" in body["message"] and "not valid" in body["message"]
+
+
+async def test_unknown_coin_is_404(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/signals/NOPECOIN")
+    assert reply.status_code in {404, 503}, reply.text
+    assert reply.json()["message"]
+
+
+async def test_unknown_path_is_404_json(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/no/such/thing")
+    assert reply.status_code == 404
+    assert reply.headers["content-type"].startswith("application/json")
+    assert "no such endpoint" in reply.json()["message"]
+
+
+async def test_bad_boolean_parameter_is_400_json(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/signals/BTC", params={"debug": "maybe"})
+    assert reply.status_code == 400
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json()["message"]
+
+
+async def test_action_schema_is_served_and_valid(rest: httpx.AsyncClient) -> None:
+    for path in ("/gpt/action-schema", "/openapi.json"):
+        reply = await rest.get(path)
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("application/json")
+        validate(reply.json())
+
+
+async def test_docs_pages_load_the_schema(rest: httpx.AsyncClient) -> None:
+    for path in ("/docs", "/redoc"):
+        reply = await rest.get(path)
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/html")
+        assert "/openapi.json" in reply.text
+
+
+async def test_market_snapshot_reports_each_provider(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/market/BTC")
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    statuses = {s["provider"]: s["status"] for s in body["sources"]}
+    assert statuses == dict.fromkeys(("coinglass", "okx", "coinapi", "lunarcrush", "feargreed"), "ok")
+    assert body["okx"]["lastPrice"] > 0
+    assert body["okx"]["candles"]
+    assert body["coinapi"]["priceUsd"] > 0
+    assert body["fearGreed"]["value"] > 0
+
+
+async def test_premium_probe_reports_status_and_latency_without_the_key(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/debug/premium/BTC")
+    assert reply.status_code == 200
+    text = reply.text
+    body = reply.json()
+    assert body["configured"] is True
+    assert body["endpoints"]
+    for probe in body["endpoints"]:
+        assert probe["endpoint"].startswith("/api/")
+        assert probe["latencyMs"] >= 0
+    for key in FAKE_KEYS.values():
+        assert key not in text
