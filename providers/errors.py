@@ -37,6 +37,7 @@ class ProviderError(Exception):
         http_status: int | None = None,
         provider_code: str | None = None,
         retry_after: float | None = None,
+        retryable: bool = False,
     ) -> None:
         super().__init__(f"{provider} {endpoint}: {message}")
         self.provider = provider
@@ -46,6 +47,8 @@ class ProviderError(Exception):
         self.http_status = http_status
         self.provider_code = provider_code
         self.retry_after = retry_after
+        # Worth another attempt (connect error, 5xx, 429): the HTTP layer's retry policy reads it.
+        self.retryable = retryable
 
     @property
     def reason(self) -> str:

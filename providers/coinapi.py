@@ -1,0 +1,55 @@
+"""CoinAPI REST v1: spot exchange rate (header ``X-CoinAPI-Key``).
+
+Errors are ``{"error": "..."}`` with 400, 401 (bad key), 403 (not in plan), 429 (limits) and the
+non-standard 550 ("no data for that item"), which means not found, not an outage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from providers.errors import ErrorKind, ProviderError
+from providers.http import ProviderHttp, parse_float
+
+PROVIDER = "coinapi"
+STATUS_KINDS = {403: ErrorKind.PLAN, 550: ErrorKind.NOT_FOUND}
+
+
+@dataclass(frozen=True)
+class ExchangeRate:
+    base: str
+    quote: str
+    rate: float
+    time: datetime
+
+
+class CoinApiClient:
+    def __init__(self, http: ProviderHttp | None) -> None:
+        self.http = http  # None: COINAPI_KEY is not set
+
+    async def exchange_rate(self, base: str, quote: str = "USD") -> ExchangeRate:
+        endpoint = f"/v1/exchangerate/{base}/{quote}"
+        if self.http is None:
+            raise ProviderError(PROVIDER, endpoint, ErrorKind.NOT_CONFIGURED, "COINAPI_KEY is not set")
+        _, body = await self.http.get_json(endpoint)
+        try:
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+            if "error" in body:
+                raise self.http.error(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
+            rate = ExchangeRate(
+                str(body["asset_id_base"]),
+                str(body["asset_id_quote"]),
+                parse_float(body["rate"]),
+                datetime.fromisoformat(str(body["time"])),
+            )
+        except ProviderError as error:
+            self.http.record_failure(error)
+            raise
+        except (KeyError, ValueError, TypeError) as exc:
+            error = self.http.error(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected response shape ({exc})")
+            self.http.record_failure(error)
+            raise error from None
+        self.http.mark_success()
+        return rate

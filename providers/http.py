@@ -1,0 +1,250 @@
+"""The one HTTP layer every provider client uses.
+
+It owns, per provider: a pooled ``httpx.AsyncClient``, the per-request timeout, bounded retries
+with exponential backoff and jitter for idempotent GETs (connect errors, 5xx and 429, honouring
+Retry-After; never other 4xx), the classification of failures into ``ProviderError`` kinds, key
+redaction, the access log and the health record /health reports. Provider-specific envelopes
+(``code`` != "0", ``{"error": ...}``) are checked by each client on the JSON returned here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from providers.errors import ErrorKind, ProviderError
+
+log = logging.getLogger("cryptosignals.upstream")
+
+# Retry-After beyond this is not worth waiting for inside a request: fail as rate_limited instead.
+MAX_RETRY_AFTER_SECONDS = 2.0
+
+
+@dataclass
+class ProviderHealth:
+    """What /health reports for one provider."""
+
+    provider: str
+    configured: bool
+    last_success: datetime | None = None
+    last_error_time: datetime | None = None
+    last_error_kind: str = ""
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, ProviderError) and error.retryable
+
+
+def _wait(retry_state: Any) -> float:
+    """Exponential backoff with jitter, or the provider's Retry-After when it gave one."""
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(error, ProviderError) and error.retry_after is not None:
+        return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+    return float(wait_exponential_jitter(initial=0.1, max=1.0, jitter=0.1)(retry_state))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ProviderHttp:
+    """HTTP access to one provider's API."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secret: str | None = None,
+        timeout: float = 5.0,
+        max_attempts: int = 2,
+        status_kinds: Mapping[int, ErrorKind] | None = None,
+        configured: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self._secret = secret
+        self._max_attempts = max_attempts
+        # Per-provider meaning of HTTP statuses that differ from the common reading (CoinAPI's 550).
+        self._status_kinds = dict(status_kinds or {})
+        self.health = ProviderHealth(provider=name, configured=configured)
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"accept": "application/json", **(headers or {})},
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            transport=transport,
+        )
+
+    def redact(self, text: str) -> str:
+        """Remove the key from any text that may have echoed it (upstream messages, URLs)."""
+        if self._secret:
+            text = text.replace(self._secret, "[redacted]")
+        return text[:300]
+
+    def error(
+        self,
+        endpoint: str,
+        kind: ErrorKind,
+        message: str,
+        *,
+        http_status: int | None = None,
+        provider_code: str | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+    ) -> ProviderError:
+        return ProviderError(
+            self.name,
+            endpoint,
+            kind,
+            self.redact(message),
+            http_status=http_status,
+            provider_code=provider_code,
+            retry_after=retry_after,
+            retryable=retryable,
+        )
+
+    def record_failure(self, error: ProviderError) -> None:
+        self.health.last_error_time = datetime.now(UTC)
+        self.health.last_error_kind = error.kind.value
+
+    async def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+        """GET ``endpoint`` and return (HTTP status, parsed JSON), or raise ProviderError."""
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._max_attempts),
+                wait=_wait,
+                retry=retry_if_exception(_retryable),
+                reraise=True,
+            ):
+                with attempt:
+                    result = await self._attempt(endpoint, params)
+        except ProviderError as error:
+            self.record_failure(error)
+            raise
+        return result
+
+    def mark_success(self) -> None:
+        self.health.last_success = datetime.now(UTC)
+
+    async def _attempt(self, endpoint: str, params: Mapping[str, Any] | None) -> tuple[int, Any]:
+        started = time.perf_counter()
+        try:
+            response = await self._client.get(endpoint, params=params)
+        except httpx.TimeoutException:
+            elapsed = time.perf_counter() - started
+            log.warning("upstream %s %s timeout after %.0f ms", self.name, endpoint, elapsed * 1000)
+            raise self.error(endpoint, ErrorKind.TIMEOUT, f"no answer within {elapsed:.1f} s") from None
+        except httpx.TransportError as exc:
+            log.warning("upstream %s %s connection failed: %s", self.name, endpoint, type(exc).__name__)
+            raise self.error(
+                endpoint, ErrorKind.UPSTREAM, f"connection failed ({type(exc).__name__})", retryable=True
+            ) from None
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info("upstream %s %s %d %.0f ms", self.name, endpoint, response.status_code, elapsed_ms)
+        status = response.status_code
+        body = self._parse(endpoint, response)
+        if status >= 400 or status in self._status_kinds:
+            raise self._http_error(endpoint, response, body)
+        return status, body
+
+    def _parse(self, endpoint: str, response: httpx.Response) -> Any:
+        content_type = response.headers.get("content-type", "")
+        text = response.text
+        if "html" in content_type or text.lstrip().startswith("<"):
+            if response.status_code >= 500:
+                return None  # an HTML 5xx page is an upstream failure; classified by status below
+            raise self.error(
+                endpoint,
+                ErrorKind.BAD_PAYLOAD,
+                f"HTTP {response.status_code} with an HTML page instead of JSON",
+                http_status=response.status_code,
+            )
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            if response.status_code >= 500:
+                return None
+            raise self.error(
+                endpoint,
+                ErrorKind.BAD_PAYLOAD,
+                f"HTTP {response.status_code} with malformed JSON ({len(text)} bytes)",
+                http_status=response.status_code,
+            ) from None
+
+    def _http_error(self, endpoint: str, response: httpx.Response, body: Any) -> ProviderError:
+        status = response.status_code
+        detail = _upstream_message(body)
+        suffix = f": {detail}" if detail else ""
+        if status in self._status_kinds:
+            kind = self._status_kinds[status]
+            return self.error(endpoint, kind, f"HTTP {status}{suffix}", http_status=status)
+        if status == 429:
+            retry_after = _retry_after(response)
+            return self.error(
+                endpoint,
+                ErrorKind.RATE_LIMITED,
+                f"HTTP 429 rate limited{suffix}",
+                http_status=status,
+                retry_after=retry_after,
+                retryable=retry_after is None or retry_after <= MAX_RETRY_AFTER_SECONDS,
+            )
+        if status >= 500:
+            return self.error(endpoint, ErrorKind.UPSTREAM, f"HTTP {status}{suffix}", http_status=status, retryable=True)
+        if status in (401, 403):
+            return self.error(endpoint, ErrorKind.AUTH, f"HTTP {status} key rejected{suffix}", http_status=status)
+        if status == 404:
+            return self.error(endpoint, ErrorKind.NOT_FOUND, f"HTTP 404{suffix}", http_status=status)
+        return self.error(endpoint, ErrorKind.UPSTREAM, f"HTTP {status}{suffix}", http_status=status)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _upstream_message(body: Any) -> str:
+    """The provider's own error text, from any of the shapes they use."""
+    if isinstance(body, dict):
+        for key in ("error", "msg", "message", "error_message"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("error"), str):
+            return str(metadata["error"])
+    return ""
+
+
+def not_configured(provider: str, variable: str, endpoint: str = "") -> ProviderError:
+    return ProviderError(provider, endpoint or "*", ErrorKind.NOT_CONFIGURED, f"{variable} is not set")
+
+
+def parse_float(value: Any) -> float:
+    """Providers send numbers as numbers or strings ("0.0001"); empty strings mean absent."""
+    if isinstance(value, bool):
+        raise ValueError("boolean is not a number")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        return float(value)
+    raise ValueError(f"not a number: {value!r}")
+
+
+def from_millis(value: Any) -> datetime:
+    return datetime.fromtimestamp(parse_float(value) / 1000, UTC)
+
+
+def from_seconds(value: Any) -> datetime:
+    return datetime.fromtimestamp(parse_float(value), UTC)

@@ -1,0 +1,85 @@
+"""LunarCrush v4 (Bearer key): coin metrics (galaxy score, alt rank) and topic sentiment.
+
+Field coverage varies by plan and over time, so every field is optional and the result says which
+fields were present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from providers.errors import ErrorKind, ProviderError
+from providers.http import ProviderHttp, parse_float
+
+PROVIDER = "lunarcrush"
+TOPICS = {"BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana", "XRP": "xrp", "DOGE": "dogecoin"}
+_COIN_FIELDS = ("galaxy_score", "alt_rank", "price", "market_cap", "volatility", "percent_change_24h")
+_TOPIC_FIELDS = ("interactions_24h", "num_posts", "num_contributors")
+
+
+@dataclass(frozen=True)
+class SocialSnapshot:
+    coin: str
+    galaxy_score: float | None  # 0-100
+    alt_rank: float | None  # 1 is best
+    sentiment_pct: float | None  # share of positive posts, averaged over post types, 0-100
+    interactions_24h: float | None
+    posts_24h: float | None
+    contributors_24h: float | None
+    fields_present: tuple[str, ...]
+
+
+def _optional(data: dict[str, Any], key: str) -> float | None:
+    try:
+        return parse_float(data[key])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+class LunarCrushClient:
+    def __init__(self, http: ProviderHttp | None) -> None:
+        self.http = http  # None: LUNARCRUSH_API_KEY is not set
+
+    async def _data(self, endpoint: str) -> dict[str, Any]:
+        if self.http is None:
+            raise ProviderError(PROVIDER, endpoint, ErrorKind.NOT_CONFIGURED, "LUNARCRUSH_API_KEY is not set")
+        _, body = await self.http.get_json(endpoint)
+        data = body.get("data") if isinstance(body, dict) else None
+        if isinstance(body, dict) and "error" in body:
+            error = self.http.error(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
+        elif not isinstance(data, dict) or not data:
+            error = self.http.error(endpoint, ErrorKind.BAD_PAYLOAD if data is None else ErrorKind.NOT_FOUND, "no data")
+        else:
+            return data
+        self.http.record_failure(error)
+        raise error
+
+    async def social(self, coin: str) -> SocialSnapshot:
+        """Coin metrics plus the coin topic's sentiment; the topic is optional (plan-dependent)."""
+        coin_data = await self._data(f"/public/coins/{coin}/v1")
+        topic = TOPICS.get(coin) or str(coin_data.get("name", coin)).lower()
+        try:
+            topic_data: dict[str, Any] = await self._data(f"/public/topic/{topic}/v1")
+        except ProviderError:
+            topic_data = {}  # the coin metrics alone still give a galaxy score
+        sentiments = topic_data.get("types_sentiment")
+        sentiment = None
+        if isinstance(sentiments, dict):
+            values = [v for v in (_optional(sentiments, k) for k in sentiments) if v is not None]
+            sentiment = sum(values) / len(values) if values else None
+        present = tuple(k for k in _COIN_FIELDS if _optional(coin_data, k) is not None) + tuple(
+            k for k in (*_TOPIC_FIELDS, "types_sentiment") if k in topic_data
+        )
+        assert self.http is not None
+        self.http.mark_success()
+        return SocialSnapshot(
+            coin=coin,
+            galaxy_score=_optional(coin_data, "galaxy_score"),
+            alt_rank=_optional(coin_data, "alt_rank"),
+            sentiment_pct=sentiment,
+            interactions_24h=_optional(topic_data, "interactions_24h"),
+            posts_24h=_optional(topic_data, "num_posts"),
+            contributors_24h=_optional(topic_data, "num_contributors"),
+            fields_present=present,
+        )

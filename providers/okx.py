@@ -1,0 +1,249 @@
+"""OKX v5 public API (no key): perpetual swap candles, ticker, funding, open interest, ratios.
+
+Instruments are USDT-margined perpetual swaps, ``<COIN>-USDT-SWAP``. OKX sends numbers as strings,
+rows newest first, and errors either as HTTP 200 with ``code`` != "0" or as HTTP 4xx/429; the 404
+for an unknown path even carries a numeric ``code``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from providers.errors import ErrorKind, ProviderError
+from providers.http import ProviderHttp, from_millis, parse_float
+
+PROVIDER = "okx"
+# OKX error codes (https://www.okx.com/docs-v5/en/#error-code): what each means for us.
+_CODE_KINDS = {
+    "51001": ErrorKind.NOT_FOUND,  # instrument does not exist
+    "51000": ErrorKind.NOT_FOUND,  # parameter error on instId
+    "52000": ErrorKind.NOT_FOUND,  # no market data
+    "50011": ErrorKind.RATE_LIMITED,
+    "50061": ErrorKind.RATE_LIMITED,
+    "50111": ErrorKind.AUTH,
+    "50113": ErrorKind.AUTH,
+    "404": ErrorKind.NOT_FOUND,
+}
+
+
+def swap_instrument(coin: str) -> str:
+    return f"{coin}-USDT-SWAP"
+
+
+@dataclass(frozen=True)
+class Candle:
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume_usd: float  # volCcyQuote: volume in the quote currency (USDT)
+    confirmed: bool  # False while the candle is still open
+
+
+@dataclass(frozen=True)
+class Ticker:
+    instrument: str
+    last: float
+    bid: float
+    ask: float
+    open_24h: float
+    high_24h: float
+    low_24h: float
+    volume_24h_coin: float
+    time: datetime
+
+
+@dataclass(frozen=True)
+class FundingRate:
+    instrument: str
+    rate_pct: float  # per funding period, in percent (OKX sends a decimal: 0.0001 -> 0.01)
+    funding_time: datetime
+    next_funding_time: datetime | None
+    time: datetime
+
+
+@dataclass(frozen=True)
+class OpenInterest:
+    instrument: str
+    oi_usd: float
+    oi_coin: float
+    time: datetime
+
+
+@dataclass(frozen=True)
+class OpenInterestPoint:
+    time: datetime
+    oi_coin: float
+    oi_usd: float
+
+
+@dataclass(frozen=True)
+class RatioPoint:
+    time: datetime
+    ratio: float  # longs / shorts
+
+
+@dataclass(frozen=True)
+class Liquidation:
+    position_side: str  # "long" or "short": the side that was liquidated
+    price: float  # bankruptcy price
+    contracts: float
+    time: datetime
+
+
+class OkxClient:
+    def __init__(self, http: ProviderHttp) -> None:
+        self.http = http
+
+    async def _data(self, endpoint: str, params: dict[str, Any]) -> list[Any]:
+        _, body = await self.http.get_json(endpoint, params)
+        if not isinstance(body, dict):
+            raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, "response is not a JSON object")
+        code = str(body.get("code", ""))
+        if code != "0":
+            kind = _CODE_KINDS.get(code, ErrorKind.UPSTREAM)
+            message = f"code {code}: {body.get('msg') or 'error'}"
+            if kind is ErrorKind.NOT_FOUND and "instId" in params:
+                message = f"no data for {params['instId']} ({message})"
+            raise self._fail(endpoint, kind, message, provider_code=code)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, "`data` is not a list")
+        if not data:
+            raise self._fail(endpoint, ErrorKind.NOT_FOUND, f"empty data for {params.get('instId', params)}")
+        self.http.mark_success()
+        return data
+
+    def _fail(
+        self, endpoint: str, kind: ErrorKind, message: str, provider_code: str | None = None
+    ) -> ProviderError:
+        error = self.http.error(endpoint, kind, message, provider_code=provider_code)
+        self.http.record_failure(error)
+        return error
+
+    def _rows(self, endpoint: str, rows: list[Any], parse: Any) -> list[Any]:
+        try:
+            return [parse(row) for row in rows]
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected row shape ({exc})") from None
+
+    async def candles(self, coin: str, bar: str = "1H", limit: int = 100) -> list[Candle]:
+        """Candles of the swap, newest first."""
+        endpoint = "/api/v5/market/candles"
+        data = await self._data(endpoint, {"instId": swap_instrument(coin), "bar": bar, "limit": limit})
+        return self._rows(
+            endpoint,
+            data,
+            lambda r: Candle(
+                from_millis(r[0]),
+                parse_float(r[1]),
+                parse_float(r[2]),
+                parse_float(r[3]),
+                parse_float(r[4]),
+                parse_float(r[7]),
+                r[8] == "1",
+            ),
+        )
+
+    async def ticker(self, coin: str) -> Ticker:
+        endpoint = "/api/v5/market/ticker"
+        data = await self._data(endpoint, {"instId": swap_instrument(coin)})
+        return self._rows(
+            endpoint,
+            data[:1],
+            lambda t: Ticker(
+                t["instId"],
+                parse_float(t["last"]),
+                parse_float(t["bidPx"]),
+                parse_float(t["askPx"]),
+                parse_float(t["open24h"]),
+                parse_float(t["high24h"]),
+                parse_float(t["low24h"]),
+                parse_float(t["volCcy24h"]),
+                from_millis(t["ts"]),
+            ),
+        )[0]
+
+    async def funding_rate(self, coin: str) -> FundingRate:
+        endpoint = "/api/v5/public/funding-rate"
+        data = await self._data(endpoint, {"instId": swap_instrument(coin)})
+        return self._rows(
+            endpoint,
+            data[:1],
+            lambda f: FundingRate(
+                f["instId"],
+                parse_float(f["fundingRate"]) * 100,
+                from_millis(f["fundingTime"]),
+                from_millis(f["nextFundingTime"]) if f.get("nextFundingTime") else None,
+                from_millis(f.get("ts") or f["fundingTime"]),
+            ),
+        )[0]
+
+    async def funding_rate_history(self, coin: str, limit: int = 30) -> list[FundingRate]:
+        endpoint = "/api/v5/public/funding-rate-history"
+        data = await self._data(endpoint, {"instId": swap_instrument(coin), "limit": limit})
+        return self._rows(
+            endpoint,
+            data,
+            lambda f: FundingRate(
+                f["instId"],
+                parse_float(f.get("realizedRate") or f["fundingRate"]) * 100,
+                from_millis(f["fundingTime"]),
+                None,
+                from_millis(f["fundingTime"]),
+            ),
+        )
+
+    async def open_interest(self, coin: str) -> OpenInterest:
+        endpoint = "/api/v5/public/open-interest"
+        data = await self._data(endpoint, {"instType": "SWAP", "instId": swap_instrument(coin)})
+        return self._rows(
+            endpoint,
+            data[:1],
+            lambda o: OpenInterest(o["instId"], parse_float(o["oiUsd"]), parse_float(o["oiCcy"]), from_millis(o["ts"])),
+        )[0]
+
+    async def open_interest_history(self, coin: str, period: str = "1H", limit: int = 25) -> list[OpenInterestPoint]:
+        """Open interest history, newest first."""
+        endpoint = "/api/v5/rubik/stat/contracts/open-interest-history"
+        data = await self._data(endpoint, {"instId": swap_instrument(coin), "period": period, "limit": limit})
+        return self._rows(
+            endpoint, data, lambda r: OpenInterestPoint(from_millis(r[0]), parse_float(r[2]), parse_float(r[3]))
+        )
+
+    async def _ratios(self, endpoint: str, coin: str, period: str, limit: int) -> list[RatioPoint]:
+        data = await self._data(endpoint, {"instId": swap_instrument(coin), "period": period, "limit": limit})
+        return self._rows(endpoint, data, lambda r: RatioPoint(from_millis(r[0]), parse_float(r[1])))
+
+    async def long_short_account_ratio(self, coin: str, period: str = "1H", limit: int = 24) -> list[RatioPoint]:
+        """All accounts: accounts long / accounts short, newest first."""
+        return await self._ratios(
+            "/api/v5/rubik/stat/contracts/long-short-account-ratio-contract", coin, period, limit
+        )
+
+    async def top_trader_account_ratio(self, coin: str, period: str = "1H", limit: int = 24) -> list[RatioPoint]:
+        return await self._ratios(
+            "/api/v5/rubik/stat/contracts/long-short-account-ratio-contract-top-trader", coin, period, limit
+        )
+
+    async def top_trader_position_ratio(self, coin: str, period: str = "1H", limit: int = 24) -> list[RatioPoint]:
+        """Top traders by position size: long positions / short positions, newest first."""
+        return await self._ratios(
+            "/api/v5/rubik/stat/contracts/long-short-position-ratio-contract-top-trader", coin, period, limit
+        )
+
+    async def liquidations(self, coin: str, limit: int = 100) -> list[Liquidation]:
+        """Recent filled liquidation orders of the coin's USDT swaps, newest first."""
+        endpoint = "/api/v5/public/liquidation-orders"
+        data = await self._data(
+            endpoint, {"instType": "SWAP", "uly": f"{coin}-USDT", "state": "filled", "limit": limit}
+        )
+        details = [d for entry in data if isinstance(entry, dict) for d in entry.get("details", [])]
+        return self._rows(
+            endpoint,
+            details,
+            lambda d: Liquidation(d["posSide"], parse_float(d["bkPx"]), parse_float(d["sz"]), from_millis(d["ts"])),
+        )
