@@ -1,0 +1,157 @@
+"""Scoring configuration: weights, thresholds, factor scales and confidence rules, from TOML.
+
+Validated when loaded; every error names the key, e.g. ``weights.funding_rate must be >= 0``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scoring.model import FACTOR_NAMES
+
+DEFAULT_FILE = Path(__file__).with_name("default.toml")
+_SCALE_KEYS = (
+    "liquidation_imbalance",
+    "funding_neutral_pct",
+    "funding_pct",
+    "long_short_pct",
+    "smart_money_pct",
+    "oi_change_pct",
+    "oi_price_pct",
+    "social_points",
+    "fear_greed_points",
+)
+_CONFIDENCE_KEYS = (
+    "coverage_floor",
+    "high_distance",
+    "high_agreement",
+    "medium_distance",
+    "medium_agreement",
+    "medium_coverage",
+)
+
+
+class ScoringConfigError(ValueError):
+    """A scoring configuration that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    weights: Mapping[str, float]
+    long_threshold: float
+    short_threshold: float
+    scales: Mapping[str, float]
+    momentum_horizons: Mapping[str, tuple[float, float]]  # horizon -> (weight, scale_pct)
+    confidence: Mapping[str, float]
+    total_weight: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total_weight", sum(self.weights.values()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "weights": dict(self.weights),
+            "thresholds": {"long": self.long_threshold, "short": self.short_threshold},
+            "scales": dict(self.scales),
+            "momentum": {h: list(v) for h, v in self.momentum_horizons.items()},
+            "confidence": dict(self.confidence),
+        }
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ScoringConfigError(f"scoring config: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ScoringConfigError(f"scoring config: [{name}] must be a table")
+    return value
+
+
+def _merge(defaults: Mapping[str, Any], override: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    merged = dict(defaults)
+    for key, value in override.items():
+        where = f"{prefix}{key}"
+        if key not in defaults:
+            allowed = ", ".join(sorted(defaults))
+            raise ScoringConfigError(f"scoring config: unknown key {where!r} (allowed: {allowed})")
+        if isinstance(defaults[key], dict) and prefix == "":
+            if not isinstance(value, dict):
+                raise ScoringConfigError(f"scoring config: [{where}] must be a table")
+            if key == "momentum":
+                merged[key] = dict(value)  # the horizons themselves are configurable
+            else:
+                merged[key] = _merge(defaults[key], value, f"{where}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(raw: Mapping[str, Any]) -> ScoringConfig:
+    weights = {}
+    for name in FACTOR_NAMES:
+        weight = _number(_table(raw, "weights").get(name), f"weights.{name}")
+        if weight < 0:
+            raise ScoringConfigError(f"scoring config: weights.{name} must be >= 0, got {weight:g}")
+        weights[name] = weight
+    if sum(weights.values()) <= 0:
+        raise ScoringConfigError("scoring config: at least one weight must be > 0")
+    thresholds = _table(raw, "thresholds")
+    long_t = _number(thresholds.get("long"), "thresholds.long")
+    short_t = _number(thresholds.get("short"), "thresholds.short")
+    if not 0 < short_t < long_t < 100:
+        raise ScoringConfigError(
+            f"scoring config: thresholds must satisfy 0 < short < long < 100, got short={short_t:g} long={long_t:g}"
+        )
+    scales = {}
+    for key in _SCALE_KEYS:
+        value = _number(_table(raw, "scales").get(key), f"scales.{key}")
+        if key != "funding_neutral_pct" and value <= 0:
+            raise ScoringConfigError(f"scoring config: scales.{key} must be > 0, got {value:g}")
+        scales[key] = value
+    horizons: dict[str, tuple[float, float]] = {}
+    for horizon, pair in _table(raw, "momentum").items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ScoringConfigError(f"scoring config: momentum.{horizon} must be [weight, scale_pct]")
+        weight, scale = _number(pair[0], f"momentum.{horizon} weight"), _number(pair[1], f"momentum.{horizon} scale")
+        if weight < 0 or scale <= 0:
+            raise ScoringConfigError(f"scoring config: momentum.{horizon} needs weight >= 0 and scale > 0")
+        horizons[horizon] = (weight, scale)
+    if not horizons or sum(w for w, _ in horizons.values()) <= 0:
+        raise ScoringConfigError("scoring config: [momentum] needs at least one horizon with weight > 0")
+    confidence = {}
+    for key in _CONFIDENCE_KEYS:
+        value = _number(_table(raw, "confidence").get(key), f"confidence.{key}")
+        if value < 0 or (key.endswith(("coverage", "agreement", "floor")) and value > 1):
+            raise ScoringConfigError(f"scoring config: confidence.{key} out of range, got {value:g}")
+        confidence[key] = value
+    return ScoringConfig(weights, long_t, short_t, scales, horizons, confidence)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ScoringConfigError(f"scoring config: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScoringConfigError(f"scoring config: {path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None = None) -> ScoringConfig:
+    """The shipped defaults, overridden by the keys present in ``path``."""
+    defaults = _read(DEFAULT_FILE)
+    if path is None:
+        return _build(defaults)
+    return _build(_merge(defaults, _read(Path(path))))
+
+
+DEFAULT_CONFIG = load_config()

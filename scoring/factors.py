@@ -1,0 +1,224 @@
+"""The eight factors: raw metrics -> sub-score 0-100 (50 neutral) and a sentence with the numbers.
+
+Every reading is a smooth, saturating function (tanh) of its metric divided by a configurable
+scale (``[scales]`` in the TOML), so no single extreme input can dominate and the sub-score stays
+strictly inside 0-100.
+
+- **liquidations** (followed): imbalance = (short - long) / (short + long) over 24h. Longs being
+  liquidated means forced selling into the market and trapped buyers: bearish pressure. Shorts
+  being liquidated is a squeeze of forced buying: bullish. Balanced or no liquidations read 50.
+- **funding_rate** (contrarian at extremes): funding is what longs pay shorts per 8h. Around the
+  usual baseline (0.01%) it says nothing; far above it longs are over-leveraged and crowded, which
+  historically precedes long squeezes (bearish); deeply negative funding means crowded shorts
+  (bullish). A cubic inside tanh keeps the middle flat and the extremes strong.
+- **momentum** (followed): percent price changes over 1h, 4h and 24h, each squashed by its own
+  scale and blended with configurable weights, so a one-candle spike cannot flip the factor.
+- **long_short_ratio** (contrarian): the share of accounts that are long. Retail crowding on one
+  side is fuel for a move against it, so a crowd that is long reads bearish.
+- **smart_money** (followed): top traders' long share by position size. Large, better-capitalised
+  accounts are followed, not faded.
+- **open_interest** (with price): new positions (rising OI) confirm the price move they come with;
+  rising OI into falling price is new shorts (bearish), into rising price new longs (bullish).
+  Falling OI is de-leveraging: the price move counts, but with less conviction.
+- **social** (followed): LunarCrush galaxy score and the share of positive posts, each 0-100,
+  averaged; above 50 is bullish attention.
+- **fear_greed** (contrarian at extremes): extreme fear is where sellers are exhausted (bullish),
+  extreme greed where buyers are (bearish); the middle of the index reads neutral.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from scoring.config import ScoringConfig
+from scoring.model import (
+    FactorInput,
+    FearGreedInput,
+    FundingInput,
+    LiquidationInput,
+    LongShortInput,
+    MomentumInput,
+    OpenInterestInput,
+    SmartMoneyInput,
+    SocialInput,
+)
+
+
+class InvalidMetricError(ValueError):
+    """A metric that cannot be read (NaN, infinite): the factor is treated as missing."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    sub_score: float
+    metrics: Mapping[str, float]
+    explanation: str
+
+
+def _finite(value: float, name: str) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidMetricError(f"{name}: value is not a finite number")
+    return float(value)
+
+
+def _sub(x: float) -> float:
+    """50 + 50 * tanh(x): bullish x > 0, bearish x < 0, never reaching 0 or 100 for finite x."""
+    return 50.0 + 50.0 * math.tanh(x)
+
+
+def _cube(x: float) -> float:
+    # Flat around 0, steep at the extremes; clipped so tanh's argument stays reasonable.
+    return max(-50.0, min(50.0, x)) ** 3
+
+
+def _tone(sub_score: float) -> str:
+    if sub_score >= 60:
+        return "bullish"
+    if sub_score <= 40:
+        return "bearish"
+    return "neutral"
+
+
+def _usd(value: float) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= size:
+            return f"${value / size:.1f}{unit}"
+    return f"${value:.0f}"
+
+
+def liquidations(i: LiquidationInput, c: ScoringConfig) -> Reading:
+    long_usd = max(0.0, _finite(i.long_usd, "liquidations.long_usd"))
+    short_usd = max(0.0, _finite(i.short_usd, "liquidations.short_usd"))
+    total = long_usd + short_usd
+    long_share = round(long_usd / total * 100, 1) if total > 0 else 50.0
+    imbalance = (short_usd - long_usd) / total if total > 0 else 0.0
+    sub = _sub(imbalance / c.scales["liquidation_imbalance"])
+    metrics = {"long_liquidation_usd": round(long_usd), "short_liquidation_usd": round(short_usd), "long_share_pct": long_share}
+    if total <= 0:
+        text = "No liquidations in 24h - neutral"
+    elif long_share >= 50:
+        text = f"Longs were {long_share:.1f}% of {_usd(total)} liquidated in 24h - forced selling, {_tone(sub)}"
+    else:
+        text = f"Shorts were {100 - long_share:.1f}% of {_usd(total)} liquidated in 24h - short squeeze, {_tone(sub)}"
+    return Reading(sub, metrics, text)
+
+
+def funding(i: FundingInput, c: ScoringConfig) -> Reading:
+    rate = round(_finite(i.rate_pct, "funding_rate.rate_pct"), 4)
+    x = (rate - c.scales["funding_neutral_pct"]) / c.scales["funding_pct"]
+    sub = 50.0 - 50.0 * math.tanh(_cube(x))
+    if sub <= 40:
+        why = "longs overcrowded, contrarian bearish"
+    elif sub >= 60:
+        why = "shorts overcrowded, contrarian bullish"
+    else:
+        why = "near the usual baseline, neutral"
+    return Reading(sub, {"funding_rate_pct": rate}, f"Funding {rate:+.4f}% per 8h - {why}")
+
+
+def momentum(i: MomentumInput, c: ScoringConfig) -> Reading:
+    weighted, total, metrics = 0.0, 0.0, {}
+    for horizon, (weight, scale) in c.momentum_horizons.items():
+        if horizon not in i.change_pct:
+            continue
+        change = round(_finite(i.change_pct[horizon], f"momentum.{horizon}"), 2)
+        metrics[f"price_change_{horizon}_pct"] = change
+        weighted += weight * math.tanh(change / scale)
+        total += weight
+    if total <= 0:
+        raise InvalidMetricError("momentum: no configured horizon in the data")
+    sub = 50.0 + 50.0 * weighted / total
+    parts = ", ".join(f"{h} {metrics[f'price_change_{h}_pct']:+.2f}%" for h in c.momentum_horizons if h in i.change_pct)
+    trend = "uptrend" if sub >= 55 else "downtrend" if sub <= 45 else "no clear trend"
+    return Reading(sub, metrics, f"Price {parts} - {trend}, {_tone(sub)}")
+
+
+def long_short(i: LongShortInput, c: ScoringConfig) -> Reading:
+    long_pct = round(min(100.0, max(0.0, _finite(i.long_account_pct, "long_short_ratio.long_account_pct"))), 1)
+    sub = _sub(-(long_pct - 50.0) / c.scales["long_short_pct"])
+    if long_pct >= 55:
+        text = f"Overcrowded longs ({long_pct:.1f}% of accounts) - contrarian {_tone(sub)}"
+    elif long_pct <= 45:
+        text = f"Crowd leaning short ({long_pct:.1f}% of accounts long) - contrarian {_tone(sub)}"
+    else:
+        text = f"Accounts balanced ({long_pct:.1f}% long) - neutral"
+    return Reading(sub, {"long_account_pct": long_pct}, text)
+
+
+def smart_money(i: SmartMoneyInput, c: ScoringConfig) -> Reading:
+    long_pct = round(min(100.0, max(0.0, _finite(i.top_trader_long_pct, "smart_money.top_trader_long_pct"))), 1)
+    sub = _sub((long_pct - 50.0) / c.scales["smart_money_pct"])
+    side = "long" if long_pct >= 50 else "short"
+    share = long_pct if side == "long" else 100 - long_pct
+    return Reading(
+        sub,
+        {"top_trader_long_pct": long_pct},
+        f"Top traders {share:.1f}% {side} by position - following smart money, {_tone(sub)}",
+    )
+
+
+def open_interest(i: OpenInterestInput, c: ScoringConfig) -> Reading:
+    oi = round(_finite(i.oi_change_pct, "open_interest.oi_change_pct"), 2)
+    price = round(_finite(i.price_change_pct, "open_interest.price_change_pct"), 2)
+    conviction = 0.6 + 0.4 * math.tanh(oi / c.scales["oi_change_pct"])  # 0.2 (de-leveraging) .. 1.0 (new money)
+    sub = 50.0 + 50.0 * math.tanh(price / c.scales["oi_price_pct"]) * conviction
+    if oi >= 0:
+        story = "new longs" if price >= 0 else "new shorts"
+    else:
+        story = "short covering" if price >= 0 else "long unwinding"
+    return Reading(
+        sub,
+        {"oi_change_24h_pct": oi, "price_change_24h_pct": price},
+        f"Open interest {oi:+.2f}% with price {price:+.2f}% in 24h - {story}, {_tone(sub)}",
+    )
+
+
+def social(i: SocialInput, c: ScoringConfig) -> Reading:
+    values, metrics, parts = [], {}, []
+    if i.galaxy_score is not None:
+        galaxy = round(min(100.0, max(0.0, _finite(i.galaxy_score, "social.galaxy_score"))), 1)
+        values.append(galaxy)
+        metrics["galaxy_score"] = galaxy
+        parts.append(f"galaxy score {galaxy:.1f}")
+    if i.sentiment_pct is not None:
+        sentiment = round(min(100.0, max(0.0, _finite(i.sentiment_pct, "social.sentiment_pct"))), 1)
+        values.append(sentiment)
+        metrics["sentiment_pct"] = sentiment
+        parts.append(f"{sentiment:.1f}% positive posts")
+    if not values:
+        raise InvalidMetricError("social: neither galaxy score nor sentiment present")
+    sub = _sub((sum(values) / len(values) - 50.0) / c.scales["social_points"])
+    return Reading(sub, metrics, f"Social {', '.join(parts)} - {_tone(sub)}")
+
+
+def fear_greed(i: FearGreedInput, c: ScoringConfig) -> Reading:
+    value = round(min(100.0, max(0.0, _finite(i.value, "fear_greed.value"))), 1)
+    x = (value - 50.0) / c.scales["fear_greed_points"]
+    sub = 50.0 - 50.0 * math.tanh(2.0 * _cube(x))
+    mood = (
+        "extreme fear"
+        if value <= 25
+        else "fear"
+        if value < 45
+        else "extreme greed"
+        if value >= 75
+        else "greed"
+        if value > 55
+        else "neutral"
+    )
+    lean = f"contrarian {_tone(sub)}" if _tone(sub) != "neutral" else "neutral"
+    return Reading(sub, {"fear_greed_index": value}, f"Fear & greed {value:.0f} ({mood}) - {lean}")
+
+
+READERS: dict[str, Callable[[FactorInput, ScoringConfig], Reading]] = {
+    "liquidations": liquidations,  # type: ignore[dict-item]
+    "funding_rate": funding,  # type: ignore[dict-item]
+    "momentum": momentum,  # type: ignore[dict-item]
+    "long_short_ratio": long_short,  # type: ignore[dict-item]
+    "smart_money": smart_money,  # type: ignore[dict-item]
+    "open_interest": open_interest,  # type: ignore[dict-item]
+    "social": social,  # type: ignore[dict-item]
+    "fear_greed": fear_greed,  # type: ignore[dict-item]
+}
