@@ -1,35 +1,45 @@
-"""``python -m providers.twin --port 9900``: run the recorded twin until SIGINT/SIGTERM."""
+"""python -m providers.twin --host 127.0.0.1 --port 9900 [--latency-ms N] [--plan professional]
+
+Runs the recorded twin until SIGINT/SIGTERM; prints one line with its URL once it is listening.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 
+from providers.twin.coinglass import PLANS
 from providers.twin.server import RecordedTwin
 
 
-async def _run(host: str, port: int, latency_ms: float, plan: str) -> None:
-    twin = RecordedTwin(plan=plan)
-    twin.set_latency(latency_ms)
-    await twin.start(host, port)
-    print(f"recorded twin listening on {twin.url} (plan {plan}, latency {latency_ms:g} ms)", flush=True)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m providers.twin", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9900, help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="extra latency on every provider answer")
+    parser.add_argument("--plan", default="professional", choices=PLANS, help="simulated Coinglass plan")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    twin = RecordedTwin(plan=args.plan, latency_ms=args.latency_ms)
+    await twin.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await twin.stop()
+    print(f"recorded twin listening on {twin.url} (plan {twin.plan})", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await twin.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="The providers' recorded twin")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9900)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--plan", default="professional", choices=["hobbyist", "startup", "standard", "professional"])
-    args = parser.parse_args()
-    asyncio.run(_run(args.host, args.port, args.latency_ms, args.plan))
+def main(argv: list[str] | None = None) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(parse_args(argv)))
 
 
 if __name__ == "__main__":

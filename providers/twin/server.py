@@ -1,201 +1,233 @@
-"""The providers' recorded twin: one loopback HTTP server answering like the five upstream APIs.
+"""RecordedTwin: one loopback aiohttp server answering like the five upstream APIs.
 
-Each provider lives under its own path prefix, so a client's base URL is ``<twin>/<provider>``:
-``/coinglass`` (open-api-v4.coinglass.com), ``/okx`` (www.okx.com), ``/coinapi`` (rest.coinapi.io),
-``/lunarcrush`` (lunarcrush.com/api4), ``/feargreed`` (api.alternative.me). Faults are switched per
-provider and endpoint from Python or over HTTP (``/_twin/...``), so a twin in another process (the
-demo, the benchmarks) can be driven too. Every request is recorded for tests to assert on.
+URL scheme: http://HOST:PORT/<provider>/<the provider's own path>, provider one of coinglass, okx,
+coinapi, lunarcrush, feargreed. Control API under /_twin/ for a twin in another process.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from providers.twin import routes
-from providers.twin.faults import Fault, FaultKind, apply_fault
+from providers.twin import coinglass, misc, okx
+from providers.twin.control import add_control_routes
+from providers.twin.faults import (
+    PROVIDERS,
+    Fault,
+    FaultKind,
+    FaultTable,
+    emptied,
+    error_envelope,
+    html_page,
+    make_fault,
+    rate_limited,
+    server_error,
+    truncated,
+)
+from providers.twin.reply import Reply
+from providers.twin.store import Store
 
-PROVIDERS = ("coinglass", "okx", "coinapi", "lunarcrush", "feargreed")
-BASE_URL_VARIABLES = {
+ENV_NAMES = {
     "coinglass": "COINGLASS_BASE_URL",
     "okx": "OKX_BASE_URL",
     "coinapi": "COINAPI_BASE_URL",
     "lunarcrush": "LUNARCRUSH_BASE_URL",
     "feargreed": "FEAR_GREED_BASE_URL",
 }
-_MAX_RECORDED = 50_000  # keep memory bounded under benchmark load; counts stay exact
+MAX_KEPT_REQUESTS = 10_000  # full records kept; counts stay exact however long a benchmark runs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordedRequest:
     provider: str
     method: str
-    path: str  # without the provider prefix
+    path: str  # without the "/<provider>" prefix, e.g. /api/v5/market/candles
     query: dict[str, str]
-    headers: dict[str, str] = field(repr=False)
+    headers: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "method": self.method, "path": self.path, "query": self.query,
+                "headers": self.headers}  # fmt: skip
 
 
 class RecordedTwin:
-    def __init__(self, plan: str = "professional") -> None:
-        self._recorded = routes.Recorded()
-        self._faults: dict[tuple[str, str], Fault] = {}
-        self._latency_ms = 0.0
-        self.plan = plan
-        self.requests: list[RecordedRequest] = []
+    def __init__(self, *, plan: str = "professional", latency_ms: float = 0.0, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self.faults = FaultTable()
+        self._plan = "professional"
+        self.set_plan(plan)
+        self._latency = latency_ms / 1000.0
+        self._requests: deque[RecordedRequest] = deque(maxlen=MAX_KEPT_REQUESTS)
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._minute = 0
+        self._cg_used = 0
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
-        self._port = 0
-        self._host = "127.0.0.1"
+        self._url = ""
 
-    # ---- control -------------------------------------------------------------------------------
+    # lifecycle
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        add_control_routes(app, self)
+        app.router.add_route("*", "/{provider}/{tail:.*}", self._handle)
+        # handler_cancellation: a client that gives up (timeout fault) frees its handler at once.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_port = self._runner.addresses[0][1]  # the real port when port=0
+        self._url = f"http://{host}:{bound_port}"
 
+    async def stop(self) -> None:
+        self._stopping.set()  # releases hanging "timeout" handlers
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        if not self._url:
+            raise RuntimeError("the twin is not started")
+        return self._url
+
+    def base_urls(self) -> dict[str, str]:
+        return {env: f"{self.url}/{provider}" for provider, env in ENV_NAMES.items()}
+
+    # faults, latency, plan
     def set_fault(
         self,
         provider: str,
         endpoint: str = "*",
         kind: FaultKind | str = FaultKind.SERVER_ERROR,
-        *,
         latency_ms: float = 0.0,
-        status: int = 500,
-        retry_after: float = 1.0,
+        status: int | None = None,
+        retry_after: int | None = None,
         times: int | None = None,
-    ) -> None:
-        if provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}: one of {', '.join(PROVIDERS)}")
-        self._faults[(provider, endpoint)] = Fault(FaultKind(kind), latency_ms, status, retry_after, times)
+        code: str | None = None,
+        seconds: float | None = None,
+    ) -> Fault:
+        extra = {} if seconds is None else {"seconds": seconds}
+        fault = make_fault(provider, endpoint, kind, latency_ms, status, retry_after, times, code, **extra)
+        self.faults.set(fault)
+        return fault
 
     def clear_faults(self) -> None:
-        self._faults.clear()
+        self.faults.clear()
 
     def set_latency(self, ms: float) -> None:
-        self._latency_ms = ms
+        """Extra latency on every provider answer (benchmarks: a realistic upstream round trip)."""
+        self._latency = max(0.0, ms) / 1000.0
+
+    @property
+    def latency_ms(self) -> float:
+        return self._latency * 1000.0
 
     def set_plan(self, plan: str) -> None:
-        if plan not in routes.PLANS:
-            raise ValueError(f"unknown plan {plan!r}: one of {', '.join(routes.PLANS)}")
-        self.plan = plan
+        if plan.lower() not in coinglass.PLANS:
+            raise ValueError(f"unknown Coinglass plan {plan!r}; expected one of {', '.join(coinglass.PLANS)}")
+        self._plan = plan.lower()
+
+    @property
+    def plan(self) -> str:
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: str) -> None:
+        self.set_plan(plan)
+
+    # request recording
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return list(self._requests)
 
     def clear_requests(self) -> None:
-        self.requests.clear()
+        self._requests.clear()
         self._counts.clear()
 
     def request_count(self, provider: str | None = None, path: str | None = None) -> int:
-        return sum(n for (p, e), n in self._counts.items() if provider in (None, p) and path in (None, e))
+        want = None if path is None else (path.rstrip("/") or "/")
+        return sum(
+            n
+            for (p, q), n in self._counts.items()
+            if (provider is None or p == provider) and (want is None or q == want)
+        )
 
-    # ---- lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._port}"
-
-    def base_urls(self) -> dict[str, str]:
-        return {variable: f"{self.url}/{provider}" for provider, variable in BASE_URL_VARIABLES.items()}
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/_twin/{action}", self._control)
-        app.router.add_route("GET", "/{provider}/{tail:.*}", self._upstream)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, backlog=1024)
-        await site.start()
-        self._host = host
-        server = site._server  # aiohttp exposes the bound port only here
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    # ---- handlers ------------------------------------------------------------------------------
-
-    def _fault_for(self, provider: str, path: str) -> Fault | None:
-        for key in ((provider, path), (provider, "*")):
-            fault = self._faults.get(key)
-            if fault is None:
-                continue
-            if fault.times is not None:
-                if fault.times <= 0:
-                    del self._faults[key]
-                    continue
-                fault.times -= 1
-            return fault
-        return None
-
-    async def _upstream(self, request: web.Request) -> web.StreamResponse:
+    # serving
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         provider = request.match_info["provider"]
         if provider not in PROVIDERS:
-            return web.json_response({"error": f"unknown provider {provider}"}, status=404)
+            return web.Response(status=404, text=f"unknown provider prefix /{provider}")
         path = "/" + request.match_info["tail"]
         query = dict(request.query)
-        self._counts[(provider, path)] += 1
-        if len(self.requests) < _MAX_RECORDED:
-            self.requests.append(RecordedRequest(provider, request.method, path, query, dict(request.headers)))
-        if self._latency_ms:
-            await asyncio.sleep(self._latency_ms / 1000)
-        normal = self._answer(provider, path, query, request)
-        fault = self._fault_for(provider, path)
-        if fault is not None:
-            faulty = await apply_fault(fault, provider, normal)
-            if faulty is not None:
-                return faulty
-        return normal
+        self._counts[(provider, path.rstrip("/") or "/")] += 1
+        self._requests.append(RecordedRequest(provider, request.method, path, query, dict(request.headers)))
+        fault = self.faults.take(provider, path)
+        delay = self._latency + (fault.latency_ms / 1000.0 if fault else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fault is not None and fault.kind == "timeout":
+            await self._hang(request, fault.seconds)
+        reply = self._faulty(provider, fault) or self._answer(provider, path, query, request)
+        if fault is not None and fault.kind == "truncated_json":
+            reply = truncated(reply)
+        elif fault is not None and fault.kind == "empty":
+            reply = emptied(reply)
+        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        response.content_type = reply.content_type
+        return response
 
-    def _answer(self, provider: str, path: str, query: dict[str, str], request: web.Request) -> web.Response:
+    def _faulty(self, provider: str, fault: Fault | None) -> Reply | None:
+        if fault is None:
+            return None
+        if fault.kind == "rate_limit":
+            return rate_limited(provider, fault.retry_after)
+        if fault.kind == "server_error":
+            return server_error(provider, fault.status)
+        if fault.kind == "html":
+            return html_page(provider, fault.status)
+        if fault.kind == "error_envelope":
+            return error_envelope(provider, fault.code)
+        return None  # latency, timeout, truncated_json, empty: derived from the normal answer
+
+    def _answer(self, provider: str, path: str, query: dict[str, str], request: web.Request) -> Reply:
         if provider == "okx":
-            return routes.okx(self._recorded, path, query)
+            return okx.handle(self.store, path, query)
         if provider == "coinglass":
-            return routes.coinglass(self._recorded, path, query, request.headers.get("CG-API-KEY", ""), self.plan)
+            denied = coinglass.authorise(self.store, request.headers, path, self._plan, query)
+            reply = denied or coinglass.handle(self.store, path, query, self._plan)
+            return self._with_cg_limits(reply)
         if provider == "coinapi":
-            return routes.coinapi(self._recorded, path, request.headers.get("X-CoinAPI-Key", ""))
+            return misc.coinapi(self.store, path, request.headers)
         if provider == "lunarcrush":
-            return routes.lunarcrush(self._recorded, path, request.headers.get("Authorization", ""))
-        return routes.feargreed(self._recorded, path, query)
+            return misc.lunarcrush(self.store, path, request.headers)
+        return misc.feargreed(self.store, path, query)
 
-    async def _control(self, request: web.Request) -> web.Response:
-        action = request.match_info["action"]
-        body: dict[str, Any] = await request.json() if request.can_read_body else {}
-        try:
-            if action == "health":
-                return web.json_response({"status": "ok"})
-            if action == "faults" and request.method == "POST":
-                self.set_fault(
-                    body["provider"],
-                    body.get("endpoint", "*"),
-                    body["kind"],
-                    latency_ms=float(body.get("latency_ms", 0)),
-                    status=int(body.get("status", 500)),
-                    retry_after=float(body.get("retry_after", 1)),
-                    times=body.get("times"),
-                )
-            elif action == "faults" and request.method == "DELETE":
-                self.clear_faults()
-            elif action == "requests" and request.method == "GET":
-                return web.json_response(
-                    {
-                        "count": self.request_count(),
-                        "by_endpoint": [
-                            {"provider": p, "path": e, "count": n} for (p, e), n in sorted(self._counts.items())
-                        ],
-                        "requests": [
-                            {k: v for k, v in asdict(r).items() if k != "headers"} for r in self.requests[-200:]
-                        ],
-                    }
-                )
-            elif action == "requests" and request.method == "DELETE":
-                self.clear_requests()
-            elif action == "latency" and request.method == "POST":
-                self.set_latency(float(body["ms"]))
-            elif action == "plan" and request.method == "POST":
-                self.set_plan(str(body["plan"]))
-            else:
-                return web.json_response({"error": f"unknown control {request.method} {action}"}, status=404)
-        except (KeyError, ValueError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"status": "ok"})
+    def _with_cg_limits(self, reply: Reply) -> Reply:
+        # Coinglass reports the plan's per-minute budget and the use so far on every answer.
+        minute = int(time.monotonic() // 60)
+        if minute != self._minute:
+            self._minute, self._cg_used = minute, 0
+        self._cg_used += 1
+        headers = {
+            **reply.headers,
+            "API-KEY-MAX-LIMIT": str(coinglass.RATE_LIMITS[self._plan]),
+            "API-KEY-USE-LIMIT": str(self._cg_used),
+        }
+        return Reply(reply.status, reply.body, reply.content_type, headers)
+
+    async def _hang(self, request: web.Request, seconds: float) -> None:
+        """Answer nothing for `seconds`, or until the client leaves or the twin stops."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=0.1)
+            except TimeoutError:
+                continue

@@ -1,0 +1,138 @@
+"""The recorded data, loaded once, and the per-query answers built from it, cached as bytes.
+
+Recorded series are hourly. Coarser bars/periods are resampled from them (OHLC, last value or sum,
+as the metric demands) so a client asking for 4H or 1D gets rows spaced as it expects. Sub-hour
+bars are answered with the hourly rows: the recording has nothing finer (a known twin limitation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from providers.twin.reply import Reply, dumps, json_reply
+
+RECORDED = Path(__file__).with_name("recorded")
+COINS = ("BTC", "ETH", "SOL")
+HOUR = 3_600_000
+Reducer = Literal["ohlc", "last", "sum"]
+_CACHE_LIMIT = 4096  # distinct (endpoint, params) answers; bounded so odd query mixes cannot grow memory
+
+
+def period_ms(spelling: str) -> int | None:
+    """'1H' / '4h' / '1D' / '1Dutc' / '1w' -> milliseconds; None when not a period."""
+    s = spelling.removesuffix("utc")
+    if len(s) < 2 or not s[:-1].isdigit():
+        return None
+    unit = {"m": 60_000, "H": HOUR, "h": HOUR, "D": 24 * HOUR, "d": 24 * HOUR, "W": 168 * HOUR, "w": 168 * HOUR}
+    if s[-1] not in unit:
+        return None
+    return int(s[:-1]) * unit[s[-1]]
+
+
+def decimals(value: str) -> int:
+    _, _, frac = value.partition(".")
+    return len(frac)
+
+
+def _num(x: float, like: str) -> str:
+    return f"{x:.{decimals(like)}f}"
+
+
+def bucket_start(ts: int, period: int, offset: int) -> int:
+    return (ts + offset) // period * period - offset
+
+
+def resample_arrays(rows: list[list[str]], period: int, offset: int, reducer: Reducer) -> list[list[str]]:
+    """OKX rows [ts, ...strings], NEWEST FIRST, to coarser buckets (still newest first)."""
+    if period <= HOUR:
+        return rows
+    groups: dict[int, list[list[str]]] = {}
+    for row in rows:
+        groups.setdefault(bucket_start(int(row[0]), period, offset), []).append(row)
+    out: list[list[str]] = []
+    for start, group in groups.items():  # insertion order keeps newest first
+        newest, oldest = group[0], group[-1]
+        if reducer == "last":
+            out.append([str(start), *newest[1:]])
+        elif reducer == "sum":
+            sums = [_num(sum(float(r[k]) for r in group), newest[k]) for k in range(1, len(newest))]
+            out.append([str(start), *sums])
+        else:  # candles: [ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]
+            high = max(float(r[2]) for r in group)
+            low = min(float(r[3]) for r in group)
+            vols = [_num(sum(float(r[k]) for r in group), newest[k]) for k in (5, 6, 7)]
+            out.append(
+                [str(start), oldest[1], _num(high, newest[2]), _num(low, newest[3]), newest[4], *vols, newest[8]]
+            )
+    return out
+
+
+def resample_dicts(rows: list[dict[str, Any]], period: int, reducer: Reducer) -> list[dict[str, Any]]:
+    """Coinglass rows {"time": ms, ...}, OLDEST FIRST, to coarser UTC buckets (still oldest first)."""
+    if period <= HOUR:
+        return rows
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(bucket_start(int(row["time"]), period, 0), []).append(row)
+    out: list[dict[str, Any]] = []
+    for start, group in groups.items():
+        first, last = group[0], group[-1]
+        if reducer == "last":
+            out.append({**last, "time": start})
+        elif reducer == "sum":
+            merged: dict[str, Any] = {"time": start}
+            for key in first:
+                if key != "time":
+                    merged[key] = round(sum(float(r[key]) for r in group), 5)
+            out.append(merged)
+        else:  # OHLC with numbers as strings, as Coinglass sends them
+            high = max(float(r["high"]) for r in group)
+            low = min(float(r["low"]) for r in group)
+            out.append(
+                {
+                    "time": start,
+                    "open": first["open"],
+                    "high": _num(high, last["high"]),
+                    "low": _num(low, last["low"]),
+                    "close": last["close"],
+                }
+            )
+    return out
+
+
+class Store:
+    """Every recorded JSON document, keyed by its path under recorded/ without ".json"."""
+
+    def __init__(self, root: Path = RECORDED) -> None:
+        self.docs: dict[str, Any] = {}
+        for path in root.rglob("*.json"):
+            key = path.relative_to(root).with_suffix("").as_posix()
+            self.docs[key] = json.loads(path.read_text(encoding="utf-8"))
+        if not self.docs:
+            raise FileNotFoundError(f"no recorded data under {root}: run python -m providers.twin.make_recorded")
+        self._bytes: dict[tuple[Any, ...], Reply] = {}
+
+    def doc(self, key: str) -> Any:
+        return self.docs[key]
+
+    def has(self, key: str) -> bool:
+        return key in self.docs
+
+    def error(self, key: str) -> Reply:
+        """A recorded error body; its HTTP status is in the file name (name.http<status>)."""
+        status = int(key.rsplit(".http", 1)[1]) if ".http" in key else 200
+        return self.cached(("error", key), lambda: json_reply(self.docs[key], status))
+
+    def cached(self, key: tuple[Any, ...], build: Callable[[], Reply]) -> Reply:
+        reply = self._bytes.get(key)
+        if reply is None:
+            if len(self._bytes) >= _CACHE_LIMIT:
+                self._bytes.clear()
+            reply = self._bytes[key] = build()
+        return reply
+
+    def raw_reply(self, key: str, status: int = 200) -> Reply:
+        return self.cached(("raw", key, status), lambda: Reply(status, dumps(self.docs[key])))
