@@ -14,6 +14,7 @@ from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from providers.errors import ProviderError
 from service import docs_pages
 from service.errors import abort_with
+from service.signal_desk import SignalUnavailableError
 from service.symbols import InvalidSymbolError, normalize_symbol
 
 VERSION = "1.0.0"
@@ -82,8 +83,9 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         symbol = await self._symbol(request.symbol, context)
         try:
             return await self._desk.signal(symbol, request.debug)
-        except ProviderError as exc:
-            await abort_with(context, exc)
+        except SignalUnavailableError as exc:
+            status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
+            await context.abort(status, str(exc))
             raise
 
     async def GetMarket(

@@ -1,0 +1,92 @@
+"""The composition root: settings -> HTTP layers -> provider clients -> desk, scoring config, OpenAPI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from providers import coinapi
+from providers.coinapi import CoinApiClient
+from providers.coinglass import CoinglassClient
+from providers.feargreed import FearGreedClient
+from providers.http import ProviderHttp
+from providers.lunarcrush import LunarCrushClient
+from providers.okx import OkxClient
+from scoring import ScoringConfig, load_config
+from service.codegen import DESCRIPTOR_SET
+from service.factor_sources import Clients
+from service.openapi import build_openapi
+from service.settings import Settings
+from service.signal_desk import SignalDesk
+
+
+@dataclass
+class App:
+    settings: Settings
+    clients: Clients
+    http: dict[str, ProviderHttp | None]
+    desk: SignalDesk
+    scoring: ScoringConfig
+    openapi_document: dict[str, Any]
+
+    @property
+    def coinglass(self) -> CoinglassClient:
+        return self.clients.coinglass
+
+    @classmethod
+    async def create(cls, settings: Settings) -> App:
+        def http(name: str, base_url: str, headers: dict[str, str] | None = None, secret: str | None = None, **kw: Any) -> ProviderHttp:
+            return ProviderHttp(
+                name,
+                base_url,
+                headers=headers,
+                secret=secret,
+                timeout=settings.upstream_timeout_seconds,
+                max_attempts=settings.upstream_max_attempts,
+                **kw,
+            )
+
+        def key(value: Any) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        cg_key, coinapi_key, lunar_key = (
+            key(settings.coinglass_api_key),
+            key(settings.coinapi_key),
+            key(settings.lunarcrush_api_key),
+        )
+        layers: dict[str, ProviderHttp | None] = {
+            "coinglass": http("coinglass", settings.coinglass_base_url, {"CG-API-KEY": cg_key}, cg_key) if cg_key else None,
+            "okx": http("okx", settings.okx_base_url),
+            "coinapi": http(
+                "coinapi", settings.coinapi_base_url, {"X-CoinAPI-Key": coinapi_key}, coinapi_key, status_kinds=coinapi.STATUS_KINDS
+            )
+            if coinapi_key
+            else None,
+            "lunarcrush": http("lunarcrush", settings.lunarcrush_base_url, {"Authorization": f"Bearer {lunar_key}"}, lunar_key)
+            if lunar_key
+            else None,
+            "feargreed": http("feargreed", settings.fear_greed_base_url),
+        }
+        okx_http, fg_http = layers["okx"], layers["feargreed"]
+        assert okx_http is not None and fg_http is not None
+        clients = Clients(
+            okx=OkxClient(okx_http),
+            coinglass=CoinglassClient(layers["coinglass"]),
+            coinapi=CoinApiClient(layers["coinapi"]),
+            lunarcrush=LunarCrushClient(layers["lunarcrush"]),
+            feargreed=FearGreedClient(fg_http),
+            reference_exchange=settings.coinglass_exchange,
+            exchanges=settings.exchange_list,
+        )
+        scoring = load_config(settings.scoring_config)
+        configured = {name: layer is not None for name, layer in layers.items()}
+        desk = SignalDesk(clients, layers, scoring, configured)
+        document = build_openapi(
+            DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
+        )
+        return cls(settings, clients, layers, desk, scoring, document)
+
+    async def aclose(self) -> None:
+        for layer in self.http.values():
+            if layer is not None:
+                await layer.aclose()

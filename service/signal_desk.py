@@ -1,0 +1,164 @@
+"""The domain behind SignalService: gather provider data concurrently, score it, explain it.
+
+Degrade, don't fail: a factor whose sources all failed is reported missing with the reason, and
+only when no factor has data does the signal fail (UNAVAILABLE naming each provider's failure, or
+NOT_FOUND when every provider says the coin does not exist).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptosignals.v1 import signal_pb2
+from providers.errors import ErrorKind, ProviderError
+from providers.http import ProviderHttp
+from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
+from service.factor_sources import FACTOR_SOURCES, Clients, coinapi_rate, okx_open_interest, okx_ticker
+from service.fetch_scope import FetchScope
+from service.market_snapshot import build_market_snapshot, probe_premium_endpoints
+from service.signal_mapping import signal_message, timestamp
+
+
+# Factors read from the coin's own market; fear & greed is one reading for the whole market.
+COIN_FACTORS = tuple(name for name in FACTOR_NAMES if name != "fear_greed")
+
+
+class SignalUnavailableError(Exception):
+    """No factor had data: every source of every factor failed."""
+
+    def __init__(self, symbol: str, reasons: Mapping[str, str], not_found: bool) -> None:
+        self.not_found = not_found
+        if not_found:
+            message = f"unknown coin {symbol}: no provider has data for it"
+        else:
+            message = "no market data available: " + "; ".join(f"{k}: {v}" for k, v in reasons.items())
+        super().__init__(message)
+
+
+async def _settle(awaitable: Awaitable[Any]) -> Any:
+    """The result, or the ProviderError it raised (as a value)."""
+    try:
+        return await awaitable
+    except ProviderError as error:
+        return error
+
+
+class SignalDesk:
+    def __init__(
+        self,
+        clients: Clients,
+        http_by_provider: Mapping[str, ProviderHttp | None],
+        config: ScoringConfig,
+        configured: Mapping[str, bool],
+    ) -> None:
+        self._clients = clients
+        self._http = http_by_provider
+        self._config = config
+        self._configured = configured
+
+    async def signal(self, symbol: str, debug: bool) -> signal_pb2.Signal:
+        scope = FetchScope()
+        try:
+            jobs = {
+                (factor, index): asyncio.ensure_future(_settle(source.fetch(self._clients, scope, symbol)))
+                for factor, sources in FACTOR_SOURCES.items()
+                for index, source in enumerate(sources)
+            }
+            headline_jobs = {
+                "ticker": asyncio.ensure_future(_settle(okx_ticker(self._clients, scope, symbol))),
+                "okx_oi": asyncio.ensure_future(_settle(okx_open_interest(self._clients, scope, symbol))),
+            }
+            await asyncio.gather(*jobs.values(), *headline_jobs.values())
+        finally:
+            scope.cancel()
+        chosen: dict[str, Any] = {}
+        fallback_reasons: dict[str, str] = {}
+        missing_reasons: dict[str, str] = {}
+        all_not_found = True
+        for factor, sources in FACTOR_SOURCES.items():
+            failures: list[ProviderError] = []
+            for index, _source in enumerate(sources):
+                result = jobs[(factor, index)].result()
+                if isinstance(result, ProviderError):
+                    failures.append(result)
+                    continue
+                chosen[factor] = result
+                break
+            usable = [f for f in failures if f.kind is not ErrorKind.NOT_CONFIGURED]
+            all_not_found &= all(f.kind is ErrorKind.NOT_FOUND for f in usable)
+            if factor in chosen:
+                if failures:
+                    fallback_reasons[factor] = "; ".join(f.reason for f in failures)
+            else:
+                missing_reasons[factor] = "; ".join(f.reason for f in failures) or "no source"
+        if not any(factor in chosen for factor in COIN_FACTORS):
+            # Fear & greed is market-wide: on its own it says nothing about this coin.
+            raise SignalUnavailableError(symbol, missing_reasons, all_not_found)
+        inputs = SignalInputs(
+            **{name: chosen.get(name, Missing(missing_reasons.get(name, "no source"))) for name in FACTOR_NAMES}
+        )
+        try:
+            scored = score_signal(inputs, self._config)
+        except NoDataError:
+            raise SignalUnavailableError(symbol, missing_reasons, all_not_found) from None
+        ticker = headline_jobs["ticker"].result()
+        okx_oi = headline_jobs["okx_oi"].result()
+        funding = chosen.get("funding_rate")
+        social = chosen.get("social")
+        price = None if isinstance(ticker, ProviderError) else ticker.last
+        if price is None:
+            rate = await _settle(coinapi_rate(self._clients, FetchScope(), symbol))
+            price = None if isinstance(rate, ProviderError) else rate.rate
+        headline = {
+            "price": price,
+            "funding_rate": funding.rate_pct if funding is not None else None,
+            "open_interest": await self._open_interest_usd(symbol, okx_oi),
+            "social_score": social.galaxy_score if social is not None else None,
+        }
+        return signal_message(
+            symbol,
+            scored,
+            computed_at=datetime.now(UTC),
+            headline=headline,
+            fallback_reasons=fallback_reasons,
+            config=self._config,
+            debug=debug,
+        )
+
+    async def _open_interest_usd(self, symbol: str, okx_oi: Any) -> float | None:
+        """All-exchange OI from Coinglass when available, else OKX's own."""
+        market = await _settle(self._clients.coinglass.coin_market(symbol))
+        if not isinstance(market, ProviderError):
+            return float(market.open_interest_usd)
+        return None if isinstance(okx_oi, ProviderError) else float(okx_oi.oi_usd)
+
+    async def market(self, symbol: str) -> signal_pb2.MarketSnapshot:
+        return await build_market_snapshot(self._clients, symbol, self._configured)
+
+    async def probe_premium(self, symbol: str) -> signal_pb2.PremiumProbeReport:
+        return await probe_premium_endpoints(self._http.get("coinglass"), symbol, self._clients.reference_exchange)
+
+    def provider_health(self) -> list[signal_pb2.ProviderHealth]:
+        report = []
+        for provider, configured in self._configured.items():
+            entry = signal_pb2.ProviderHealth(provider=provider, configured=configured)
+            http = self._http.get(provider)
+            if http is not None:
+                health = http.health
+                if health.last_success is not None:
+                    entry.last_success.CopyFrom(timestamp(health.last_success))
+                if health.last_error_time is not None:
+                    entry.last_error_time.CopyFrom(timestamp(health.last_error_time))
+                entry.last_error_kind = health.last_error_kind
+            elif not configured:
+                entry.last_error_kind = ErrorKind.NOT_CONFIGURED.value
+            report.append(entry)
+        return report
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

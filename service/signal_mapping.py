@@ -1,0 +1,75 @@
+"""ScoredSignal (scoring/) -> Signal message (proto). Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+
+from cryptosignals.v1 import signal_pb2
+from scoring import ScoredSignal, ScoringConfig
+
+_DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}
+_CONFIDENCE = {"high": signal_pb2.high, "medium": signal_pb2.medium, "low": signal_pb2.low}
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+def signal_message(
+    symbol: str,
+    scored: ScoredSignal,
+    *,
+    computed_at: datetime,
+    headline: Mapping[str, float | None],
+    fallback_reasons: Mapping[str, str],
+    config: ScoringConfig,
+    debug: bool,
+) -> signal_pb2.Signal:
+    message = signal_pb2.Signal(
+        symbol=symbol,
+        timestamp=timestamp(computed_at),
+        signal=_DIRECTION[scored.direction],
+        reason=scored.reason,
+        score=round(scored.score, 2),
+        confidence=_CONFIDENCE[scored.confidence],
+        coverage=round(scored.coverage, 4),
+        top_factors=[
+            signal_pb2.FactorExplanation(
+                factor=f.name, explanation=f.explanation, contribution=round(f.contribution, 2)
+            )
+            for f in scored.top_factors
+        ],
+        missing_factors=[signal_pb2.MissingFactor(factor=name, reason=reason) for name, reason in scored.missing],
+    )
+    for field in ("price", "funding_rate", "open_interest", "social_score"):
+        value = headline.get(field)
+        if value is not None:
+            setattr(message, field, value)
+    if debug:
+        for f in scored.factors:
+            detail = signal_pb2.FactorDetail(
+                factor=f.name,
+                weight=f.weight,
+                sub_score=round(f.sub_score, 2),
+                contribution=round(f.contribution, 2),
+                source=f.source,
+                metrics=dict(f.metrics),
+                explanation=f.explanation,
+                fallback_reason=fallback_reasons.get(f.name, ""),
+            )
+            if f.as_of is not None:
+                detail.data_time.CopyFrom(timestamp(f.as_of))
+            message.factors.append(detail)
+        message.config.CopyFrom(
+            signal_pb2.ScoringConfig(
+                weights=dict(config.weights),
+                long_threshold=config.long_threshold,
+                short_threshold=config.short_threshold,
+            )
+        )
+    return message
