@@ -48,8 +48,8 @@ class CoinApiClient:
             self.http.record_failure(error)
             raise
         except (KeyError, ValueError, TypeError) as exc:
-            error = self.http.error(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected response shape ({exc})")
-            self.http.record_failure(error)
-            raise error from None
+            bad = self.http.error(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected response shape ({exc})")
+            self.http.record_failure(bad)
+            raise bad from None
         self.http.mark_success()
         return rate

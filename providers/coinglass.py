@@ -220,7 +220,7 @@ class CoinglassClient:
         try:
             y_axis = [parse_float(y) for y in data["y_axis"]]
             totals: dict[int, float] = {}
-            for x_index, y_index, amount in data["liquidation_leverage_data"]:
+            for _x_index, y_index, amount in data["liquidation_leverage_data"]:
                 totals[int(y_index)] = totals.get(int(y_index), 0.0) + parse_float(amount)
             candles = data.get("price_candlesticks") or []
             current = parse_float(candles[-1][4]) if candles else 0.0

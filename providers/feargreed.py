@@ -36,7 +36,9 @@ class FearGreedClient:
             raise self._fail(ErrorKind.NOT_FOUND, "no readings")
         try:
             readings = [
-                FearGreedReading(parse_float(d["value"]), str(d.get("value_classification", "")), from_seconds(d["timestamp"]))
+                FearGreedReading(
+                    parse_float(d["value"]), str(d.get("value_classification", "")), from_seconds(d["timestamp"])
+                )
                 for d in data
             ]
         except (KeyError, ValueError, TypeError) as exc:

@@ -203,7 +203,9 @@ class ProviderHttp:
                 retryable=retry_after is None or retry_after <= MAX_RETRY_AFTER_SECONDS,
             )
         if status >= 500:
-            return self.error(endpoint, ErrorKind.UPSTREAM, f"HTTP {status}{suffix}", http_status=status, retryable=True)
+            return self.error(
+                endpoint, ErrorKind.UPSTREAM, f"HTTP {status}{suffix}", http_status=status, retryable=True
+            )
         if status in (401, 403):
             return self.error(endpoint, ErrorKind.AUTH, f"HTTP {status} key rejected{suffix}", http_status=status)
         if status == 404:

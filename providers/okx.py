@@ -7,14 +7,16 @@ for an unknown path even carries a numeric ``code``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp, from_millis, parse_float
 
 PROVIDER = "okx"
+T = TypeVar("T")
 # OKX error codes (https://www.okx.com/docs-v5/en/#error-code): what each means for us.
 _CODE_KINDS = {
     "51001": ErrorKind.NOT_FOUND,  # instrument does not exist
@@ -117,14 +119,12 @@ class OkxClient:
         self.http.mark_success()
         return data
 
-    def _fail(
-        self, endpoint: str, kind: ErrorKind, message: str, provider_code: str | None = None
-    ) -> ProviderError:
+    def _fail(self, endpoint: str, kind: ErrorKind, message: str, provider_code: str | None = None) -> ProviderError:
         error = self.http.error(endpoint, kind, message, provider_code=provider_code)
         self.http.record_failure(error)
         return error
 
-    def _rows(self, endpoint: str, rows: list[Any], parse: Any) -> list[Any]:
+    def _rows(self, endpoint: str, rows: list[Any], parse: Callable[[Any], T]) -> list[T]:
         try:
             return [parse(row) for row in rows]
         except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -220,9 +220,7 @@ class OkxClient:
 
     async def long_short_account_ratio(self, coin: str, period: str = "1H", limit: int = 24) -> list[RatioPoint]:
         """All accounts: accounts long / accounts short, newest first."""
-        return await self._ratios(
-            "/api/v5/rubik/stat/contracts/long-short-account-ratio-contract", coin, period, limit
-        )
+        return await self._ratios("/api/v5/rubik/stat/contracts/long-short-account-ratio-contract", coin, period, limit)
 
     async def top_trader_account_ratio(self, coin: str, period: str = "1H", limit: int = 24) -> list[RatioPoint]:
         return await self._ratios(

@@ -95,7 +95,11 @@ def liquidations(i: LiquidationInput, c: ScoringConfig) -> Reading:
     long_share = round(long_usd / total * 100, 1) if total > 0 else 50.0
     imbalance = (short_usd - long_usd) / total if total > 0 else 0.0
     sub = _sub(imbalance / c.scales["liquidation_imbalance"])
-    metrics = {"long_liquidation_usd": round(long_usd), "short_liquidation_usd": round(short_usd), "long_share_pct": long_share}
+    metrics = {
+        "long_liquidation_usd": round(long_usd),
+        "short_liquidation_usd": round(short_usd),
+        "long_share_pct": long_share,
+    }
     if total <= 0:
         text = "No liquidations in 24h - neutral"
     elif long_share >= 50:

@@ -35,7 +35,9 @@ class App:
 
     @classmethod
     async def create(cls, settings: Settings) -> App:
-        def http(name: str, base_url: str, headers: dict[str, str] | None = None, secret: str | None = None, **kw: Any) -> ProviderHttp:
+        def http(
+            name: str, base_url: str, headers: dict[str, str] | None = None, secret: str | None = None, **kw: Any
+        ) -> ProviderHttp:
             return ProviderHttp(
                 name,
                 base_url,
@@ -55,14 +57,22 @@ class App:
             key(settings.lunarcrush_api_key),
         )
         layers: dict[str, ProviderHttp | None] = {
-            "coinglass": http("coinglass", settings.coinglass_base_url, {"CG-API-KEY": cg_key}, cg_key) if cg_key else None,
+            "coinglass": http("coinglass", settings.coinglass_base_url, {"CG-API-KEY": cg_key}, cg_key)
+            if cg_key
+            else None,
             "okx": http("okx", settings.okx_base_url),
             "coinapi": http(
-                "coinapi", settings.coinapi_base_url, {"X-CoinAPI-Key": coinapi_key}, coinapi_key, status_kinds=coinapi.STATUS_KINDS
+                "coinapi",
+                settings.coinapi_base_url,
+                {"X-CoinAPI-Key": coinapi_key},
+                coinapi_key,
+                status_kinds=coinapi.STATUS_KINDS,
             )
             if coinapi_key
             else None,
-            "lunarcrush": http("lunarcrush", settings.lunarcrush_base_url, {"Authorization": f"Bearer {lunar_key}"}, lunar_key)
+            "lunarcrush": http(
+                "lunarcrush", settings.lunarcrush_base_url, {"Authorization": f"Bearer {lunar_key}"}, lunar_key
+            )
             if lunar_key
             else None,
             "feargreed": http("feargreed", settings.fear_greed_base_url),

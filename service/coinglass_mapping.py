@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cryptosignals.v1 import coinglass_pb2
+
 from providers import coinglass_models as m
 from service.signal_mapping import timestamp
 
@@ -85,7 +86,12 @@ def liquidation_windows(buckets: Sequence[m.LiquidationBucket]) -> list[coinglas
 
 def liquidation_order(x: m.LiquidationOrder) -> coinglass_pb2.LiquidationOrder:
     return coinglass_pb2.LiquidationOrder(
-        exchange=x.exchange, pair=x.pair, price=x.price, usd_value=x.usd_value, position_side=x.position_side, time=timestamp(x.time)
+        exchange=x.exchange,
+        pair=x.pair,
+        price=x.price,
+        usd_value=x.usd_value,
+        position_side=x.position_side,
+        time=timestamp(x.time),
     )
 
 
@@ -95,14 +101,17 @@ def level(x: m.LiquidationLevel) -> coinglass_pb2.LiquidationLevel:
 
 def ratio_series(points: Sequence[m.RatioPoint]) -> coinglass_pb2.RatioSeries:
     def point(p: m.RatioPoint) -> coinglass_pb2.RatioPoint:
-        return coinglass_pb2.RatioPoint(time=timestamp(p.time), long_pct=p.long_pct, short_pct=p.short_pct, ratio=p.ratio)
+        return coinglass_pb2.RatioPoint(
+            time=timestamp(p.time), long_pct=p.long_pct, short_pct=p.short_pct, ratio=p.ratio
+        )
 
     return coinglass_pb2.RatioSeries(latest=point(points[-1]), history=[point(p) for p in points])
 
 
 def ohlc(points: Sequence[m.Ohlc]) -> list[coinglass_pb2.OhlcPoint]:
     return [
-        coinglass_pb2.OhlcPoint(time=timestamp(p.time), open=p.open, high=p.high, low=p.low, close=p.close) for p in points
+        coinglass_pb2.OhlcPoint(time=timestamp(p.time), open=p.open, high=p.high, low=p.low, close=p.close)
+        for p in points
     ]
 
 

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
-
 from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc
+
 from providers.coinglass import CoinglassClient, to_v4_interval
 from providers.errors import ProviderError
 from service import coinglass_mapping as mapping
@@ -70,7 +70,9 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
         coin = await self._symbol(request.symbol, context)
         return mapping.coin_market(await self._run(context, lambda: self._client.coin_market(coin)))
 
-    async def GetPerpetualMarkets(self, request: Any, context: grpc.aio.ServicerContext) -> coinglass_pb2.PerpetualMarketList:
+    async def GetPerpetualMarkets(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> coinglass_pb2.PerpetualMarketList:
         coin = await self._symbol(request.symbol, context)
         pairs = await self._run(context, lambda: self._client.pairs_markets(coin))
         ordered = sorted(pairs, key=lambda p: p.open_interest_usd, reverse=True)
@@ -78,7 +80,9 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
 
     # ---- liquidations --------------------------------------------------------------------------
 
-    async def _liquidations(self, coin: str, include_orders: bool, include_map: bool) -> coinglass_pb2.LiquidationSummary:
+    async def _liquidations(
+        self, coin: str, include_orders: bool, include_map: bool
+    ) -> coinglass_pb2.LiquidationSummary:
         buckets = await self._client.liquidation_aggregated_history(coin, self._exchanges, "1h", 24)
         summary = coinglass_pb2.LiquidationSummary(
             symbol=coin, exchanges=list(self._exchanges), windows=mapping.liquidation_windows(buckets)
@@ -91,13 +95,15 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
             summary.map.extend(mapping.level(x) for x in levels[:100])
         return summary
 
-    async def GetLiquidations(self, request: Any, context: grpc.aio.ServicerContext) -> coinglass_pb2.LiquidationSummary:
+    async def GetLiquidations(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> coinglass_pb2.LiquidationSummary:
         coin = await self._symbol(request.symbol, context)
-        return await self._run(
-            context, lambda: self._liquidations(coin, request.include_orders, request.include_map)
-        )
+        return await self._run(context, lambda: self._liquidations(coin, request.include_orders, request.include_map))
 
-    async def GetLiquidationHeatmap(self, request: Any, context: grpc.aio.ServicerContext) -> coinglass_pb2.LiquidationHeatmap:
+    async def GetLiquidationHeatmap(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> coinglass_pb2.LiquidationHeatmap:
         coin = await self._symbol(request.symbol, context)
         heatmap = await self._run(context, lambda: self._client.liquidation_heatmap(coin))
         price = heatmap.current_price
@@ -195,7 +201,9 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
                     name=name,
                     pair_count=len(items),
                     pairs=[
-                        coinglass_pb2.ExchangePair(instrument_id=p.instrument_id, base_asset=p.base_asset, quote_asset=p.quote_asset)
+                        coinglass_pb2.ExchangePair(
+                            instrument_id=p.instrument_id, base_asset=p.base_asset, quote_asset=p.quote_asset
+                        )
                         for p in items
                     ],
                 )

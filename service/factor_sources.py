@@ -139,7 +139,9 @@ async def _okx_open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenIn
     candles = await okx_candles(c, scope, coin)
     n = min(len(history), len(candles)) - 1
     if n < 1:
-        raise ProviderError("okx", "/api/v5/rubik/stat/contracts/open-interest-history", ErrorKind.NOT_FOUND, "too few rows")
+        raise ProviderError(
+            "okx", "/api/v5/rubik/stat/contracts/open-interest-history", ErrorKind.NOT_FOUND, "too few rows"
+        )
     return OpenInterestInput(
         pct_change(history[0].oi_usd, history[n].oi_usd),
         pct_change(candles[0].close, candles[n].close),
@@ -162,8 +164,12 @@ async def _okx_liquidations(c: Clients, scope: FetchScope, coin: str) -> Liquida
 async def _lunar_social(c: Clients, scope: FetchScope, coin: str) -> SocialInput:
     social = await lunar_social(c, scope, coin)
     if social.galaxy_score is None and social.sentiment_pct is None:
-        raise ProviderError("lunarcrush", f"/public/coins/{coin}/v1", ErrorKind.BAD_PAYLOAD, "no galaxy score or sentiment")
-    return SocialInput(social.galaxy_score, social.sentiment_pct, Provenance(f"lunarcrush:/public/coins/{coin}/v1", None))
+        raise ProviderError(
+            "lunarcrush", f"/public/coins/{coin}/v1", ErrorKind.BAD_PAYLOAD, "no galaxy score or sentiment"
+        )
+    return SocialInput(
+        social.galaxy_score, social.sentiment_pct, Provenance(f"lunarcrush:/public/coins/{coin}/v1", None)
+    )
 
 
 async def _alternative_fear_greed(c: Clients, scope: FetchScope, coin: str) -> FearGreedInput:

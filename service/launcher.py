@@ -45,8 +45,8 @@ async def _spawn(name: str, *argv: str, env: dict[str, str]) -> Part:
     return Part(name, process)
 
 
-async def _wait_until(check: object, what: str, part: Part, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_until(check: object, what: str, part: Part, limit_seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
         if part.process.returncode is not None:
             raise RuntimeError(f"{part.name} exited with code {part.process.returncode} while starting")
@@ -56,7 +56,7 @@ async def _wait_until(check: object, what: str, part: Part, timeout: float = 30.
         except Exception:  # noqa: S110 - not up yet
             pass
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s")
+    raise RuntimeError(f"{what} did not answer within {limit_seconds:.0f} s")
 
 
 async def _grpc_serving(port: int) -> bool:
@@ -71,12 +71,12 @@ async def _http_ok(url: str) -> bool:
         return (await client.get(url)).status_code == 200
 
 
-async def _stop(part: Part, timeout: float) -> None:
+async def _stop(part: Part, grace_seconds: float) -> None:
     if part.process.returncode is not None:
         return
     part.process.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(part.process.wait(), timeout)
+        await asyncio.wait_for(part.process.wait(), grace_seconds)
     except TimeoutError:
         part.process.kill()
         await part.process.wait()

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cryptosignals.v1 import signal_pb2
+
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from service.factor_sources import Clients, long_pct
@@ -17,7 +18,10 @@ from service.signal_mapping import timestamp
 PREMIUM_ENDPOINTS: tuple[tuple[str, Callable[[str, str], dict[str, str]]], ...] = (
     ("/api/futures/coins-markets", lambda coin, ex: {"per_page": "10"}),
     ("/api/futures/liquidation/coin-list", lambda coin, ex: {"exchange": ex}),
-    ("/api/futures/liquidation/order", lambda coin, ex: {"exchange": ex, "symbol": coin, "min_liquidation_amount": "10000"}),
+    (
+        "/api/futures/liquidation/order",
+        lambda coin, ex: {"exchange": ex, "symbol": coin, "min_liquidation_amount": "10000"},
+    ),
     ("/api/futures/liquidation/aggregated-map", lambda coin, ex: {"symbol": coin, "range": "1d"}),
     ("/api/futures/liquidation/aggregated-heatmap/model1", lambda coin, ex: {"symbol": coin, "range": "3d"}),
 )
@@ -36,7 +40,11 @@ def _status(provider: str, result: Any, latency_ms: float) -> signal_pb2.SourceS
     if isinstance(result, ProviderError):
         status = "not_configured" if result.kind is ErrorKind.NOT_CONFIGURED else "error"
         return signal_pb2.SourceStatus(
-            provider=provider, status=status, error_kind=result.kind.value, message=result.message, latency_ms=latency_ms
+            provider=provider,
+            status=status,
+            error_kind=result.kind.value,
+            message=result.message,
+            latency_ms=latency_ms,
         )
     return signal_pb2.SourceStatus(provider=provider, status="ok", latency_ms=latency_ms)
 
@@ -118,11 +126,16 @@ async def _lunarcrush(clients: Clients, coin: str) -> signal_pb2.SocialMetrics:
 async def _fear_greed(clients: Clients, coin: str) -> signal_pb2.FearGreed:
     reading = await clients.feargreed.latest()
     return signal_pb2.FearGreed(
-        value=reading.value, classification=reading.classification, time=timestamp(reading.time), source="alternative.me"
+        value=reading.value,
+        classification=reading.classification,
+        time=timestamp(reading.time),
+        source="alternative.me",
     )
 
 
-async def build_market_snapshot(clients: Clients, coin: str, configured: Mapping[str, bool]) -> signal_pb2.MarketSnapshot:
+async def build_market_snapshot(
+    clients: Clients, coin: str, configured: Mapping[str, bool]
+) -> signal_pb2.MarketSnapshot:
     parts = {
         "okx": _okx(clients, coin),
         "coinglass": _coinglass(clients, coin),
@@ -133,7 +146,13 @@ async def build_market_snapshot(clients: Clients, coin: str, configured: Mapping
     results = await asyncio.gather(*(_timed(call) for call in parts.values()))
     snapshot = signal_pb2.MarketSnapshot(symbol=coin)
     snapshot.timestamp.GetCurrentTime()
-    field_by_provider = {"okx": "okx", "coinglass": "coinglass", "coinapi": "coinapi", "lunarcrush": "lunarcrush", "feargreed": "fear_greed"}
+    field_by_provider = {
+        "okx": "okx",
+        "coinglass": "coinglass",
+        "coinapi": "coinapi",
+        "lunarcrush": "lunarcrush",
+        "feargreed": "fear_greed",
+    }
     for provider, (result, latency) in zip(parts, results, strict=True):
         snapshot.sources.append(_status(provider, result, latency))
         if not isinstance(result, ProviderError):
@@ -180,7 +199,9 @@ async def probe_premium_endpoints(http: ProviderHttp | None, coin: str, exchange
             latency_ms=latency,
         )
 
-    report.endpoints.extend(await asyncio.gather(*(probe(e, params(coin, exchange)) for e, params in PREMIUM_ENDPOINTS)))
+    report.endpoints.extend(
+        await asyncio.gather(*(probe(e, params(coin, exchange)) for e, params in PREMIUM_ENDPOINTS))
+    )
     return report
 
 

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cryptosignals.v1 import options_pb2
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
-from cryptosignals.v1 import options_pb2
 from service.auth import OPEN_METHODS
 
 PACKAGE = "cryptosignals.v1"

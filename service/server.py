@@ -12,14 +12,14 @@ import signal
 from dataclasses import dataclass
 
 import grpc
+from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 from service.app import App
-from service.coinglass_servicer import CoinglassServicer
 from service.auth import AuthInterceptor
+from service.coinglass_servicer import CoinglassServicer
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
 from service.settings import Settings, load_settings

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptosignals.v1 import signal_pb2
+
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
@@ -21,7 +22,6 @@ from service.factor_sources import FACTOR_SOURCES, Clients, coinapi_rate, okx_op
 from service.fetch_scope import FetchScope
 from service.market_snapshot import build_market_snapshot, probe_premium_endpoints
 from service.signal_mapping import signal_message, timestamp
-
 
 # Factors read from the coin's own market; fear & greed is one reading for the whole market.
 COIN_FACTORS = tuple(name for name in FACTOR_NAMES if name != "fear_greed")

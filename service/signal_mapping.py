@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from cryptosignals.v1 import signal_pb2
 from google.protobuf import timestamp_pb2
 
-from cryptosignals.v1 import signal_pb2
 from scoring import ScoredSignal, ScoringConfig
 
 _DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}

@@ -7,10 +7,10 @@ import time
 from typing import Any, Protocol
 
 import grpc
+from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from google.api import httpbody_pb2
 from google.protobuf import timestamp_pb2
 
-from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from providers.errors import ProviderError
 from service import docs_pages
 from service.errors import abort_with

@@ -77,7 +77,7 @@ async def start_envoy(settings: Settings) -> Envoy:
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 - started once per session, returns at once
             [envoy_binary(), "-c", str(config), "--log-level", "warn", "--base-id", str(settings.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
