@@ -39,6 +39,9 @@ class ProviderHealth:
     last_error_kind: str = ""
 
 
+_BACKOFF = wait_exponential_jitter(multiplier=0.1, max=1.0, jitter=0.1)
+
+
 def _retryable(error: BaseException) -> bool:
     return isinstance(error, ProviderError) and error.retryable
 
@@ -48,7 +51,7 @@ def _wait(retry_state: Any) -> float:
     error = retry_state.outcome.exception() if retry_state.outcome else None
     if isinstance(error, ProviderError) and error.retry_after is not None:
         return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
-    return float(wait_exponential_jitter(initial=0.1, max=1.0, jitter=0.1)(retry_state))
+    return float(_BACKOFF(retry_state))
 
 
 def _retry_after(response: httpx.Response) -> float | None:
