@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scoring.config import DEFAULT_CONFIG, ScoringConfig
 from scoring.factors import READERS, InvalidMetricError
-from scoring.model import FACTOR_NAMES, FactorResult, Missing, NoDataError, ScoredSignal, SignalInputs
+from scoring.model import FactorResult, Missing, NoDataError, ScoredSignal, SignalInputs
 
 
 def _confidence(score: float, coverage: float, agreement: float, c: ScoringConfig) -> str:
@@ -26,11 +26,13 @@ def _confidence(score: float, coverage: float, agreement: float, c: ScoringConfi
 
 
 def score_signal(inputs: SignalInputs, config: ScoringConfig = DEFAULT_CONFIG) -> ScoredSignal:
+    weights = config.weights
     readings = []
     missing: list[tuple[str, str]] = []
-    for name in FACTOR_NAMES:
-        value = getattr(inputs, name)
-        if isinstance(value, Missing):
+    present_weight = 0.0
+    # vars() keeps field order (FACTOR_NAMES order) and avoids eight getattr calls.
+    for name, value in vars(inputs).items():
+        if type(value) is Missing:
             missing.append((name, value.reason))
             continue
         try:
@@ -39,23 +41,32 @@ def score_signal(inputs: SignalInputs, config: ScoringConfig = DEFAULT_CONFIG) -
             missing.append((name, str(exc)))
             continue
         readings.append((name, reading, value.provenance))
-    present_weight = sum(config.weights[name] for name, _, _ in readings)
+        present_weight += weights[name]
     if present_weight <= 0:
         raise NoDataError(tuple(missing))
-    factors = tuple(
-        FactorResult(
-            name=name,
-            weight=config.weights[name],
-            sub_score=reading.sub_score,
-            contribution=(reading.sub_score - 50.0) * config.weights[name] / present_weight,
-            metrics=reading.metrics,
-            explanation=reading.explanation,
-            source=provenance.source,
-            as_of=provenance.as_of,
+    factors = []
+    total = 0.0
+    agreeing_up = agreeing_down = 0.0
+    for name, reading, provenance in readings:
+        weight = weights[name]
+        contribution = (reading.sub_score - 50.0) * weight / present_weight
+        total += contribution
+        if reading.sub_score > 50.0:
+            agreeing_up += weight
+        elif reading.sub_score < 50.0:
+            agreeing_down += weight
+        factors.append(
+            FactorResult(
+                name,
+                weight,
+                reading.sub_score,
+                contribution,
+                reading.metrics,
+                provenance.source,
+                provenance.as_of,
+            )
         )
-        for name, reading, provenance in readings
-    )
-    score = min(100.0, max(0.0, 50.0 + sum(f.contribution for f in factors)))
+    score = min(100.0, max(0.0, 50.0 + total))
     coverage = present_weight / config.total_weight
     if score >= config.long_threshold:
         direction = "LONG"
@@ -63,18 +74,20 @@ def score_signal(inputs: SignalInputs, config: ScoringConfig = DEFAULT_CONFIG) -
         direction = "SHORT"
     else:
         direction = "NEUTRAL"
-    side = 1.0 if score >= 50 else -1.0
-    agreeing = sum(f.weight for f in factors if (f.sub_score - 50.0) * side > 0)
-    agreement = agreeing / present_weight
-    ranked = sorted(factors, key=lambda f: (-abs(f.contribution), FACTOR_NAMES.index(f.name)))
+    agreement = (agreeing_up if score >= 50 else agreeing_down) / present_weight
+    # Stable sort: ties keep FACTOR_NAMES order, so the top three are deterministic.
+    ranked = sorted(factors, key=_magnitude, reverse=True)
     top = tuple(f for f in ranked[:3] if f.weight > 0)
     return ScoredSignal(
-        score=score,
-        direction=direction,
-        confidence=_confidence(score, coverage, agreement, config),
-        coverage=coverage,
-        factors=factors,
-        top_factors=top,
-        missing=tuple(missing),
-        reason="; ".join(f.explanation for f in top),
+        score,
+        direction,
+        _confidence(score, coverage, agreement, config),
+        coverage,
+        tuple(factors),
+        top,
+        tuple(missing),
     )
+
+
+def _magnitude(factor: FactorResult) -> float:
+    return abs(factor.contribution)

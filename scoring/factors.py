@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from scoring.config import ScoringConfig
 from scoring.model import (
+    EXPLAINERS,
     FactorInput,
     FearGreedInput,
     FundingInput,
@@ -50,17 +51,19 @@ class InvalidMetricError(ValueError):
     """A metric that cannot be read (NaN, infinite): the factor is treated as missing."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reading:
     sub_score: float
     metrics: Mapping[str, float]
-    explanation: str
 
 
 def _finite(value: float, name: str) -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidMetricError(f"{name}: value is not a finite number")
-    return float(value)
+    try:
+        if math.isfinite(value):
+            return float(value)
+    except TypeError:
+        pass
+    raise InvalidMetricError(f"{name}: value is not a finite number")
 
 
 def _sub(x: float) -> float:
@@ -100,26 +103,36 @@ def liquidations(i: LiquidationInput, c: ScoringConfig) -> Reading:
         "short_liquidation_usd": round(short_usd),
         "long_share_pct": long_share,
     }
+    return Reading(sub, metrics)
+
+
+def explain_liquidations(m: Mapping[str, float], sub: float) -> str:
+    total = m["long_liquidation_usd"] + m["short_liquidation_usd"]
+    long_share = m["long_share_pct"]
     if total <= 0:
-        text = "No liquidations in 24h - neutral"
-    elif long_share >= 50:
-        text = f"Longs were {long_share:.1f}% of {_usd(total)} liquidated in 24h - forced selling, {_tone(sub)}"
-    else:
-        text = f"Shorts were {100 - long_share:.1f}% of {_usd(total)} liquidated in 24h - short squeeze, {_tone(sub)}"
-    return Reading(sub, metrics, text)
+        return "No liquidations in 24h - neutral"
+    if long_share >= 50:
+        return f"Longs were {long_share:.1f}% of {_usd(total)} liquidated in 24h - forced selling, {_tone(sub)}"
+    return f"Shorts were {100 - long_share:.1f}% of {_usd(total)} liquidated in 24h - short squeeze, {_tone(sub)}"
 
 
 def funding(i: FundingInput, c: ScoringConfig) -> Reading:
     rate = round(_finite(i.rate_pct, "funding_rate.rate_pct"), 4)
     x = (rate - c.scales["funding_neutral_pct"]) / c.scales["funding_pct"]
-    sub = 50.0 - 50.0 * math.tanh(_cube(x))
+    return Reading(50.0 - 50.0 * math.tanh(_cube(x)), {"funding_rate_pct": rate})
+
+
+def explain_funding(m: Mapping[str, float], sub: float) -> str:
     if sub <= 40:
         why = "longs overcrowded, contrarian bearish"
     elif sub >= 60:
         why = "shorts overcrowded, contrarian bullish"
     else:
         why = "near the usual baseline, neutral"
-    return Reading(sub, {"funding_rate_pct": rate}, f"Funding {rate:+.4f}% per 8h - {why}")
+    return f"Funding {m['funding_rate_pct']:+.4f}% per 8h - {why}"
+
+
+_MOMENTUM_KEYS: dict[str, str] = {}  # horizon -> metric name, built once per horizon
 
 
 def momentum(i: MomentumInput, c: ScoringConfig) -> Reading:
@@ -128,39 +141,45 @@ def momentum(i: MomentumInput, c: ScoringConfig) -> Reading:
         if horizon not in i.change_pct:
             continue
         change = round(_finite(i.change_pct[horizon], f"momentum.{horizon}"), 2)
-        metrics[f"price_change_{horizon}_pct"] = change
+        key = _MOMENTUM_KEYS.get(horizon) or _MOMENTUM_KEYS.setdefault(horizon, f"price_change_{horizon}_pct")
+        metrics[key] = change
         weighted += weight * math.tanh(change / scale)
         total += weight
     if total <= 0:
         raise InvalidMetricError("momentum: no configured horizon in the data")
-    sub = 50.0 + 50.0 * weighted / total
-    parts = ", ".join(f"{h} {metrics[f'price_change_{h}_pct']:+.2f}%" for h in c.momentum_horizons if h in i.change_pct)
+    return Reading(50.0 + 50.0 * weighted / total, metrics)
+
+
+def explain_momentum(m: Mapping[str, float], sub: float) -> str:
+    parts = ", ".join(f"{key[13:-4]} {value:+.2f}%" for key, value in m.items())  # price_change_<h>_pct
     trend = "uptrend" if sub >= 55 else "downtrend" if sub <= 45 else "no clear trend"
-    return Reading(sub, metrics, f"Price {parts} - {trend}, {_tone(sub)}")
+    return f"Price {parts} - {trend}, {_tone(sub)}"
 
 
 def long_short(i: LongShortInput, c: ScoringConfig) -> Reading:
     long_pct = round(min(100.0, max(0.0, _finite(i.long_account_pct, "long_short_ratio.long_account_pct"))), 1)
-    sub = _sub(-(long_pct - 50.0) / c.scales["long_short_pct"])
+    return Reading(_sub(-(long_pct - 50.0) / c.scales["long_short_pct"]), {"long_account_pct": long_pct})
+
+
+def explain_long_short(m: Mapping[str, float], sub: float) -> str:
+    long_pct = m["long_account_pct"]
     if long_pct >= 55:
-        text = f"Overcrowded longs ({long_pct:.1f}% of accounts) - contrarian {_tone(sub)}"
-    elif long_pct <= 45:
-        text = f"Crowd leaning short ({long_pct:.1f}% of accounts long) - contrarian {_tone(sub)}"
-    else:
-        text = f"Accounts balanced ({long_pct:.1f}% long) - neutral"
-    return Reading(sub, {"long_account_pct": long_pct}, text)
+        return f"Overcrowded longs ({long_pct:.1f}% of accounts) - contrarian {_tone(sub)}"
+    if long_pct <= 45:
+        return f"Crowd leaning short ({long_pct:.1f}% of accounts long) - contrarian {_tone(sub)}"
+    return f"Accounts balanced ({long_pct:.1f}% long) - neutral"
 
 
 def smart_money(i: SmartMoneyInput, c: ScoringConfig) -> Reading:
     long_pct = round(min(100.0, max(0.0, _finite(i.top_trader_long_pct, "smart_money.top_trader_long_pct"))), 1)
-    sub = _sub((long_pct - 50.0) / c.scales["smart_money_pct"])
+    return Reading(_sub((long_pct - 50.0) / c.scales["smart_money_pct"]), {"top_trader_long_pct": long_pct})
+
+
+def explain_smart_money(m: Mapping[str, float], sub: float) -> str:
+    long_pct = m["top_trader_long_pct"]
     side = "long" if long_pct >= 50 else "short"
     share = long_pct if side == "long" else 100 - long_pct
-    return Reading(
-        sub,
-        {"top_trader_long_pct": long_pct},
-        f"Top traders {share:.1f}% {side} by position - following smart money, {_tone(sub)}",
-    )
+    return f"Top traders {share:.1f}% {side} by position - following smart money, {_tone(sub)}"
 
 
 def open_interest(i: OpenInterestInput, c: ScoringConfig) -> Reading:
@@ -168,39 +187,46 @@ def open_interest(i: OpenInterestInput, c: ScoringConfig) -> Reading:
     price = round(_finite(i.price_change_pct, "open_interest.price_change_pct"), 2)
     conviction = 0.6 + 0.4 * math.tanh(oi / c.scales["oi_change_pct"])  # 0.2 (de-leveraging) .. 1.0 (new money)
     sub = 50.0 + 50.0 * math.tanh(price / c.scales["oi_price_pct"]) * conviction
+    return Reading(sub, {"oi_change_24h_pct": oi, "price_change_24h_pct": price})
+
+
+def explain_open_interest(m: Mapping[str, float], sub: float) -> str:
+    oi, price = m["oi_change_24h_pct"], m["price_change_24h_pct"]
     if oi >= 0:
         story = "new longs" if price >= 0 else "new shorts"
     else:
         story = "short covering" if price >= 0 else "long unwinding"
-    return Reading(
-        sub,
-        {"oi_change_24h_pct": oi, "price_change_24h_pct": price},
-        f"Open interest {oi:+.2f}% with price {price:+.2f}% in 24h - {story}, {_tone(sub)}",
-    )
+    return f"Open interest {oi:+.2f}% with price {price:+.2f}% in 24h - {story}, {_tone(sub)}"
 
 
 def social(i: SocialInput, c: ScoringConfig) -> Reading:
-    values, metrics, parts = [], {}, []
+    metrics = {}
     if i.galaxy_score is not None:
-        galaxy = round(min(100.0, max(0.0, _finite(i.galaxy_score, "social.galaxy_score"))), 1)
-        values.append(galaxy)
-        metrics["galaxy_score"] = galaxy
-        parts.append(f"galaxy score {galaxy:.1f}")
+        metrics["galaxy_score"] = round(min(100.0, max(0.0, _finite(i.galaxy_score, "social.galaxy_score"))), 1)
     if i.sentiment_pct is not None:
-        sentiment = round(min(100.0, max(0.0, _finite(i.sentiment_pct, "social.sentiment_pct"))), 1)
-        values.append(sentiment)
-        metrics["sentiment_pct"] = sentiment
-        parts.append(f"{sentiment:.1f}% positive posts")
-    if not values:
+        metrics["sentiment_pct"] = round(min(100.0, max(0.0, _finite(i.sentiment_pct, "social.sentiment_pct"))), 1)
+    if not metrics:
         raise InvalidMetricError("social: neither galaxy score nor sentiment present")
-    sub = _sub((sum(values) / len(values) - 50.0) / c.scales["social_points"])
-    return Reading(sub, metrics, f"Social {', '.join(parts)} - {_tone(sub)}")
+    return Reading(_sub((sum(metrics.values()) / len(metrics) - 50.0) / c.scales["social_points"]), metrics)
+
+
+def explain_social(m: Mapping[str, float], sub: float) -> str:
+    parts = []
+    if "galaxy_score" in m:
+        parts.append(f"galaxy score {m['galaxy_score']:.1f}")
+    if "sentiment_pct" in m:
+        parts.append(f"{m['sentiment_pct']:.1f}% positive posts")
+    return f"Social {', '.join(parts)} - {_tone(sub)}"
 
 
 def fear_greed(i: FearGreedInput, c: ScoringConfig) -> Reading:
     value = round(min(100.0, max(0.0, _finite(i.value, "fear_greed.value"))), 1)
     x = (value - 50.0) / c.scales["fear_greed_points"]
-    sub = 50.0 - 50.0 * math.tanh(2.0 * _cube(x))
+    return Reading(50.0 - 50.0 * math.tanh(2.0 * _cube(x)), {"fear_greed_index": value})
+
+
+def explain_fear_greed(m: Mapping[str, float], sub: float) -> str:
+    value = m["fear_greed_index"]
     mood = (
         "extreme fear"
         if value <= 25
@@ -213,8 +239,23 @@ def fear_greed(i: FearGreedInput, c: ScoringConfig) -> Reading:
         else "neutral"
     )
     lean = f"contrarian {_tone(sub)}" if _tone(sub) != "neutral" else "neutral"
-    return Reading(sub, {"fear_greed_index": value}, f"Fear & greed {value:.0f} ({mood}) - {lean}")
+    return f"Fear & greed {value:.0f} ({mood}) - {lean}"
 
+
+# Sentences are built from the (rounded) metrics on demand: only the top three are needed per
+# signal, and a sentence built from the metrics always quotes exactly the numbers shown.
+EXPLAINERS.update(
+    {
+        "liquidations": explain_liquidations,
+        "funding_rate": explain_funding,
+        "momentum": explain_momentum,
+        "long_short_ratio": explain_long_short,
+        "smart_money": explain_smart_money,
+        "open_interest": explain_open_interest,
+        "social": explain_social,
+        "fear_greed": explain_fear_greed,
+    }
+)
 
 READERS: dict[str, Callable[[FactorInput, ScoringConfig], Reading]] = {
     "liquidations": liquidations,  # type: ignore[dict-item]

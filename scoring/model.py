@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +16,10 @@ FACTOR_NAMES = (
     "social",
     "fear_greed",
 )
+
+
+# Filled by scoring.factors, which owns each factor's wording; the model stays import-free.
+EXPLAINERS: dict[str, Callable[[Mapping[str, float], float], str]] = {}
 
 
 @dataclass(frozen=True)
@@ -104,19 +108,23 @@ class SignalInputs:
     fear_greed: FearGreedInput | Missing
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses cost a setattr per field on the hot path
 class FactorResult:
     name: str
     weight: float
     sub_score: float  # 0-100, 50 neutral
     contribution: float  # points added to 50; the contributions sum to score - 50
     metrics: Mapping[str, float]
-    explanation: str
     source: str
     as_of: datetime | None
 
+    @property
+    def explanation(self) -> str:
+        """One sentence with the numbers that drove the reading (derived from ``metrics``)."""
+        return EXPLAINERS[self.name](self.metrics, self.sub_score)
 
-@dataclass(frozen=True)
+
+@dataclass(slots=True)
 class ScoredSignal:
     score: float
     direction: str  # "LONG" | "SHORT" | "NEUTRAL"
@@ -125,7 +133,11 @@ class ScoredSignal:
     factors: tuple[FactorResult, ...]
     top_factors: tuple[FactorResult, ...]
     missing: tuple[tuple[str, str], ...]
-    reason: str
+
+    @property
+    def reason(self) -> str:
+        """The top factors' sentences joined (seed-compatible ``reason``), rendered on demand."""
+        return "; ".join(f.explanation for f in self.top_factors)
 
 
 class NoDataError(Exception):

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
+
 from providers.twin import RecordedTwin
 from tests.stack import FAKE_KEYS, Stack, running_stack
 
@@ -30,7 +30,10 @@ async def fast_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
 async def _signal(stack: Stack, symbol: str = "BTC") -> signal_pb2.Signal:
     async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
         stub = signal_pb2_grpc.SignalServiceStub(channel)
-        return await stub.GetSignal(signal_pb2.GetSignalRequest(symbol=symbol, debug=True), timeout=10)
+        signal: signal_pb2.Signal = await stub.GetSignal(
+            signal_pb2.GetSignalRequest(symbol=symbol, debug=True), timeout=10
+        )
+        return signal
 
 
 def _no_keys_in(text: str) -> None:

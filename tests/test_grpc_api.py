@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 from providers.twin import RecordedTwin
 from tests.stack import FAKE_KEYS, running_stack
 

@@ -1,0 +1,5 @@
+"""``make bench``: every benchmark, each printing its figures beside its target."""
+
+from bench import scoring
+
+scoring.main()
