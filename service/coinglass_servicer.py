@@ -22,6 +22,9 @@ from service.symbols import InvalidSymbolError, normalize_symbol
 
 T = TypeVar("T")
 HISTORY_BARS = 48
+HISTORY_INTERVALS = ("1h", "4h", "8h", "12h", "1d")
+FUNDING_INTERVALS = ("4h", "8h")
+SEED_SPELLING = {"1h": "h1", "4h": "h4", "8h": "h8", "12h": "h12", "1d": "d1"}
 
 
 class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
@@ -46,17 +49,17 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
             raise
 
     @staticmethod
-    async def _interval(raw: str, default: str, allowed: set[str], context: grpc.aio.ServicerContext) -> str:
-        value = (raw or default).strip().lower()
+    async def _interval(raw: str, default: str, allowed: tuple[str, ...], context: grpc.aio.ServicerContext) -> str:
+        """v4 spelling of ``raw`` (or the default); INVALID_ARGUMENT naming the allowed values otherwise."""
         try:
-            v4 = to_v4_interval(value)
+            v4 = to_v4_interval(raw or default)
         except ValueError:
             v4 = ""
         if v4 not in allowed:
-            spellings = ", ".join(f"h{a[:-1]}" if a.endswith("h") else f"d{a[:-1]}" for a in sorted(allowed, key=len))
+            seed = ", ".join(SEED_SPELLING[a] for a in allowed)
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"interval must be one of {spellings} (or {', '.join(sorted(allowed, key=len))}), got {raw!r}",
+                f"interval must be one of {seed} (or {', '.join(allowed)}), got {raw!r}",
             )
         return v4
 
@@ -141,7 +144,7 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
 
     async def GetLongShortRatio(self, request: Any, context: grpc.aio.ServicerContext) -> coinglass_pb2.LongShortRatio:
         coin = await self._symbol(request.symbol, context)
-        interval = await self._interval(request.interval, "h1", {"1h", "4h", "8h", "12h", "1d"}, context)
+        interval = await self._interval(request.interval, "h1", HISTORY_INTERVALS, context)
         return await self._run(context, lambda: self._long_short(coin, interval))
 
     async def _funding(self, coin: str, interval: str) -> coinglass_pb2.FundingRates:
@@ -162,7 +165,7 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
 
     async def GetFundingRate(self, request: Any, context: grpc.aio.ServicerContext) -> coinglass_pb2.FundingRates:
         coin = await self._symbol(request.symbol, context)
-        interval = await self._interval(request.interval, "h8", {"4h", "8h"}, context)
+        interval = await self._interval(request.interval, "h8", FUNDING_INTERVALS, context)
         return await self._run(context, lambda: self._funding(coin, interval))
 
     async def _open_interest(self, coin: str, interval: str) -> coinglass_pb2.OpenInterest:
@@ -185,7 +188,7 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
 
     async def GetOpenInterest(self, request: Any, context: grpc.aio.ServicerContext) -> coinglass_pb2.OpenInterest:
         coin = await self._symbol(request.symbol, context)
-        interval = await self._interval(request.interval, "h1", {"1h", "4h", "8h", "12h", "1d"}, context)
+        interval = await self._interval(request.interval, "h1", HISTORY_INTERVALS, context)
         return await self._run(context, lambda: self._open_interest(coin, interval))
 
     # ---- reference data ------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from tests.stack import FAKE_KEYS
+from providers.twin import RecordedTwin
+from tests.stack import FAKE_KEYS, running_stack
 
 pytestmark = pytest.mark.asyncio
 
@@ -152,3 +153,23 @@ async def test_premium_probe_reports_status_and_latency_without_the_key(rest: ht
         assert probe["latencyMs"] >= 0
     for key in FAKE_KEYS.values():
         assert key not in text
+
+
+async def test_coinglass_without_key_is_400_naming_the_variable(twin: RecordedTwin) -> None:
+    async with running_stack(twin, keys=False) as stack, httpx.AsyncClient(base_url=stack.rest_url) as client:
+        reply = await client.get("/coinglass/markets/BTC")
+        signal = await client.get("/signals/BTC")
+    assert reply.status_code == 400
+    assert reply.json()["message"] == "COINGLASS_API_KEY is not set"
+    assert signal.status_code == 200  # the signal falls back to keyless sources
+
+
+async def test_endpoint_outside_the_plan_is_403_naming_it(twin: RecordedTwin) -> None:
+    twin.set_plan("hobbyist")
+    try:
+        async with running_stack(twin) as stack, httpx.AsyncClient(base_url=stack.rest_url) as client:
+            reply = await client.get("/coinglass/markets")
+    finally:
+        twin.set_plan("professional")
+    assert reply.status_code == 403
+    assert "/api/futures/coins-markets" in reply.json()["message"]
