@@ -70,6 +70,10 @@ def signal_message(
                 weights=dict(config.weights),
                 long_threshold=config.long_threshold,
                 short_threshold=config.short_threshold,
+                scales=dict(config.scales),
+                momentum_weights={h: w for h, (w, _) in config.momentum_horizons.items()},
+                momentum_scales_pct={h: scale for h, (_, scale) in config.momentum_horizons.items()},
+                confidence_rules=dict(config.confidence),
             )
         )
     return message

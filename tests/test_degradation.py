@@ -166,3 +166,21 @@ async def test_clients_send_documented_paths_headers_and_parameters(twin: Record
         if provider in {"okx", "feargreed"}:
             for key in FAKE_KEYS.values():
                 assert key not in str(request.headers)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_coinapi_fault_shows_in_the_market_snapshot_and_nothing_else_breaks(
+    faults: RecordedTwin, fast_stack: Stack, fault: str
+) -> None:
+    if fault == "timeout":
+        faults.set_fault("coinapi", "*", fault, seconds=5)
+    else:
+        faults.set_fault("coinapi", "*", fault)
+    async with grpc.aio.insecure_channel(fast_stack.grpc_target) as channel:
+        stub = signal_pb2_grpc.SignalServiceStub(channel)
+        snapshot = await stub.GetMarket(signal_pb2.GetMarketRequest(symbol="BTC"), timeout=10)
+    statuses = {s.provider: s for s in snapshot.sources}
+    assert statuses["coinapi"].status == "error" and statuses["coinapi"].error_kind
+    assert all(s.status == "ok" for name, s in statuses.items() if name != "coinapi")
+    _no_keys_in(str(snapshot))
+    assert (await _signal(fast_stack)).coverage == pytest.approx(1.0)

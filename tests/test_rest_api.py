@@ -76,6 +76,13 @@ async def test_debug_signal_shows_all_eight_factors_with_their_numbers(rest: htt
         assert 0 <= factor["subScore"] <= 100
     assert body["coverage"] == pytest.approx(1.0)
     assert body["config"]["longThreshold"] == 65
+    assert body["config"]["scales"]["funding_pct"] > 0
+    assert set(body["config"]["momentumWeights"]) == {"1h", "4h", "24h"}
+    assert body["config"]["confidenceRules"]["coverage_floor"] == 0.7
+    # Every top factor's sentence quotes the metrics shown for it.
+    for top in body["topFactors"]:
+        metrics = factors[top["factor"]]["metrics"]
+        assert any(f"{abs(v):.1f}" in top["explanation"] for v in metrics.values()), top
     assert round(sum(f["contribution"] for f in factors.values()) + 50, 1) == pytest.approx(body["score"], abs=0.1)
 
 
@@ -173,3 +180,28 @@ async def test_endpoint_outside_the_plan_is_403_naming_it(twin: RecordedTwin) ->
         twin.set_plan("professional")
     assert reply.status_code == 403
     assert "/api/futures/coins-markets" in reply.json()["message"]
+
+
+COINGLASS_PATHS = [
+    "/coinglass/markets",
+    "/coinglass/markets/BTC",
+    "/coinglass/perpetual-market/BTC",
+    "/coinglass/liquidations/BTC?include_orders=true&include_map=true",
+    "/coinglass/liquidations/BTC/heatmap",
+    "/coinglass/long-short-ratio/BTC?interval=h4",
+    "/coinglass/funding-rate/BTC?interval=h8",
+    "/coinglass/open-interest/BTC?interval=d1",
+    "/coinglass/supported-coins",
+    "/coinglass/exchanges",
+    "/coinglass/dashboard/BTC",
+]
+
+
+@pytest.mark.parametrize("path", COINGLASS_PATHS)
+async def test_every_coinglass_path_returns_typed_non_empty_data(rest: httpx.AsyncClient, path: str) -> None:
+    reply = await rest.get(path)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body and any(v not in (None, "", [], {}, 0) for v in body.values())
+    if path.startswith("/coinglass/dashboard"):
+        assert body["failures"] == []
