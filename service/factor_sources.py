@@ -10,7 +10,7 @@ the fallback alongside costs no paid quota).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,7 +177,16 @@ async def _alternative_fear_greed(c: Clients, scope: FetchScope, coin: str) -> F
     return FearGreedInput(reading.value, Provenance("alternative.me:/fng/", reading.time))
 
 
-# Preference order per factor: aggregated (Coinglass) first, then OKX's single exchange.
+def ordered_sources(preference: Sequence[str]) -> dict[str, tuple[FactorSource, ...]]:
+    """Each factor's sources in the configured provider order (providers not named keep theirs, last)."""
+    rank = {provider: i for i, provider in enumerate(preference)}
+    return {
+        factor: tuple(sorted(sources, key=lambda s: rank.get(s.provider, len(rank))))
+        for factor, sources in FACTOR_SOURCES.items()
+    }
+
+
+# Default preference per factor: aggregated (Coinglass) first, then OKX's single exchange.
 FACTOR_SOURCES: dict[str, tuple[FactorSource, ...]] = {
     "liquidations": (
         FactorSource("coinglass", coinglass_factors.liquidations),

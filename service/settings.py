@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Exchanges summed for aggregated liquidations.
     coinglass_exchanges: str = "Binance,OKX,Bybit,Bitget,Gate,HTX,Hyperliquid"
 
+    # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
+    source_order: str = "coinglass,okx"
+
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     upstream_max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
     rpc_deadline_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
@@ -79,6 +82,15 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"file {str(value)!r} does not exist")
         return value
+
+    @field_validator("source_order")
+    @classmethod
+    def _known_sources(cls, value: str) -> str:
+        names = [n.strip().lower() for n in value.split(",") if n.strip()]
+        unknown = sorted(set(names) - {"coinglass", "okx", "lunarcrush", "feargreed"})
+        if unknown or not names:
+            raise ValueError(f"must list providers from coinglass, okx, lunarcrush, feargreed; got {value!r}")
+        return ",".join(names)
 
     @property
     def exchange_list(self) -> tuple[str, ...]:

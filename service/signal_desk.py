@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from cryptosignals.v1 import signal_pb2
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
-from service.factor_sources import FACTOR_SOURCES, Clients, coinapi_rate, okx_open_interest, okx_ticker
+from service.factor_sources import Clients, FactorSource, coinapi_rate, okx_open_interest, okx_ticker, ordered_sources
 from service.fetch_scope import FetchScope
 from service.market_snapshot import build_market_snapshot, probe_premium_endpoints
 from service.signal_mapping import signal_message, timestamp
@@ -54,7 +54,9 @@ class SignalDesk:
         http_by_provider: Mapping[str, ProviderHttp | None],
         config: ScoringConfig,
         configured: Mapping[str, bool],
+        source_order: Sequence[str] = ("coinglass", "okx"),
     ) -> None:
+        self._sources: dict[str, tuple[FactorSource, ...]] = ordered_sources(source_order)
         self._clients = clients
         self._http = http_by_provider
         self._config = config
@@ -65,7 +67,7 @@ class SignalDesk:
         try:
             jobs = {
                 (factor, index): asyncio.ensure_future(_settle(source.fetch(self._clients, scope, symbol)))
-                for factor, sources in FACTOR_SOURCES.items()
+                for factor, sources in self._sources.items()
                 for index, source in enumerate(sources)
             }
             headline_jobs = {
@@ -79,7 +81,7 @@ class SignalDesk:
         fallback_reasons: dict[str, str] = {}
         missing_reasons: dict[str, str] = {}
         all_not_found = True
-        for factor, sources in FACTOR_SOURCES.items():
+        for factor, sources in self._sources.items():
             failures: list[ProviderError] = []
             for index, _source in enumerate(sources):
                 result = jobs[(factor, index)].result()

@@ -184,3 +184,11 @@ async def test_coinapi_fault_shows_in_the_market_snapshot_and_nothing_else_break
     assert all(s.status == "ok" for name, s in statuses.items() if name != "coinapi")
     _no_keys_in(str(snapshot))
     assert (await _signal(fast_stack)).coverage == pytest.approx(1.0)
+
+
+async def test_source_order_is_configurable(twin: RecordedTwin) -> None:
+    async with running_stack(twin, envoy=False, source_order="okx,coinglass") as stack:
+        signal = await _signal(stack)
+    sources = {f.factor: f.source.split(":")[0] for f in signal.factors}
+    assert {sources[f] for f in FACTORS_BY_PROVIDER["coinglass"]} == {"okx"}
+    assert sources["fear_greed"] == "coinglass"  # OKX has no fear & greed: the next source in order
