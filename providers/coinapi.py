@@ -13,6 +13,7 @@ from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp, parse_float
 
 PROVIDER = "coinapi"
+TTLS = {"/v1/exchangerate/": 5}
 STATUS_KINDS = {403: ErrorKind.PLAN, 550: ErrorKind.NOT_FOUND}
 
 
@@ -32,6 +33,10 @@ class CoinApiClient:
         endpoint = f"/v1/exchangerate/{base}/{quote}"
         if self.http is None:
             raise ProviderError(PROVIDER, endpoint, ErrorKind.NOT_CONFIGURED, "COINAPI_KEY is not set")
+        return await self.http.cached(endpoint, None, lambda: self._fetch(endpoint))
+
+    async def _fetch(self, endpoint: str) -> ExchangeRate:
+        assert self.http is not None
         _, body = await self.http.get_json(endpoint)
         try:
             if not isinstance(body, dict):

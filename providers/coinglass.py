@@ -43,6 +43,20 @@ INTERVALS = {
     "12h": "12h",
     "1d": "1d",
 }
+# Freshness per kind of data (seconds); reference lists change daily, the index once a day.
+TTLS = {
+    "/api/futures/supported-": 3600,
+    "/api/index/fear-greed-history": 3600,
+    "/api/futures/coins-markets": 30,
+    "/api/futures/pairs-markets": 30,
+    "/api/futures/liquidation/order": 30,
+    "/api/futures/liquidation/aggregated-history": 60,
+    "/api/futures/liquidation/aggregated-": 300,  # map and heatmap
+    "/api/futures/global-long-short-account-ratio": 300,
+    "/api/futures/top-long-short-": 300,
+    "/api/futures/open-interest/": 60,
+    "/api/futures/funding-rate/": 60,
+}
 _WINDOWS = ("5m", "15m", "30m", "1h", "4h", "12h", "24h")
 
 
@@ -87,6 +101,9 @@ class CoinglassClient:
         http = self.http
         if http is None:
             raise ProviderError(PROVIDER, endpoint, ErrorKind.NOT_CONFIGURED, "COINGLASS_API_KEY is not set")
+        return await http.cached(endpoint, params, lambda: self._fetch(http, endpoint, params))
+
+    async def _fetch(self, http: ProviderHttp, endpoint: str, params: dict[str, Any] | None) -> Any:
         _, body = await http.get_json(endpoint, params)
         if not isinstance(body, dict):
             raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, "response is not a JSON object")

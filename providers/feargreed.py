@@ -10,6 +10,7 @@ from providers.http import ProviderHttp, from_seconds, parse_float
 
 PROVIDER = "feargreed"
 ENDPOINT = "/fng/"
+TTLS = {ENDPOINT: 3600}  # published once a day
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class FearGreedClient:
 
     async def history(self, limit: int = 1) -> list[FearGreedReading]:
         """Readings, newest first."""
+        return await self.http.cached(ENDPOINT, {"limit": limit}, lambda: self._fetch(limit))
+
+    async def _fetch(self, limit: int) -> list[FearGreedReading]:
         _, body = await self.http.get_json(ENDPOINT, {"limit": limit})
         if not isinstance(body, dict):
             raise self._fail(ErrorKind.BAD_PAYLOAD, "response is not a JSON object")

@@ -12,17 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from providers.cache import UpstreamCache
 from providers.errors import ErrorKind, ProviderError
 
 log = logging.getLogger("cryptosignals.upstream")
+T = TypeVar("T")
 
 # Retry-After beyond this is not worth waiting for inside a request: fail as rate_limited instead.
 MAX_RETRY_AFTER_SECONDS = 2.0
@@ -77,7 +79,14 @@ class ProviderHttp:
         status_kinds: Mapping[int, ErrorKind] | None = None,
         configured: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        cache: UpstreamCache | None = None,
+        ttls: Mapping[str, float] | None = None,
+        default_ttl: float = 60.0,
     ) -> None:
+        self._cache = cache
+        # Endpoint prefix -> seconds a response stays fresh; the longest matching prefix wins.
+        self._ttls = sorted((ttls or {}).items(), key=lambda item: -len(item[0]))
+        self._default_ttl = default_ttl
         self.name = name
         self._secret = secret
         self._max_attempts = max_attempts
@@ -139,6 +148,21 @@ class ProviderHttp:
             self.record_failure(error)
             raise
         return result
+
+    def ttl_for(self, endpoint: str) -> float:
+        for prefix, ttl in self._ttls:
+            if endpoint.startswith(prefix):
+                return ttl
+        return self._default_ttl
+
+    async def cached(self, endpoint: str, params: Mapping[str, Any] | None, load: Callable[[], Awaitable[T]]) -> T:
+        """``load()``'s validated result, shared by identical concurrent calls and cached for the TTL."""
+        ttl = self.ttl_for(endpoint)
+        if self._cache is None or ttl <= 0:
+            return await load()
+        key = (self.name, endpoint, tuple(sorted((k, str(v)) for k, v in (params or {}).items())))
+        value: T = await self._cache.get(key, ttl, load, f"{self.name}:{endpoint}")
+        return value
 
     def mark_success(self) -> None:
         self.health.last_success = datetime.now(UTC)

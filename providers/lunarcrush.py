@@ -14,6 +14,7 @@ from providers.http import ProviderHttp, parse_float
 
 PROVIDER = "lunarcrush"
 TOPICS = {"BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana", "XRP": "xrp", "DOGE": "dogecoin"}
+TTLS = {"/public/": 300}  # social metrics move over minutes to hours
 _COIN_FIELDS = ("galaxy_score", "alt_rank", "price", "market_cap", "volatility", "percent_change_24h")
 _TOPIC_FIELDS = ("interactions_24h", "num_posts", "num_contributors")
 
@@ -44,15 +45,19 @@ class LunarCrushClient:
     async def _data(self, endpoint: str) -> dict[str, Any]:
         if self.http is None:
             raise ProviderError(PROVIDER, endpoint, ErrorKind.NOT_CONFIGURED, "LUNARCRUSH_API_KEY is not set")
-        _, body = await self.http.get_json(endpoint)
+        http = self.http
+        return await http.cached(endpoint, None, lambda: self._fetch(http, endpoint))
+
+    async def _fetch(self, http: ProviderHttp, endpoint: str) -> dict[str, Any]:
+        _, body = await http.get_json(endpoint)
         data = body.get("data") if isinstance(body, dict) else None
         if isinstance(body, dict) and "error" in body:
-            error = self.http.error(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
+            error = http.error(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
         elif not isinstance(data, dict) or not data:
-            error = self.http.error(endpoint, ErrorKind.BAD_PAYLOAD if data is None else ErrorKind.NOT_FOUND, "no data")
+            error = http.error(endpoint, ErrorKind.BAD_PAYLOAD if data is None else ErrorKind.NOT_FOUND, "no data")
         else:
             return data
-        self.http.record_failure(error)
+        http.record_failure(error)
         raise error
 
     async def social(self, coin: str) -> SocialSnapshot:

@@ -30,6 +30,18 @@ _CODE_KINDS = {
 }
 
 
+# How long each kind of data stays fresh (seconds): tickers move by the second, candles and
+# positioning statistics are published per period (rubik stats every 5 minutes at best).
+TTLS = {
+    "/api/v5/market/ticker": 5,
+    "/api/v5/market/candles": 30,
+    "/api/v5/public/funding-rate": 60,
+    "/api/v5/public/open-interest": 60,
+    "/api/v5/public/liquidation-orders": 30,
+    "/api/v5/rubik/": 300,
+}
+
+
 def swap_instrument(coin: str) -> str:
     return f"{coin}-USDT-SWAP"
 
@@ -101,6 +113,9 @@ class OkxClient:
         self.http = http
 
     async def _data(self, endpoint: str, params: dict[str, Any]) -> list[Any]:
+        return await self.http.cached(endpoint, params, lambda: self._fetch(endpoint, params))
+
+    async def _fetch(self, endpoint: str, params: dict[str, Any]) -> list[Any]:
         _, body = await self.http.get_json(endpoint, params)
         if not isinstance(body, dict):
             raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, "response is not a JSON object")

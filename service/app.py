@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from providers import coinapi
+from providers import coinapi, coinglass, feargreed, lunarcrush, okx
+from providers.cache import UpstreamCache
 from providers.coinapi import CoinApiClient
 from providers.coinglass import CoinglassClient
 from providers.feargreed import FearGreedClient
@@ -28,6 +29,7 @@ class App:
     desk: SignalDesk
     scoring: ScoringConfig
     openapi_document: dict[str, Any]
+    cache: UpstreamCache | None
 
     @property
     def coinglass(self) -> CoinglassClient:
@@ -35,6 +37,16 @@ class App:
 
     @classmethod
     async def create(cls, settings: Settings) -> App:
+        cache = UpstreamCache(settings.cache_max_stale_seconds) if settings.cache_enabled else None
+        scale = settings.cache_ttl_scale
+        ttls = {
+            "coinglass": coinglass.TTLS,
+            "okx": okx.TTLS,
+            "coinapi": coinapi.TTLS,
+            "lunarcrush": lunarcrush.TTLS,
+            "feargreed": feargreed.TTLS,
+        }
+
         def http(
             name: str, base_url: str, headers: dict[str, str] | None = None, secret: str | None = None, **kw: Any
         ) -> ProviderHttp:
@@ -45,6 +57,9 @@ class App:
                 secret=secret,
                 timeout=settings.upstream_timeout_seconds,
                 max_attempts=settings.upstream_max_attempts,
+                cache=cache,
+                ttls={prefix: ttl * scale for prefix, ttl in ttls[name].items()},
+                default_ttl=60 * scale,
                 **kw,
             )
 
@@ -94,7 +109,7 @@ class App:
         document = build_openapi(
             DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
         )
-        return cls(settings, clients, layers, desk, scoring, document)
+        return cls(settings, clients, layers, desk, scoring, document, cache)
 
     async def aclose(self) -> None:
         for layer in self.http.values():

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # Exchanges summed for aggregated liquidations.
     coinglass_exchanges: str = "Binance,OKX,Bybit,Bitget,Gate,HTX,Hyperliquid"
 
+    # Upstream response cache (per-endpoint TTLs in each client; this scales them all, 0 disables).
+    cache_enabled: bool = True
+    cache_ttl_scale: Annotated[float, Field(ge=0, le=100)] = 1.0
+    cache_max_stale_seconds: Annotated[float, Field(ge=0, le=86400)] = 300.0
+
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from cryptosignals.v1 import signal_pb2
 
+from providers.cache import stale_sources
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
@@ -64,6 +65,8 @@ class SignalDesk:
 
     async def signal(self, symbol: str, debug: bool) -> signal_pb2.Signal:
         scope = FetchScope()
+        stale: set[str] = set()
+        stale_sources.set(stale)  # tasks created below share this set through their copied context
         try:
             jobs = {
                 (factor, index): asyncio.ensure_future(_settle(source.fetch(self._clients, scope, symbol)))
@@ -127,6 +130,7 @@ class SignalDesk:
             computed_at=datetime.now(UTC),
             headline=headline,
             fallback_reasons=fallback_reasons,
+            stale_endpoints={source.split(":", 1)[1] for source in stale},
             config=self._config,
             debug=debug,
         )

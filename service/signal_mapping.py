@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 
 from cryptosignals.v1 import signal_pb2
@@ -27,6 +28,7 @@ def signal_message(
     computed_at: datetime,
     headline: Mapping[str, float | None],
     fallback_reasons: Mapping[str, str],
+    stale_endpoints: AbstractSet[str] = frozenset(),
     config: ScoringConfig,
     debug: bool,
 ) -> signal_pb2.Signal:
@@ -61,6 +63,7 @@ def signal_message(
                 metrics=dict(f.metrics),
                 explanation=f.explanation,
                 fallback_reason=fallback_reasons.get(f.name, ""),
+                stale=f.source.split(":", 1)[-1] in stale_endpoints,
             )
             if f.as_of is not None:
                 detail.data_time.CopyFrom(timestamp(f.as_of))

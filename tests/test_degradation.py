@@ -22,8 +22,11 @@ FACTORS_BY_PROVIDER = {
 
 @pytest.fixture(scope="module")
 async def fast_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
-    # Short upstream timeout and no retries so the timeout fault costs ~0.5 s.
-    async with running_stack(twin, envoy=False, upstream_timeout_seconds=0.5, upstream_max_attempts=1) as stack:
+    # Short upstream timeout, no retries (a timeout fault costs ~0.5 s) and no cache: every call
+    # must reach the faulty upstream. Caching has its own tests (test_cache.py).
+    async with running_stack(
+        twin, envoy=False, upstream_timeout_seconds=0.5, upstream_max_attempts=1, cache_enabled=False
+    ) as stack:
         yield stack
 
 
@@ -147,9 +150,9 @@ async def test_keyless_signal_calls_only_keyless_providers(twin: RecordedTwin) -
     assert providers <= {"okx", "feargreed"}
 
 
-async def test_clients_send_documented_paths_headers_and_parameters(twin: RecordedTwin, stack: Stack) -> None:
+async def test_clients_send_documented_paths_headers_and_parameters(twin: RecordedTwin, fast_stack: Stack) -> None:
     twin.clear_requests()
-    await _signal(stack, "ETH")
+    await _signal(fast_stack, "ETH")
     seen = {(r.provider, r.path): r for r in twin.requests}
     candles = seen[("okx", "/api/v5/market/candles")]
     assert candles.query["instId"] == "ETH-USDT-SWAP" and candles.query["bar"] == "1H"

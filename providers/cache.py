@@ -1,0 +1,114 @@
+"""Upstream response cache: per-endpoint TTLs, request coalescing, stale-while-revalidate.
+
+- **Coalescing**: concurrent identical calls (same provider, endpoint, parameters) share one
+  upstream request; upstream quotas are paid for.
+- **TTL per kind of data**: a ticker is stale after seconds, the fear & greed index after an hour.
+- **Stale-while-revalidate**: past its TTL a value is still served (and reported stale) while one
+  background refresh runs; if the refresh fails, the last good value keeps being served until it
+  is ``max_stale`` seconds past its TTL. Only validated data is cached, never an error.
+
+In-process (one replica). The store is a plain dict so a shared store (Redis) can replace it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("cryptosignals.cache")
+
+# Sources served stale during the current request: the signal's debug output marks them.
+stale_sources: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("stale_sources", default=None)
+
+
+@dataclass
+class _Entry:
+    value: Any
+    fresh_until: float
+    expires_at: float  # fresh_until + max_stale: after this the value is never served
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    stale: int = 0
+    coalesced: int = 0
+    refresh_failures: int = 0
+    by_event: dict[str, int] = field(default_factory=dict)
+
+
+class UpstreamCache:
+    def __init__(self, max_stale: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entries: dict[Hashable, _Entry] = {}
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._refreshing: set[Hashable] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._max_stale = max_stale
+        self._clock = clock
+        self.stats = CacheStats()
+        self.on_event: Callable[[str, str], None] = lambda event, provider: None  # metrics hook
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]], source: str = "") -> Any:
+        """The cached value for ``key``, loading it (once, however many callers wait) when needed."""
+        provider = source.split(":", 1)[0]
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and now < entry.fresh_until:
+            self.stats.hits += 1
+            self.on_event("hit", provider)
+            return entry.value
+        if entry is not None and now < entry.expires_at:
+            self.stats.stale += 1
+            self.on_event("stale", provider)
+            marks = stale_sources.get()
+            if marks is not None:
+                marks.add(source)
+            if key not in self._refreshing and key not in self._inflight:
+                self._refreshing.add(key)
+                task = asyncio.ensure_future(self._refresh(key, ttl, load))
+                self._tasks.add(task)  # a strong reference until done: the loop keeps only weak ones
+                task.add_done_callback(self._tasks.discard)
+            return entry.value
+        self.stats.misses += 1
+        self.on_event("miss", provider)
+        return await self._load(key, ttl, load)
+
+    async def _load(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
+        pending = self._inflight.get(key)
+        if pending is not None:
+            self.stats.coalesced += 1
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters re-raise it, nobody else needs to
+            raise
+        else:
+            now = self._clock()
+            self._entries[key] = _Entry(value, now + ttl, now + ttl + self._max_stale)
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[key]
+
+    async def _refresh(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await self._load(key, ttl, load)
+        except Exception as exc:  # the last good value stays until it expires
+            self.stats.refresh_failures += 1
+            log.warning("background refresh of %s failed: %s", key, type(exc).__name__)
+        finally:
+            self._refreshing.discard(key)
