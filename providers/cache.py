@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.telemetry import record_cache_event
+
 log = logging.getLogger("cryptosignals.cache")
 
 # Sources served stale during the current request: the signal's debug output marks them.
@@ -52,7 +54,7 @@ class UpstreamCache:
         self._max_stale = max_stale
         self._clock = clock
         self.stats = CacheStats()
-        self.on_event: Callable[[str, str], None] = lambda event, provider: None  # metrics hook
+        self.on_event: Callable[[str, str], None] = record_cache_event
 
     def clear(self) -> None:
         self._entries.clear()

@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from providers.cache import UpstreamCache
 from providers.errors import ErrorKind, ProviderError
+from providers.telemetry import UPSTREAM_ERRORS, UPSTREAM_LATENCY, UPSTREAM_REQUESTS, endpoint_label
 
 log = logging.getLogger("cryptosignals.upstream")
 T = TypeVar("T")
@@ -130,6 +131,7 @@ class ProviderHttp:
         )
 
     def record_failure(self, error: ProviderError) -> None:
+        UPSTREAM_ERRORS.labels(self.name, endpoint_label(error.endpoint), error.kind.value).inc()
         self.health.last_error_time = datetime.now(UTC)
         self.health.last_error_kind = error.kind.value
 
@@ -168,6 +170,19 @@ class ProviderHttp:
         self.health.last_success = datetime.now(UTC)
 
     async def _attempt(self, endpoint: str, params: Mapping[str, Any] | None) -> tuple[int, Any]:
+        label = endpoint_label(endpoint)
+        started = time.perf_counter()
+        try:
+            result = await self._request(endpoint, params)
+        except ProviderError as error:
+            UPSTREAM_REQUESTS.labels(self.name, label, error.kind.value).inc()
+            raise
+        finally:
+            UPSTREAM_LATENCY.labels(self.name, label).observe(time.perf_counter() - started)
+        UPSTREAM_REQUESTS.labels(self.name, label, "ok").inc()
+        return result
+
+    async def _request(self, endpoint: str, params: Mapping[str, Any] | None) -> tuple[int, Any]:
         started = time.perf_counter()
         try:
             response = await self._client.get(endpoint, params=params)

@@ -30,6 +30,7 @@ def render_config(
     admin_port: int,
     grpc_host: str = "127.0.0.1",
     route_timeout_seconds: float = 30.0,
+    metrics_port: int = 9464,
     descriptor: Path = DESCRIPTOR_SET,
 ) -> str:
     if not descriptor.exists():
@@ -43,6 +44,7 @@ def render_config(
         ADMIN_PORT=admin_port,
         DESCRIPTOR=str(descriptor),
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
+        METRICS_PORT=metrics_port,
     )
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import grpc
 
+from service.metrics import RPC_LATENCY, RPC_REQUESTS
+
 log = logging.getLogger("cryptosignals.rpc")
 
 
@@ -27,13 +29,12 @@ def _wrap_unary(method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext]
             log.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error: the failure was logged")
         finally:
+            elapsed = time.perf_counter() - started
             code = context.code() if hasattr(context, "code") else None
-            log.info(
-                "rpc %s %s %.1f ms",
-                method,
-                getattr(code, "name", "OK") if code is not None else "OK",
-                (time.perf_counter() - started) * 1000,
-            )
+            code_name = getattr(code, "name", "OK") if code is not None else "OK"
+            RPC_REQUESTS.labels(method, code_name).inc()
+            RPC_LATENCY.labels(method).observe(elapsed)
+            log.info("rpc %s %s %.1f ms", method, code_name, elapsed * 1000)
 
     return guarded
 

@@ -120,6 +120,7 @@ async def run(settings: Settings, demo: bool) -> int:
             grpc_host=settings.grpc_host,
             admin_port=settings.envoy_admin_port,
             route_timeout_seconds=settings.rpc_deadline_seconds + 5,
+            metrics_port=settings.metrics_port,
         )
         envoy = await _spawn(
             "envoy",

@@ -22,6 +22,7 @@ from service.auth import AuthInterceptor
 from service.coinglass_servicer import CoinglassServicer
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
+from service.metrics import MetricsServer
 from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
 
@@ -39,11 +40,13 @@ class RunningServer:
     health: health_aio.HealthServicer
     port: int
     app: App
+    metrics: MetricsServer
 
     async def stop(self, grace: float) -> None:
         """Health NOT_SERVING first (load balancers stop sending), then drain, then close clients."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.metrics.stop()
         await self.app.aclose()
 
 
@@ -72,8 +75,10 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("grpc server listening on %s:%d", settings.grpc_host, port)
-    return RunningServer(server, health, port, app)
+    metrics = MetricsServer()
+    await metrics.start("127.0.0.1", settings.metrics_port)
+    log.info("grpc server listening on %s:%d, metrics on 127.0.0.1:%d", settings.grpc_host, port, metrics.port)
+    return RunningServer(server, health, port, app, metrics)
 
 
 async def serve(settings: Settings) -> None:

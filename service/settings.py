@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     grpc_port: Port = 50051
     grpc_host: str = "0.0.0.0"  # noqa: S104 - internal services call gRPC directly
     envoy_admin_port: Port = 9901
+    # Prometheus exposition on loopback; Envoy serves it as GET /metrics.
+    metrics_port: Port = 9464
     base_url: str = "http://localhost:8000"
 
     coinglass_api_key: SecretStr | None = None

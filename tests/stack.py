@@ -42,6 +42,7 @@ def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -
         "grpc_port": free_port(),
         "port": free_port(),
         "envoy_admin_port": free_port(),
+        "metrics_port": free_port(),
         "upstream_timeout_seconds": 2.0,
         "rpc_deadline_seconds": 8.0,
         "shutdown_grace_seconds": 1.0,
@@ -74,6 +75,7 @@ async def start_envoy(settings: Settings) -> Envoy:
         grpc_port=settings.grpc_port,
         admin_port=settings.envoy_admin_port,
         route_timeout_seconds=settings.rpc_deadline_seconds + 2,
+        metrics_port=settings.metrics_port,
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:

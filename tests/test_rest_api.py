@@ -205,3 +205,17 @@ async def test_every_coinglass_path_returns_typed_non_empty_data(rest: httpx.Asy
     assert body and any(v not in (None, "", [], {}, 0) for v in body.values())
     if path.startswith("/coinglass/dashboard"):
         assert body["failures"] == []
+
+
+async def test_metrics_are_served_in_prometheus_format_without_keys(rest: httpx.AsyncClient) -> None:
+    await rest.get("/signals/BTC")
+    reply = await rest.get("/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    text = reply.text
+    assert 'cryptosignals_rpc_requests_total{code="OK",method="/cryptosignals.v1.SignalService/GetSignal"}' in text
+    assert 'cryptosignals_upstream_requests_total{endpoint="/api/v5/market/candles"' in text
+    assert "cryptosignals_cache_events_total" in text
+    assert 'endpoint="/public/coins/{coin}/v1"' in text  # symbols never become labels
+    for key in FAKE_KEYS.values():
+        assert key not in text
