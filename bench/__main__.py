@@ -1,5 +1,8 @@
 """``make bench``: every benchmark, each printing its figures beside its target."""
 
-from bench import scoring
+import asyncio
+
+from bench import scoring, service
 
 scoring.main()
+asyncio.run(service.run(latency_ms=100.0, warm_requests=5000, rss_requests=100_000))

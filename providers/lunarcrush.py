@@ -6,6 +6,7 @@ fields were present.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +63,28 @@ class LunarCrushClient:
 
     async def social(self, coin: str) -> SocialSnapshot:
         """Coin metrics plus the coin topic's sentiment; the topic is optional (plan-dependent)."""
-        coin_data = await self._data(f"/public/coins/{coin}/v1")
-        topic = TOPICS.get(coin) or str(coin_data.get("name", coin)).lower()
-        try:
-            topic_data: dict[str, Any] = await self._data(f"/public/topic/{topic}/v1")
-        except ProviderError:
-            topic_data = {}  # the coin metrics alone still give a galaxy score
+        known_topic = TOPICS.get(coin)
+        topic_result: dict[str, Any] | BaseException
+        coin_result: dict[str, Any] | BaseException
+        if known_topic is not None:
+            # Both calls at once: a signal should cost one round trip, not two.
+            coin_result, topic_result = await asyncio.gather(
+                self._data(f"/public/coins/{coin}/v1"),
+                self._data(f"/public/topic/{known_topic}/v1"),
+                return_exceptions=True,
+            )
+            if isinstance(coin_result, BaseException):
+                raise coin_result
+            coin_data: dict[str, Any] = coin_result
+        else:
+            coin_data = await self._data(f"/public/coins/{coin}/v1")
+            topic = str(coin_data.get("name", coin)).lower()
+            try:
+                topic_result = await self._data(f"/public/topic/{topic}/v1")
+            except ProviderError as exc:
+                topic_result = exc
+        # The coin metrics alone still give a galaxy score: the topic is optional.
+        topic_data: dict[str, Any] = topic_result if isinstance(topic_result, dict) else {}
         sentiments = topic_data.get("types_sentiment")
         sentiment = None
         if isinstance(sentiments, dict):

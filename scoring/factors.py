@@ -2,7 +2,8 @@
 
 Every reading is a smooth, saturating function (tanh) of its metric divided by a configurable
 scale (``[scales]`` in the TOML), so no single extreme input can dominate and the sub-score stays
-strictly inside 0-100.
+strictly inside 0-100. Sub-scores use the raw values; the metrics shown (and quoted in the
+sentences) are rounded for display only, so rounding never breaks the score's symmetry.
 
 - **liquidations** (followed): imbalance = (short - long) / (short + long) over 24h. Longs being
   liquidated means forced selling into the market and trapped buyers: bearish pressure. Shorts
@@ -117,9 +118,9 @@ def explain_liquidations(m: Mapping[str, float], sub: float) -> str:
 
 
 def funding(i: FundingInput, c: ScoringConfig) -> Reading:
-    rate = round(_finite(i.rate_pct, "funding_rate.rate_pct"), 4)
+    rate = _finite(i.rate_pct, "funding_rate.rate_pct")
     x = (rate - c.scales["funding_neutral_pct"]) / c.scales["funding_pct"]
-    return Reading(50.0 - 50.0 * math.tanh(_cube(x)), {"funding_rate_pct": rate})
+    return Reading(50.0 - 50.0 * math.tanh(_cube(x)), {"funding_rate_pct": round(rate, 4)})
 
 
 def explain_funding(m: Mapping[str, float], sub: float) -> str:
@@ -140,9 +141,9 @@ def momentum(i: MomentumInput, c: ScoringConfig) -> Reading:
     for horizon, (weight, scale) in c.momentum_horizons.items():
         if horizon not in i.change_pct:
             continue
-        change = round(_finite(i.change_pct[horizon], f"momentum.{horizon}"), 2)
+        change = _finite(i.change_pct[horizon], f"momentum.{horizon}")
         key = _MOMENTUM_KEYS.get(horizon) or _MOMENTUM_KEYS.setdefault(horizon, f"price_change_{horizon}_pct")
-        metrics[key] = change
+        metrics[key] = round(change, 2)
         weighted += weight * math.tanh(change / scale)
         total += weight
     if total <= 0:
@@ -157,8 +158,8 @@ def explain_momentum(m: Mapping[str, float], sub: float) -> str:
 
 
 def long_short(i: LongShortInput, c: ScoringConfig) -> Reading:
-    long_pct = round(min(100.0, max(0.0, _finite(i.long_account_pct, "long_short_ratio.long_account_pct"))), 1)
-    return Reading(_sub(-(long_pct - 50.0) / c.scales["long_short_pct"]), {"long_account_pct": long_pct})
+    long_pct = min(100.0, max(0.0, _finite(i.long_account_pct, "long_short_ratio.long_account_pct")))
+    return Reading(_sub(-(long_pct - 50.0) / c.scales["long_short_pct"]), {"long_account_pct": round(long_pct, 1)})
 
 
 def explain_long_short(m: Mapping[str, float], sub: float) -> str:
@@ -171,8 +172,8 @@ def explain_long_short(m: Mapping[str, float], sub: float) -> str:
 
 
 def smart_money(i: SmartMoneyInput, c: ScoringConfig) -> Reading:
-    long_pct = round(min(100.0, max(0.0, _finite(i.top_trader_long_pct, "smart_money.top_trader_long_pct"))), 1)
-    return Reading(_sub((long_pct - 50.0) / c.scales["smart_money_pct"]), {"top_trader_long_pct": long_pct})
+    long_pct = min(100.0, max(0.0, _finite(i.top_trader_long_pct, "smart_money.top_trader_long_pct")))
+    return Reading(_sub((long_pct - 50.0) / c.scales["smart_money_pct"]), {"top_trader_long_pct": round(long_pct, 1)})
 
 
 def explain_smart_money(m: Mapping[str, float], sub: float) -> str:
@@ -183,11 +184,11 @@ def explain_smart_money(m: Mapping[str, float], sub: float) -> str:
 
 
 def open_interest(i: OpenInterestInput, c: ScoringConfig) -> Reading:
-    oi = round(_finite(i.oi_change_pct, "open_interest.oi_change_pct"), 2)
-    price = round(_finite(i.price_change_pct, "open_interest.price_change_pct"), 2)
+    oi = _finite(i.oi_change_pct, "open_interest.oi_change_pct")
+    price = _finite(i.price_change_pct, "open_interest.price_change_pct")
     conviction = 0.6 + 0.4 * math.tanh(oi / c.scales["oi_change_pct"])  # 0.2 (de-leveraging) .. 1.0 (new money)
     sub = 50.0 + 50.0 * math.tanh(price / c.scales["oi_price_pct"]) * conviction
-    return Reading(sub, {"oi_change_24h_pct": oi, "price_change_24h_pct": price})
+    return Reading(sub, {"oi_change_24h_pct": round(oi, 2), "price_change_24h_pct": round(price, 2)})
 
 
 def explain_open_interest(m: Mapping[str, float], sub: float) -> str:
@@ -200,14 +201,15 @@ def explain_open_interest(m: Mapping[str, float], sub: float) -> str:
 
 
 def social(i: SocialInput, c: ScoringConfig) -> Reading:
-    metrics = {}
+    values = {}
     if i.galaxy_score is not None:
-        metrics["galaxy_score"] = round(min(100.0, max(0.0, _finite(i.galaxy_score, "social.galaxy_score"))), 1)
+        values["galaxy_score"] = min(100.0, max(0.0, _finite(i.galaxy_score, "social.galaxy_score")))
     if i.sentiment_pct is not None:
-        metrics["sentiment_pct"] = round(min(100.0, max(0.0, _finite(i.sentiment_pct, "social.sentiment_pct"))), 1)
-    if not metrics:
+        values["sentiment_pct"] = min(100.0, max(0.0, _finite(i.sentiment_pct, "social.sentiment_pct")))
+    if not values:
         raise InvalidMetricError("social: neither galaxy score nor sentiment present")
-    return Reading(_sub((sum(metrics.values()) / len(metrics) - 50.0) / c.scales["social_points"]), metrics)
+    sub = _sub((sum(values.values()) / len(values) - 50.0) / c.scales["social_points"])
+    return Reading(sub, {name: round(value, 1) for name, value in values.items()})
 
 
 def explain_social(m: Mapping[str, float], sub: float) -> str:
@@ -220,9 +222,9 @@ def explain_social(m: Mapping[str, float], sub: float) -> str:
 
 
 def fear_greed(i: FearGreedInput, c: ScoringConfig) -> Reading:
-    value = round(min(100.0, max(0.0, _finite(i.value, "fear_greed.value"))), 1)
+    value = min(100.0, max(0.0, _finite(i.value, "fear_greed.value")))
     x = (value - 50.0) / c.scales["fear_greed_points"]
-    return Reading(50.0 - 50.0 * math.tanh(2.0 * _cube(x)), {"fear_greed_index": value})
+    return Reading(50.0 - 50.0 * math.tanh(2.0 * _cube(x)), {"fear_greed_index": round(value, 1)})
 
 
 def explain_fear_greed(m: Mapping[str, float], sub: float) -> str:

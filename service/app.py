@@ -105,7 +105,14 @@ class App:
         )
         scoring = load_config(settings.scoring_config)
         configured = {name: layer is not None for name, layer in layers.items()}
-        desk = SignalDesk(clients, layers, scoring, configured, settings.source_order.split(","))
+        desk = SignalDesk(
+            clients,
+            layers,
+            scoring,
+            configured,
+            settings.source_order.split(","),
+            settings.signal_cache_seconds if settings.cache_enabled else 0.0,
+        )
         document = build_openapi(
             DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
         )

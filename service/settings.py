@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     cache_ttl_scale: Annotated[float, Field(ge=0, le=100)] = 1.0
     cache_max_stale_seconds: Annotated[float, Field(ge=0, le=86400)] = 300.0
 
+    # A computed signal is reused for this long (0 disables); identical concurrent requests share one.
+    signal_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptosignals.v1 import signal_pb2
 
-from providers.cache import stale_sources
+from providers.cache import UpstreamCache, stale_sources
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
@@ -56,7 +56,10 @@ class SignalDesk:
         config: ScoringConfig,
         configured: Mapping[str, bool],
         source_order: Sequence[str] = ("coinglass", "okx"),
+        signal_cache_seconds: float = 0.0,
     ) -> None:
+        self._signal_ttl = signal_cache_seconds
+        self._memo = UpstreamCache(max_stale=0)
         self._sources: dict[str, tuple[FactorSource, ...]] = ordered_sources(source_order)
         self._clients = clients
         self._http = http_by_provider
@@ -64,6 +67,19 @@ class SignalDesk:
         self._configured = configured
 
     async def signal(self, symbol: str, debug: bool) -> signal_pb2.Signal:
+        """The signal, computed at most once per ``signal_cache_seconds`` per (symbol, debug).
+
+        Upstream data is fresh for 5 s at best, so recomputing the same signal for every request
+        only burns CPU; concurrent identical requests also share one computation.
+        """
+        if self._signal_ttl <= 0:
+            return await self._compute(symbol, debug)
+        signal: signal_pb2.Signal = await self._memo.get(
+            ("signal", symbol, debug), self._signal_ttl, lambda: self._compute(symbol, debug), "signal:/signals"
+        )
+        return signal
+
+    async def _compute(self, symbol: str, debug: bool) -> signal_pb2.Signal:
         scope = FetchScope()
         stale: set[str] = set()
         stale_sources.set(stale)  # tasks created below share this set through their copied context

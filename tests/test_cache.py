@@ -117,7 +117,7 @@ async def test_concurrent_signals_on_a_cold_cache_make_one_request_per_endpoint(
 async def test_debug_marks_factors_served_stale(twin: RecordedTwin) -> None:
     # TTLs scaled down to milliseconds: the second call is served stale while refreshing.
     async with (
-        running_stack(twin, envoy=False, cache_ttl_scale=0.0001) as stack,
+        running_stack(twin, envoy=False, cache_ttl_scale=0.0001, signal_cache_seconds=0) as stack,
         grpc.aio.insecure_channel(stack.grpc_target) as channel,
     ):
         stub = signal_pb2_grpc.SignalServiceStub(channel)
