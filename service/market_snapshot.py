@@ -11,7 +11,7 @@ from cryptosignals.v1 import signal_pb2
 
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
-from service.factor_sources import Clients, long_pct
+from service.factor_sources import Clients
 from service.signal_mapping import timestamp
 
 # Coinglass endpoints that need a paid plan (Startup and above), probed with typical parameters.
@@ -203,6 +203,3 @@ async def probe_premium_endpoints(http: ProviderHttp | None, coin: str, exchange
         await asyncio.gather(*(probe(e, params(coin, exchange)) for e, params in PREMIUM_ENDPOINTS))
     )
     return report
-
-
-__all__ = ["build_market_snapshot", "long_pct", "probe_premium_endpoints"]

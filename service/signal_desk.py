@@ -8,7 +8,6 @@ NOT_FOUND when every provider says the coin does not exist).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -180,7 +179,3 @@ class SignalDesk:
                 entry.last_error_kind = ErrorKind.NOT_CONFIGURED.value
             report.append(entry)
         return report
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)

@@ -39,6 +39,11 @@ async def _signal(stack: Stack, symbol: str = "BTC") -> signal_pb2.Signal:
         return signal
 
 
+def _break(twin: RecordedTwin, provider: str, endpoint: str, fault: str) -> None:
+    """Switch a fault on; a timeout hangs 5 s, well past the stack's 0.5 s upstream timeout."""
+    twin.set_fault(provider, endpoint, fault, seconds=5 if fault == "timeout" else None)
+
+
 def _no_keys_in(text: str) -> None:
     for key in FAKE_KEYS.values():
         assert key not in text
@@ -48,9 +53,7 @@ def _no_keys_in(text: str) -> None:
 async def test_coinglass_fault_falls_back_to_okx_for_every_factor(
     faults: RecordedTwin, fast_stack: Stack, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    faults.set_fault("coinglass", "*", fault, seconds=5) if fault == "timeout" else faults.set_fault(
-        "coinglass", "*", fault
-    )
+    _break(faults, "coinglass", "*", fault)
     with caplog.at_level(logging.DEBUG):
         signal = await _signal(fast_stack)
     by_factor = {f.factor: f for f in signal.factors}
@@ -66,9 +69,7 @@ async def test_coinglass_fault_falls_back_to_okx_for_every_factor(
 async def test_lunarcrush_fault_leaves_only_social_missing(
     faults: RecordedTwin, fast_stack: Stack, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    faults.set_fault("lunarcrush", "*", fault, seconds=5) if fault == "timeout" else faults.set_fault(
-        "lunarcrush", "*", fault
-    )
+    _break(faults, "lunarcrush", "*", fault)
     with caplog.at_level(logging.DEBUG):
         signal = await _signal(fast_stack)
     missing = {m.factor: m.reason for m in signal.missing_factors}
@@ -85,10 +86,7 @@ async def test_fear_greed_fault_on_both_sources_leaves_only_fear_greed_missing(
     faults: RecordedTwin, fast_stack: Stack, fault: str
 ) -> None:
     for provider, endpoint in (("coinglass", "/api/index/fear-greed-history"), ("feargreed", "*")):
-        if fault == "timeout":
-            faults.set_fault(provider, endpoint, fault, seconds=5)
-        else:
-            faults.set_fault(provider, endpoint, fault)
+        _break(faults, provider, endpoint, fault)
     signal = await _signal(fast_stack)
     missing = {m.factor: m.reason for m in signal.missing_factors}
     assert set(missing) == {"fear_greed"}
@@ -99,10 +97,7 @@ async def test_fear_greed_fault_on_both_sources_leaves_only_fear_greed_missing(
 async def test_okx_fault_with_coinglass_healthy_keeps_every_factor(
     faults: RecordedTwin, fast_stack: Stack, fault: str
 ) -> None:
-    if fault == "timeout":
-        faults.set_fault("okx", "*", fault, seconds=5)
-    else:
-        faults.set_fault("okx", "*", fault)
+    _break(faults, "okx", "*", fault)
     signal = await _signal(fast_stack)
     assert signal.coverage == pytest.approx(1.0)
     assert all(f.source.split(":")[0] != "okx" for f in signal.factors)
@@ -175,10 +170,7 @@ async def test_clients_send_documented_paths_headers_and_parameters(twin: Record
 async def test_coinapi_fault_shows_in_the_market_snapshot_and_nothing_else_breaks(
     faults: RecordedTwin, fast_stack: Stack, fault: str
 ) -> None:
-    if fault == "timeout":
-        faults.set_fault("coinapi", "*", fault, seconds=5)
-    else:
-        faults.set_fault("coinapi", "*", fault)
+    _break(faults, "coinapi", "*", fault)
     async with grpc.aio.insecure_channel(fast_stack.grpc_target) as channel:
         stub = signal_pb2_grpc.SignalServiceStub(channel)
         snapshot = await stub.GetMarket(signal_pb2.GetMarketRequest(symbol="BTC"), timeout=10)
