@@ -80,6 +80,8 @@ class Deployment:
             "GRPC_PORT": str(self.grpc_port),
             "METRICS_PORT": str(self.metrics_port),
             "LOG_LEVEL": "WARNING",
+            # The twin is local and free: production budgets would only throttle the measurement.
+            "RATE_LIMITS": "coinglass=0,okx=0,okx_rubik=0,coinapi=0,lunarcrush=0,feargreed=0",
             "COINGLASS_API_KEY": "bench",
             "COINAPI_KEY": "bench",
             "LUNARCRUSH_API_KEY": "bench",

@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from providers.cache import UpstreamCache
 from providers.errors import ErrorKind, ProviderError
+from providers.ratelimit import RateLimitedLocally, UpstreamLimiter
 from providers.telemetry import UPSTREAM_ERRORS, UPSTREAM_LATENCY, UPSTREAM_REQUESTS, endpoint_label
 
 log = logging.getLogger("cryptosignals.upstream")
@@ -81,10 +82,12 @@ class ProviderHttp:
         configured: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
         cache: UpstreamCache | None = None,
+        limiter: UpstreamLimiter | None = None,
         ttls: Mapping[str, float] | None = None,
         default_ttl: float = 60.0,
     ) -> None:
         self._cache = cache
+        self._limiter = limiter
         # Endpoint prefix -> seconds a response stays fresh; the longest matching prefix wins.
         self._ttls = sorted((ttls or {}).items(), key=lambda item: -len(item[0]))
         self._default_ttl = default_ttl
@@ -183,6 +186,11 @@ class ProviderHttp:
         return result
 
     async def _request(self, endpoint: str, params: Mapping[str, Any] | None) -> tuple[int, Any]:
+        if self._limiter is not None:
+            try:
+                await self._limiter.acquire(self.name, endpoint)
+            except RateLimitedLocally as exc:
+                raise self.error(endpoint, ErrorKind.RATE_LIMITED, str(exc)) from None
         started = time.perf_counter()
         try:
             response = await self._client.get(endpoint, params=params)

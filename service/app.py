@@ -13,6 +13,7 @@ from providers.feargreed import FearGreedClient
 from providers.http import ProviderHttp
 from providers.lunarcrush import LunarCrushClient
 from providers.okx import OkxClient
+from providers.ratelimit import UpstreamLimiter
 from scoring import ScoringConfig, load_config
 from service.codegen import DESCRIPTOR_SET
 from service.factor_sources import Clients
@@ -38,6 +39,7 @@ class App:
     @classmethod
     async def create(cls, settings: Settings) -> App:
         cache = UpstreamCache(settings.cache_max_stale_seconds) if settings.cache_enabled else None
+        limiter = UpstreamLimiter(settings.per_minute_limits, settings.rate_limit_max_wait_seconds)
         scale = settings.cache_ttl_scale
         ttls = {
             "coinglass": coinglass.TTLS,
@@ -58,6 +60,7 @@ class App:
                 timeout=settings.upstream_timeout_seconds,
                 max_attempts=settings.upstream_max_attempts,
                 cache=cache,
+                limiter=limiter,
                 ttls={prefix: ttl * scale for prefix, ttl in ttls[name].items()},
                 default_ttl=60 * scale,
                 **kw,

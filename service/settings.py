@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from providers.ratelimit import DEFAULT_PER_MINUTE
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -46,6 +48,11 @@ class Settings(BaseSettings):
 
     # A computed signal is reused for this long (0 disables); identical concurrent requests share one.
     signal_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+
+    # Upstream budgets in requests per minute, e.g. "coinglass=300,okx_rubik=150" (others keep
+    # their defaults, 0 means unlimited); a call waits up to RATE_LIMIT_MAX_WAIT_SECONDS for capacity.
+    rate_limits: str = ""
+    rate_limit_max_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
 
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
@@ -101,6 +108,28 @@ class Settings(BaseSettings):
         if unknown or not names:
             raise ValueError(f"must list providers from coinglass, okx, lunarcrush, feargreed; got {value!r}")
         return ",".join(names)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            bucket, _, rate = item.partition("=")
+            if bucket.strip() not in DEFAULT_PER_MINUTE:
+                raise ValueError(f"unknown bucket {bucket.strip()!r}: one of {', '.join(DEFAULT_PER_MINUTE)}")
+            try:
+                if float(rate) < 0:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{bucket.strip()} needs a number of requests per minute >= 0, got {rate!r}") from None
+        return value
+
+    @property
+    def per_minute_limits(self) -> dict[str, float]:
+        limits = dict(DEFAULT_PER_MINUTE)
+        for item in filter(None, (part.strip() for part in self.rate_limits.split(","))):
+            bucket, _, rate = item.partition("=")
+            limits[bucket.strip()] = float(rate)
+        return limits
 
     @property
     def exchange_list(self) -> tuple[str, ...]:

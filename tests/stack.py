@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from providers.ratelimit import DEFAULT_PER_MINUTE
 from providers.twin import RecordedTwin
 from service.envoy import envoy_binary, write_config
 from service.server import RunningServer, start_server
@@ -46,6 +47,9 @@ def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -
         "upstream_timeout_seconds": 2.0,
         "rpc_deadline_seconds": 8.0,
         "shutdown_grace_seconds": 1.0,
+        # Tests run far more cold calls per minute than production budgets allow; the limiter has
+        # its own tests (test_rate_limit.py).
+        "rate_limits": ",".join(f"{bucket}=0" for bucket in DEFAULT_PER_MINUTE),
         **(FAKE_KEYS if keys else {}),
         **overrides,
     }
