@@ -38,23 +38,18 @@ class CoinApiClient:
     async def _fetch(self, endpoint: str) -> ExchangeRate:
         assert self.http is not None
         _, body = await self.http.get_json(endpoint)
+        if isinstance(body, dict) and "error" in body:
+            raise self.http.fail(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
         try:
             if not isinstance(body, dict):
                 raise ValueError("not an object")
-            if "error" in body:
-                raise self.http.error(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
             rate = ExchangeRate(
                 str(body["asset_id_base"]),
                 str(body["asset_id_quote"]),
                 parse_float(body["rate"]),
                 datetime.fromisoformat(str(body["time"])),
             )
-        except ProviderError as error:
-            self.http.record_failure(error)
-            raise
         except (KeyError, ValueError, TypeError) as exc:
-            bad = self.http.error(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected response shape ({exc})")
-            self.http.record_failure(bad)
-            raise bad from None
+            raise self.http.fail(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected response shape ({exc})") from None
         self.http.mark_success()
         return rate

@@ -121,10 +121,8 @@ class CoinglassClient:
         return data
 
     def _fail(self, endpoint: str, kind: ErrorKind, message: str, provider_code: str | None = None) -> ProviderError:
-        assert self.http is not None
-        error = self.http.error(endpoint, kind, message, provider_code=provider_code)
-        self.http.record_failure(error)
-        return error
+        assert self.http is not None  # only reached after a request, which needs the key
+        return self.http.fail(endpoint, kind, message, provider_code=provider_code)
 
     def _parse(self, endpoint: str, rows: Any, parse: Callable[[Any], T]) -> list[T]:
         if not isinstance(rows, list):

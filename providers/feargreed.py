@@ -54,6 +54,4 @@ class FearGreedClient:
         return (await self.history(1))[0]
 
     def _fail(self, kind: ErrorKind, message: str) -> Exception:
-        error = self.http.error(ENDPOINT, kind, message)
-        self.http.record_failure(error)
-        return error
+        return self.http.fail(ENDPOINT, kind, message)

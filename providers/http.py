@@ -133,6 +133,13 @@ class ProviderHttp:
             retryable=retryable,
         )
 
+    def fail(self, endpoint: str, kind: ErrorKind, message: str, *, provider_code: str | None = None) -> ProviderError:
+        """A classified error for a response that arrived but is unusable (error envelope, bad shape),
+        recorded in health and metrics like an HTTP failure. The caller raises it."""
+        error = self.error(endpoint, kind, message, provider_code=provider_code)
+        self.record_failure(error)
+        return error
+
     def record_failure(self, error: ProviderError) -> None:
         UPSTREAM_ERRORS.labels(self.name, endpoint_label(error.endpoint), error.kind.value).inc()
         self.health.last_error_time = datetime.now(UTC)

@@ -53,13 +53,10 @@ class LunarCrushClient:
         _, body = await http.get_json(endpoint)
         data = body.get("data") if isinstance(body, dict) else None
         if isinstance(body, dict) and "error" in body:
-            error = http.error(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
-        elif not isinstance(data, dict) or not data:
-            error = http.error(endpoint, ErrorKind.BAD_PAYLOAD if data is None else ErrorKind.NOT_FOUND, "no data")
-        else:
-            return data
-        http.record_failure(error)
-        raise error
+            raise http.fail(endpoint, ErrorKind.UPSTREAM, f"error: {body['error']}")
+        if not isinstance(data, dict) or not data:
+            raise http.fail(endpoint, ErrorKind.BAD_PAYLOAD if data is None else ErrorKind.NOT_FOUND, "no data")
+        return data
 
     async def social(self, coin: str) -> SocialSnapshot:
         """Coin metrics plus the coin topic's sentiment; the topic is optional (plan-dependent)."""

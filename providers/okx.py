@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from providers.errors import ErrorKind, ProviderError
+from providers.errors import ErrorKind
 from providers.http import ProviderHttp, from_millis, parse_float
 
 PROVIDER = "okx"
@@ -118,32 +118,27 @@ class OkxClient:
     async def _fetch(self, endpoint: str, params: dict[str, Any]) -> list[Any]:
         _, body = await self.http.get_json(endpoint, params)
         if not isinstance(body, dict):
-            raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, "response is not a JSON object")
+            raise self.http.fail(endpoint, ErrorKind.BAD_PAYLOAD, "response is not a JSON object")
         code = str(body.get("code", ""))
         if code != "0":
             kind = _CODE_KINDS.get(code, ErrorKind.UPSTREAM)
             message = f"code {code}: {body.get('msg') or 'error'}"
             if kind is ErrorKind.NOT_FOUND and "instId" in params:
                 message = f"no data for {params['instId']} ({message})"
-            raise self._fail(endpoint, kind, message, provider_code=code)
+            raise self.http.fail(endpoint, kind, message, provider_code=code)
         data = body.get("data")
         if not isinstance(data, list):
-            raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, "`data` is not a list")
+            raise self.http.fail(endpoint, ErrorKind.BAD_PAYLOAD, "`data` is not a list")
         if not data:
-            raise self._fail(endpoint, ErrorKind.NOT_FOUND, f"empty data for {params.get('instId', params)}")
+            raise self.http.fail(endpoint, ErrorKind.NOT_FOUND, f"empty data for {params.get('instId', params)}")
         self.http.mark_success()
         return data
-
-    def _fail(self, endpoint: str, kind: ErrorKind, message: str, provider_code: str | None = None) -> ProviderError:
-        error = self.http.error(endpoint, kind, message, provider_code=provider_code)
-        self.http.record_failure(error)
-        return error
 
     def _rows(self, endpoint: str, rows: list[Any], parse: Callable[[Any], T]) -> list[T]:
         try:
             return [parse(row) for row in rows]
         except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected row shape ({exc})") from None
+            raise self.http.fail(endpoint, ErrorKind.BAD_PAYLOAD, f"unexpected row shape ({exc})") from None
 
     async def candles(self, coin: str, bar: str = "1H", limit: int = 100) -> list[Candle]:
         """Candles of the swap, newest first."""

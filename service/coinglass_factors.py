@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 HOURS_24 = 24
 
 
-def _market(c: Clients, scope: FetchScope, coin: str) -> Awaitable[Any]:
+def coinglass_market(c: Clients, scope: FetchScope, coin: str) -> Awaitable[Any]:
+    """Coinglass coins-markets for ``coin``, once per request (several factors and the headline read it)."""
     return scope.get(("cg.market", coin), lambda: c.coinglass.coin_market(coin))
 
 
@@ -49,7 +50,7 @@ async def funding(c: Clients, scope: FetchScope, coin: str) -> FundingInput:
 
 
 async def momentum(c: Clients, scope: FetchScope, coin: str) -> MomentumInput:
-    market = await _market(c, scope, coin)
+    market = await coinglass_market(c, scope, coin)
     changes = {h: market.price_change_pct[h] for h in ("1h", "4h", "24h") if h in market.price_change_pct}
     return MomentumInput(changes, Provenance("coinglass:/api/futures/coins-markets", None))
 
@@ -70,7 +71,7 @@ async def smart_money(c: Clients, scope: FetchScope, coin: str) -> SmartMoneyInp
 
 async def open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenInterestInput:
     history = await c.coinglass.open_interest_history(coin, "1h", HOURS_24 + 1)
-    market = await _market(c, scope, coin)
+    market = await coinglass_market(c, scope, coin)
     first, last = history[0].close, history[-1].close
     return OpenInterestInput(
         (last / first - 1) * 100 if first else 0.0,

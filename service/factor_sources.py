@@ -93,10 +93,6 @@ def lunar_social(c: Clients, scope: FetchScope, coin: str) -> Awaitable[Any]:
     return scope.get(("lunar.social", coin), lambda: c.lunarcrush.social(coin))
 
 
-def coinapi_rate(c: Clients, scope: FetchScope, coin: str) -> Awaitable[Any]:
-    return scope.get(("coinapi.rate", coin), lambda: c.coinapi.exchange_rate(coin, "USD"))
-
-
 def feargreed_latest(c: Clients, scope: FetchScope, coin: str) -> Awaitable[Any]:
     return scope.get("feargreed.latest", lambda: c.feargreed.latest())
 

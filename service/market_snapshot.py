@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptosignals.v1 import signal_pb2
 
+from providers.coinglass import classify_envelope
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from service.factor_sources import Clients
@@ -186,8 +187,6 @@ async def probe_premium_endpoints(http: ProviderHttp | None, coin: str, exchange
             return signal_pb2.EndpointProbe(
                 endpoint=endpoint, status="ok", http_status=status, provider_code=code, latency_ms=latency
             )
-        from providers.coinglass import classify_envelope  # one reading of Coinglass's error codes
-
         kind, message = classify_envelope(body)
         return signal_pb2.EndpointProbe(
             endpoint=endpoint,

@@ -18,7 +18,8 @@ from providers.cache import UpstreamCache, stale_sources
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
-from service.factor_sources import Clients, FactorSource, coinapi_rate, okx_open_interest, okx_ticker, ordered_sources
+from service.coinglass_factors import coinglass_market
+from service.factor_sources import Clients, FactorSource, okx_open_interest, okx_ticker, ordered_sources
 from service.fetch_scope import FetchScope
 from service.market_snapshot import build_market_snapshot, probe_premium_endpoints
 from service.signal_mapping import signal_message, timestamp
@@ -91,6 +92,8 @@ class SignalDesk:
             headline_jobs = {
                 "ticker": asyncio.ensure_future(_settle(okx_ticker(self._clients, scope, symbol))),
                 "okx_oi": asyncio.ensure_future(_settle(okx_open_interest(self._clients, scope, symbol))),
+                # Shared with the Coinglass factors through the scope: one call, fetched concurrently.
+                "cg_market": asyncio.ensure_future(_settle(coinglass_market(self._clients, scope, symbol))),
             }
             await asyncio.gather(*jobs.values(), *headline_jobs.values())
         finally:
@@ -131,12 +134,13 @@ class SignalDesk:
         social = chosen.get("social")
         price = None if isinstance(ticker, ProviderError) else ticker.last
         if price is None:
-            rate = await _settle(coinapi_rate(self._clients, FetchScope(), symbol))
+            # Only when OKX's ticker failed: CoinAPI's quota is paid for.
+            rate = await _settle(self._clients.coinapi.exchange_rate(symbol, "USD"))
             price = None if isinstance(rate, ProviderError) else rate.rate
         headline = {
             "price": price,
             "funding_rate": funding.rate_pct if funding is not None else None,
-            "open_interest": await self._open_interest_usd(symbol, okx_oi),
+            "open_interest": _open_interest_usd(headline_jobs["cg_market"].result(), okx_oi),
             "social_score": social.galaxy_score if social is not None else None,
         }
         return signal_message(
@@ -149,13 +153,6 @@ class SignalDesk:
             config=self._config,
             debug=debug,
         )
-
-    async def _open_interest_usd(self, symbol: str, okx_oi: Any) -> float | None:
-        """All-exchange OI from Coinglass when available, else OKX's own."""
-        market = await _settle(self._clients.coinglass.coin_market(symbol))
-        if not isinstance(market, ProviderError):
-            return float(market.open_interest_usd)
-        return None if isinstance(okx_oi, ProviderError) else float(okx_oi.oi_usd)
 
     async def market(self, symbol: str) -> signal_pb2.MarketSnapshot:
         return await build_market_snapshot(self._clients, symbol, self._configured)
@@ -179,3 +176,10 @@ class SignalDesk:
                 entry.last_error_kind = ErrorKind.NOT_CONFIGURED.value
             report.append(entry)
         return report
+
+
+def _open_interest_usd(coinglass_market: Any, okx_oi: Any) -> float | None:
+    """All-exchange OI from Coinglass when available, else OKX's own."""
+    if not isinstance(coinglass_market, ProviderError):
+        return float(coinglass_market.open_interest_usd)
+    return None if isinstance(okx_oi, ProviderError) else float(okx_oi.oi_usd)

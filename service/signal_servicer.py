@@ -9,7 +9,6 @@ from typing import Any, Protocol
 import grpc
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from google.api import httpbody_pb2
-from google.protobuf import timestamp_pb2
 
 from providers.errors import ProviderError
 from service import docs_pages
@@ -18,10 +17,6 @@ from service.signal_desk import SignalUnavailableError
 from service.symbols import InvalidSymbolError, normalize_symbol
 
 VERSION = "1.0.0"
-
-
-class ProviderHealthSource(Protocol):
-    def provider_health(self) -> list[signal_pb2.ProviderHealth]: ...
 
 
 class SignalDesk(Protocol):
@@ -123,9 +118,3 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         self, request: signal_pb2.GetRedocPageRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
         return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=docs_pages.REDOC.encode())
-
-
-def timestamp_now() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.GetCurrentTime()
-    return ts
