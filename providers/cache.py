@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.deadline import deadline_in
 from providers.telemetry import record_cache_event
 
 log = logging.getLogger("cryptosignals.cache")
@@ -108,7 +109,8 @@ class UpstreamCache:
 
     async def _refresh(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> None:
         try:
-            await self._load(key, ttl, load)
+            with deadline_in(None):  # it serves later callers: the triggering request's deadline is not its own
+                await self._load(key, ttl, load)
         except Exception as exc:  # the last good value stays until it expires
             self.stats.refresh_failures += 1
             log.warning("background refresh of %s failed: %s", key, type(exc).__name__)

@@ -9,6 +9,7 @@ redaction, the access log and the health record /health reports. Provider-specif
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -18,9 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.stop import stop_base
 
 from providers.cache import UpstreamCache
+from providers.deadline import upstream_budget, within_budget
 from providers.errors import ErrorKind, ProviderError
 from providers.ratelimit import RateLimitedLocally, UpstreamLimiter
 from providers.telemetry import UPSTREAM_ERRORS, UPSTREAM_LATENCY, UPSTREAM_REQUESTS, endpoint_label
@@ -56,6 +59,14 @@ def _wait(retry_state: Any) -> float:
     if isinstance(error, ProviderError) and error.retry_after is not None:
         return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
     return float(_BACKOFF(retry_state))
+
+
+class _OutOfTime(stop_base):
+    """Stop retrying when the backoff would run past the request's deadline."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        budget = upstream_budget()
+        return budget is not None and budget <= retry_state.upcoming_sleep + 0.05
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -94,6 +105,7 @@ class ProviderHttp:
         self.name = name
         self._secret = secret
         self._max_attempts = max_attempts
+        self._timeout = timeout
         # Per-provider meaning of HTTP statuses that differ from the common reading (CoinAPI's 550).
         self._status_kinds = dict(status_kinds or {})
         self.health = ProviderHealth(provider=name, configured=configured)
@@ -149,7 +161,7 @@ class ProviderHttp:
         """GET ``endpoint`` and return (HTTP status, parsed JSON), or raise ProviderError."""
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._max_attempts),
+                stop=stop_after_attempt(self._max_attempts) | _OutOfTime(),
                 wait=_wait,
                 retry=retry_if_exception(_retryable),
                 reraise=True,
@@ -194,17 +206,18 @@ class ProviderHttp:
 
     async def _request(self, endpoint: str, params: Mapping[str, Any] | None) -> tuple[int, Any]:
         if self._limiter is not None:
-            try:
-                await self._limiter.acquire(self.name, endpoint)
-            except RateLimitedLocally as exc:
-                raise self.error(endpoint, ErrorKind.RATE_LIMITED, str(exc)) from None
+            await self._acquire(endpoint)
+        timeout = within_budget(self._timeout)
+        if timeout <= 0:
+            raise self.error(endpoint, ErrorKind.TIMEOUT, "no time left before the request's deadline")
         started = time.perf_counter()
         try:
-            response = await self._client.get(endpoint, params=params)
+            response = await self._client.get(endpoint, params=params, timeout=timeout)
         except httpx.TimeoutException:
             elapsed = time.perf_counter() - started
             log.warning("upstream %s %s timeout after %.0f ms", self.name, endpoint, elapsed * 1000)
-            raise self.error(endpoint, ErrorKind.TIMEOUT, f"no answer within {elapsed:.1f} s") from None
+            cut = " (the request's deadline)" if timeout < self._timeout else ""
+            raise self.error(endpoint, ErrorKind.TIMEOUT, f"no answer within {elapsed:.1f} s{cut}") from None
         except httpx.TransportError as exc:
             log.warning("upstream %s %s connection failed: %s", self.name, endpoint, type(exc).__name__)
             raise self.error(
@@ -217,6 +230,19 @@ class ProviderHttp:
         if status >= 400 or status in self._status_kinds:
             raise self._http_error(endpoint, response, body)
         return status, body
+
+    async def _acquire(self, endpoint: str) -> None:
+        """A slot in the provider's budget, waiting no longer than the request's deadline allows."""
+        assert self._limiter is not None
+        budget = upstream_budget()
+        try:
+            async with asyncio.timeout(budget):
+                await self._limiter.acquire(self.name, endpoint)
+        except RateLimitedLocally as exc:
+            raise self.error(endpoint, ErrorKind.RATE_LIMITED, str(exc)) from None
+        except TimeoutError:
+            message = "local request budget still exhausted at the request's deadline"
+            raise self.error(endpoint, ErrorKind.RATE_LIMITED, message) from None
 
     def _parse(self, endpoint: str, response: httpx.Response) -> Any:
         content_type = response.headers.get("content-type", "")

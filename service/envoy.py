@@ -51,3 +51,12 @@ def render_config(
 def write_config(path: Path, **kwargs: object) -> Path:
     path.write_text(render_config(**kwargs))  # type: ignore[arg-type]
     return path
+
+
+# Envoy waits this much longer than the server's RPC deadline, so a slow call ends with the server's
+# own DEADLINE_EXCEEDED message (a JSON 504 naming what was slow) rather than Envoy's bare timeout.
+ROUTE_TIMEOUT_MARGIN_SECONDS = 2.0
+
+
+def route_timeout_for(rpc_deadline_seconds: float) -> float:
+    return rpc_deadline_seconds + ROUTE_TIMEOUT_MARGIN_SECONDS

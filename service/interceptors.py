@@ -1,4 +1,5 @@
-"""Server interceptors: access log per RPC and a guard that turns unexpected exceptions into INTERNAL.
+"""Server interceptors: the RPC's deadline, an access log per RPC, and a guard that turns unexpected
+exceptions into INTERNAL.
 
 Without the guard, an exception's class name and text would reach the client (and through Envoy,
 the REST caller); the guard logs it with a traceback and answers a generic message instead.
@@ -6,6 +7,7 @@ the REST caller); the guard logs it with a traceback and answers a generic messa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,18 +15,34 @@ from typing import Any
 
 import grpc
 
+from providers.deadline import deadline_in
 from service.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger("cryptosignals.rpc")
 
 
-def _wrap_unary(method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Any:
+def _wrap_unary(
+    method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], deadline_seconds: float
+) -> Any:
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
+        # The server's own deadline, or the client's (grpc-timeout) when that comes sooner; upstream
+        # calls made for this RPC inherit it (providers/deadline.py).
+        client_remaining = context.time_remaining()
+        budget = deadline_seconds if client_remaining is None else min(deadline_seconds, client_remaining)
         try:
-            return await behaviour(request, context)
+            with deadline_in(budget):
+                async with asyncio.timeout(budget) as limit:
+                    return await behaviour(request, context)
         except grpc.aio.AbortError:
             raise  # context.abort(): the status and message were chosen deliberately
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            log.warning("rpc %s passed its deadline of %.1f s", method, budget)
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"the request did not complete within its deadline of {budget:.1f} s"
+            )
         except Exception:
             log.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error: the failure was logged")
@@ -40,6 +58,12 @@ def _wrap_unary(method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext]
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Every unary RPC: bounded by ``deadline_seconds`` (or the client's sooner deadline), logged,
+    counted in metrics, and never leaking an unexpected exception's text."""
+
+    def __init__(self, deadline_seconds: float) -> None:
+        self._deadline = deadline_seconds
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -49,7 +73,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(handler_call_details.method, handler.unary_unary),
+            _wrap_unary(handler_call_details.method, handler.unary_unary, self._deadline),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -21,7 +21,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.envoy import envoy_binary, write_config
+from service.envoy import envoy_binary, route_timeout_for, write_config
 from service.settings import Settings, load_settings
 
 EXIT_CODES = {"server": 3, "envoy": 4, "twin": 5}
@@ -119,7 +119,7 @@ async def run(settings: Settings, demo: bool) -> int:
             grpc_port=settings.grpc_port,
             grpc_host=settings.grpc_host,
             admin_port=settings.envoy_admin_port,
-            route_timeout_seconds=settings.rpc_deadline_seconds + 5,
+            route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
             metrics_port=settings.metrics_port,
         )
         envoy = await _spawn(

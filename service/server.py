@@ -55,7 +55,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     server = grpc.aio.server(
         interceptors=[
             *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
-            GuardInterceptor(),
+            GuardInterceptor(settings.rpc_deadline_seconds),
         ],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
     )

@@ -17,7 +17,7 @@ import httpx
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
 from providers.twin import RecordedTwin
-from service.envoy import envoy_binary, write_config
+from service.envoy import envoy_binary, route_timeout_for, write_config
 from service.server import RunningServer, start_server
 from service.settings import Settings
 
@@ -78,7 +78,7 @@ async def start_envoy(settings: Settings) -> Envoy:
         port=settings.port,
         grpc_port=settings.grpc_port,
         admin_port=settings.envoy_admin_port,
-        route_timeout_seconds=settings.rpc_deadline_seconds + 2,
+        route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
         metrics_port=settings.metrics_port,
     )
     log_path = workdir / "envoy.log"

@@ -1,0 +1,97 @@
+"""Deadlines: every RPC is bounded; a client's sooner deadline is honoured and reaches upstream calls,
+so a slow provider costs its factor, not the whole answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
+
+from providers.twin import RecordedTwin
+from tests.stack import Stack, running_stack
+
+COINGLASS_FACTORS = {"liquidations", "funding_rate", "momentum", "long_short_ratio", "smart_money", "open_interest"}
+
+
+@pytest.fixture(scope="module")
+async def short_deadline_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
+    # Server deadline 1 s, upstream timeout 5 s: only the deadline can cut a slow upstream call short.
+    async with running_stack(
+        twin, rpc_deadline_seconds=1.0, upstream_timeout_seconds=5.0, cache_enabled=False
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+async def long_deadline_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
+    async with running_stack(
+        twin, envoy=False, rpc_deadline_seconds=30.0, upstream_timeout_seconds=5.0, cache_enabled=False
+    ) as stack:
+        yield stack
+
+
+async def _timed_signal(stack: Stack, client_deadline: float | None) -> tuple[signal_pb2.Signal, float]:
+    async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+        stub = signal_pb2_grpc.SignalServiceStub(channel)
+        started = time.monotonic()
+        signal = await stub.GetSignal(signal_pb2.GetSignalRequest(symbol="BTC", debug=True), timeout=client_deadline)
+        return signal, time.monotonic() - started
+
+
+def _assert_coinglass_cut_short_and_okx_used(signal: signal_pb2.Signal) -> None:
+    by_factor = {f.factor: f for f in signal.factors}
+    for factor in COINGLASS_FACTORS:
+        assert by_factor[factor].source.startswith("okx:"), by_factor[factor].source
+        assert "coinglass: timeout" in by_factor[factor].fallback_reason, by_factor[factor].fallback_reason
+
+
+async def test_client_deadline_reaches_upstream_calls_and_the_signal_answers_in_time(
+    faults: RecordedTwin, long_deadline_stack: Stack
+) -> None:
+    faults.set_fault("coinglass", "*", "latency", latency_ms=4000)
+    signal, elapsed = await _timed_signal(long_deadline_stack, client_deadline=1.5)
+    # Answered before the client gave up, with the slow provider's factors from the fallback.
+    assert elapsed < 1.5
+    _assert_coinglass_cut_short_and_okx_used(signal)
+    assert signal.coverage == pytest.approx(1.0)
+
+
+async def test_server_deadline_bounds_a_call_that_sets_none(faults: RecordedTwin, short_deadline_stack: Stack) -> None:
+    faults.set_fault("coinglass", "*", "latency", latency_ms=4000)
+    signal, elapsed = await _timed_signal(short_deadline_stack, client_deadline=None)
+    assert elapsed < 1.5
+    _assert_coinglass_cut_short_and_okx_used(signal)
+
+
+async def test_coinglass_endpoint_past_the_deadline_is_a_json_504_in_time(
+    faults: RecordedTwin, short_deadline_stack: Stack
+) -> None:
+    faults.set_fault("coinglass", "*", "latency", latency_ms=4000)
+    async with httpx.AsyncClient(base_url=short_deadline_stack.rest_url, timeout=10) as client:
+        started = time.monotonic()
+        response = await client.get("/coinglass/funding-rate/BTC")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    body = response.json()
+    assert body["code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+    assert "coinglass" in body["message"] and "deadline" in body["message"]
+    assert elapsed < 1.5
+
+
+async def test_all_providers_slower_than_the_deadline_is_unavailable_naming_each_timeout(
+    faults: RecordedTwin, short_deadline_stack: Stack
+) -> None:
+    faults.set_fault("*", "*", "latency", latency_ms=4000)
+    async with httpx.AsyncClient(base_url=short_deadline_stack.rest_url, timeout=10) as client:
+        started = time.monotonic()
+        response = await client.get("/signals/BTC")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503, response.text
+    message = response.json()["message"]
+    for provider in ("coinglass", "okx", "lunarcrush"):
+        assert f"{provider}: timeout" in message
+    assert elapsed < 1.5
