@@ -1,10 +1,15 @@
 """The one HTTP layer every provider client uses.
 
-It owns, per provider: a pooled ``httpx.AsyncClient``, the per-request timeout, bounded retries
+It owns, per provider: a pooled ``aiohttp.ClientSession``, the per-request timeout, bounded retries
 with exponential backoff and jitter for idempotent GETs (connect errors, 5xx and 429, honouring
 Retry-After; never other 4xx), the classification of failures into ``ProviderError`` kinds, key
 redaction, the access log and the health record /health reports. Provider-specific envelopes
 (``code`` != "0", ``{"error": ...}``) are checked by each client on the JSON returned here.
+
+Why aiohttp and not httpx: a cold signal fans out ~18 upstream requests at once, and the client's
+own CPU cost per request decides how far a signal's latency sits above the slowest upstream call.
+Measured against the recorded twin on loopback (20 concurrent GETs): httpx 0.69 ms per request,
+aiohttp 0.08 ms.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from tenacity.stop import stop_base
 
@@ -69,12 +74,29 @@ class _OutOfTime(stop_base):
         return budget is not None and budget <= retry_state.upcoming_sleep + 0.05
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: _Reply) -> float | None:
     value = response.headers.get("retry-after")
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What is kept of an upstream response once its body has been read."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Query values as the providers expect them (aiohttp takes only strings): booleans lower-case."""
+    if not params:
+        return {}
+    return {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in params.items()}
 
 
 class ProviderHttp:
@@ -91,7 +113,6 @@ class ProviderHttp:
         max_attempts: int = 2,
         status_kinds: Mapping[int, ErrorKind] | None = None,
         configured: bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
         cache: UpstreamCache | None = None,
         limiter: UpstreamLimiter | None = None,
         ttls: Mapping[str, float] | None = None,
@@ -109,13 +130,9 @@ class ProviderHttp:
         # Per-provider meaning of HTTP statuses that differ from the common reading (CoinAPI's 550).
         self._status_kinds = dict(status_kinds or {})
         self.health = ProviderHealth(provider=name, configured=configured)
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"accept": "application/json", **(headers or {})},
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            transport=transport,
-        )
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"accept": "application/json", **(headers or {})}
+        self._session: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
 
     def redact(self, text: str) -> str:
         """Remove the key from any text that may have echoed it (upstream messages, URLs)."""
@@ -212,24 +229,39 @@ class ProviderHttp:
             raise self.error(endpoint, ErrorKind.TIMEOUT, "no time left before the request's deadline")
         started = time.perf_counter()
         try:
-            response = await self._client.get(endpoint, params=params, timeout=timeout)
-        except httpx.TimeoutException:
+            async with self.session().get(
+                self._base_url + endpoint, params=_query(params), timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                raw = await response.read()
+                reply = _Reply(response.status, response.headers.get("content-type", ""), raw, response.headers)
+        except TimeoutError:
             elapsed = time.perf_counter() - started
             log.warning("upstream %s %s timeout after %.0f ms", self.name, endpoint, elapsed * 1000)
             cut = " (the request's deadline)" if timeout < self._timeout else ""
             raise self.error(endpoint, ErrorKind.TIMEOUT, f"no answer within {elapsed:.1f} s{cut}") from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             log.warning("upstream %s %s connection failed: %s", self.name, endpoint, type(exc).__name__)
             raise self.error(
                 endpoint, ErrorKind.UPSTREAM, f"connection failed ({type(exc).__name__})", retryable=True
             ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        log.info("upstream %s %s %d %.0f ms", self.name, endpoint, response.status_code, elapsed_ms)
-        status = response.status_code
-        body = self._parse(endpoint, response)
-        if status >= 400 or status in self._status_kinds:
-            raise self._http_error(endpoint, response, body)
-        return status, body
+        log.info("upstream %s %s %d %.0f ms", self.name, endpoint, reply.status, elapsed_ms)
+        body = self._parse(endpoint, reply)
+        if reply.status >= 400 or reply.status in self._status_kinds:
+            raise self._http_error(endpoint, reply, body)
+        return reply.status, body
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                # Pooled keep-alive connections per provider; the DNS answer is reused for a minute.
+                connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=60),
+                # The environment's proxy settings apply, as they did with httpx.
+                trust_env=True,
+                raise_for_status=False,
+            )
+        return self._session
 
     async def _acquire(self, endpoint: str) -> None:
         """A slot in the provider's budget, waiting no longer than the request's deadline allows."""
@@ -244,32 +276,32 @@ class ProviderHttp:
             message = "local request budget still exhausted at the request's deadline"
             raise self.error(endpoint, ErrorKind.RATE_LIMITED, message) from None
 
-    def _parse(self, endpoint: str, response: httpx.Response) -> Any:
-        content_type = response.headers.get("content-type", "")
-        text = response.text
+    def _parse(self, endpoint: str, response: _Reply) -> Any:
+        content_type = response.content_type
+        text = response.body.decode("utf-8", errors="replace")
         if "html" in content_type or text.lstrip().startswith("<"):
-            if response.status_code >= 500:
+            if response.status >= 500:
                 return None  # an HTML 5xx page is an upstream failure; classified by status below
             raise self.error(
                 endpoint,
                 ErrorKind.BAD_PAYLOAD,
-                f"HTTP {response.status_code} with an HTML page instead of JSON",
-                http_status=response.status_code,
+                f"HTTP {response.status} with an HTML page instead of JSON",
+                http_status=response.status,
             )
         try:
             return json.loads(text) if text else None
         except json.JSONDecodeError:
-            if response.status_code >= 500:
+            if response.status >= 500:
                 return None
             raise self.error(
                 endpoint,
                 ErrorKind.BAD_PAYLOAD,
-                f"HTTP {response.status_code} with malformed JSON ({len(text)} bytes)",
-                http_status=response.status_code,
+                f"HTTP {response.status} with malformed JSON ({len(text)} bytes)",
+                http_status=response.status,
             ) from None
 
-    def _http_error(self, endpoint: str, response: httpx.Response, body: Any) -> ProviderError:
-        status = response.status_code
+    def _http_error(self, endpoint: str, response: _Reply, body: Any) -> ProviderError:
+        status = response.status
         detail = _upstream_message(body)
         suffix = f": {detail}" if detail else ""
         if status in self._status_kinds:
@@ -296,7 +328,8 @@ class ProviderHttp:
         return self.error(endpoint, ErrorKind.UPSTREAM, f"HTTP {status}{suffix}", http_status=status)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 def _upstream_message(body: Any) -> str:
