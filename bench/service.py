@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import grpc
 import httpx
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
@@ -126,14 +127,16 @@ class Deployment:
         Python thread, so concurrent requests queue there.
         """
         headers = {"CG-API-KEY": "bench", "X-CoinAPI-Key": "bench", "Authorization": "Bearer bench"}
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        async with httpx.AsyncClient(headers=headers, timeout=10, limits=limits) as client:
-            rows = (await client.get(f"{self.twin}/_twin/requests")).json()["requests"]
+        # The same HTTP client library as the service (aiohttp), so the floor is not inflated by ours.
+        async with aiohttp.ClientSession(headers=headers) as client:
+            async with client.get(f"{self.twin}/_twin/requests") as listing:
+                rows = (await listing.json())["requests"]
             unique = sorted({(r["provider"], r["path"], tuple(sorted(r["query"].items()))) for r in rows})
 
             async def call(provider: str, path: str, query: tuple[tuple[str, str], ...]) -> float:
                 started = time.perf_counter()
-                await client.get(f"{self.twin}/{provider}{path}", params=dict(query))
+                async with client.get(f"{self.twin}/{provider}{path}", params=dict(query)) as response:
+                    await response.read()
                 return (time.perf_counter() - started) * 1000
 
             await asyncio.gather(*(call(*u) for u in unique))  # open the connections

@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from tenacity.stop import stop_base
+from yarl import URL
 
 from providers.cache import UpstreamCache
 from providers.deadline import upstream_budget, within_budget
@@ -97,6 +99,15 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
     if not params:
         return {}
     return {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in params.items()}
+
+
+def _env_proxy(base_url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY ...) sets for this provider, if any."""
+    try:
+        proxy, _auth = get_env_proxy_for_url(URL(base_url))
+    except LookupError:
+        return None
+    return str(proxy)
 
 
 class ProviderHttp:
@@ -257,8 +268,10 @@ class ProviderHttp:
                 headers=self._headers,
                 # Pooled keep-alive connections per provider; the DNS answer is reused for a minute.
                 connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=60),
-                # The environment's proxy settings apply, as they did with httpx.
-                trust_env=True,
+                # HTTP(S)_PROXY / NO_PROXY are read once here: trust_env=True would look them (and
+                # ~/.netrc) up again in a thread for every request.
+                proxy=_env_proxy(self._base_url),
+                cookie_jar=aiohttp.DummyCookieJar(),  # provider APIs are stateless
                 raise_for_status=False,
             )
         return self._session
