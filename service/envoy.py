@@ -24,6 +24,11 @@ def envoy_binary() -> str:
     return found
 
 
+def reachable_host(grpc_host: str) -> str:
+    """Envoy's STATIC cluster needs an IP; a server listening on every interface is reached on loopback."""
+    return "127.0.0.1" if grpc_host in {"0.0.0.0", "", "localhost"} else grpc_host  # noqa: S104
+
+
 def render_config(
     *,
     port: int,
@@ -39,8 +44,7 @@ def render_config(
     by default the one at ``grpc_host:grpc_port``."""
     if not descriptor.exists():
         raise FileNotFoundError(f"{descriptor} is missing: run `make gen`")
-    # Envoy's STATIC cluster needs an IP; the server listening on 0.0.0.0 is reached on loopback.
-    upstream_host = "127.0.0.1" if grpc_host in {"0.0.0.0", "", "localhost"} else grpc_host  # noqa: S104
+    upstream_host = reachable_host(grpc_host)
     servers = list(upstreams) or [(upstream_host, grpc_port)]
     # One flow-style line, so the template needs no indentation logic.
     endpoints = ", ".join(

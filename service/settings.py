@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
 
     # The gRPC servers Envoy round-robins over, "host:port,host:port" (default GRPC_HOST:GRPC_PORT).
     grpc_upstreams: str = ""
+    # `make run` / the launcher: this many server processes on GRPC_PORT, GRPC_PORT+1, ... (metrics
+    # on METRICS_PORT, METRICS_PORT+1, ...) behind its one Envoy.
+    replicas: Annotated[int, Field(ge=1, le=16)] = 1
 
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
@@ -156,6 +159,12 @@ class Settings(BaseSettings):
         for item in filter(None, (part.strip() for part in value.split(","))):
             _parse_upstream(item)
         return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_replicas(self) -> Settings:
+        if self.replicas > 1 and self.grpc_upstreams.strip():
+            raise ValueError("set REPLICAS (the launcher starts them) or GRPC_UPSTREAMS (started elsewhere), not both")
+        return self
 
     @property
     def grpc_upstream_list(self) -> list[tuple[str, int]]:

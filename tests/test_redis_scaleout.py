@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -24,11 +26,15 @@ from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from prometheus_client import REGISTRY
 
 from providers.cache import UpstreamCache
+from providers.cache_codec import TAG, CodecError, decode, encode
 from providers.cache_store import RedisStore
+from providers.coinapi import ExchangeRate
+from providers.feargreed import FearGreedReading
 from providers.ratelimit import DEFAULT_PER_MINUTE
-from providers.redis_link import RedisLink
+from providers.redis_link import RedisLink, redacted_url
 from providers.twin import RecordedTwin
 from service.server import RunningServer, start_server
+from service.settings import SettingsError, load_settings
 from tests.redis_server import redis_server
 from tests.stack import FAKE_KEYS, stack_settings, start_envoy
 from tests.test_cache import Upstream
@@ -204,3 +210,50 @@ async def test_redis_going_away_degrades_to_in_process_caching(
     warnings = [r.getMessage() for r in caplog.records if r.name == "cryptosignals.redis"]
     assert len(warnings) == 1, warnings  # rate-limited: one warning, not one per lookup
     assert f"127.0.0.1:{server.port}" in warnings[0] and password not in caplog.text
+
+
+async def test_a_dead_lock_holder_delays_the_load_only_until_its_lock_expires(redis_url: str) -> None:
+    link = RedisLink(redis_url)
+    cache, upstream = UpstreamCache(store=RedisStore(link), lock_seconds=5), Upstream()
+    try:
+        # A replica took the key's lock and died before writing a value.
+        await link.client.set("cryptosignals:lock:k", "dead-replica", px=300)
+        started = time.monotonic()
+        assert await cache.get("k", 5, upstream) == "value-1"
+        waited = time.monotonic() - started
+    finally:
+        await link.aclose()
+    assert 0.25 <= waited < 1.5
+    assert upstream.calls == 1
+
+
+def test_cached_provider_results_survive_the_json_codec() -> None:
+    rate = ExchangeRate("BTC", "USD", 97000.5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    readings = [FearGreedReading(25.0, "Extreme Fear", datetime(2026, 1, 2, tzinfo=UTC))]
+    raw = {"data": [{"a": "1", "b": None, "c": [1.5, True]}], TAG: "not a tag", "t": (1, "x")}
+    for value in (rate, readings, raw, ["BTC", "ETH"], "x", None):
+        assert decode(encode(value)) == value
+    assert isinstance(decode(encode(rate)), ExchangeRate)
+
+
+@pytest.mark.parametrize("name", ["os:system", "builtins:eval", "providers.coinapi:ExchangeRate.__init__"])
+def test_a_stored_value_cannot_name_an_arbitrary_callable(name: str) -> None:
+    forged = json.dumps({TAG: "dataclass", "cls": name, "v": {}}).encode()
+    with pytest.raises(CodecError):
+        decode(forged)
+
+
+def test_redis_settings_are_validated_and_the_password_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "http://:hunter2@redis:6379")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None)
+    assert "REDIS_URL" in str(caught.value) and "hunter2" not in str(caught.value)
+    monkeypatch.setenv("REDIS_URL", "rediss://user:hunter2@redis:6380/1")
+    settings = load_settings(_env_file=None)
+    assert "hunter2" not in repr(settings)
+    assert redacted_url("rediss://user:hunter2@redis:6380/1") == "rediss://user:***@redis:6380/1"
+    monkeypatch.setenv("GRPC_UPSTREAMS", "127.0.0.1:50051, localhost:50052")
+    assert load_settings(_env_file=None).grpc_upstream_list == [("127.0.0.1", 50051), ("127.0.0.1", 50052)]
+    monkeypatch.setenv("GRPC_UPSTREAMS", "server-a:50051")
+    with pytest.raises(SettingsError, match="GRPC_UPSTREAMS"):
+        load_settings(_env_file=None)
