@@ -7,7 +7,12 @@
   background refresh runs; if the refresh fails, the last good value keeps being served until it
   is ``max_stale`` seconds past its TTL. Only validated data is cached, never an error.
 
-In-process (one replica). The store is a plain dict so a shared store (Redis) can replace it.
+- **Across replicas** (with a shared store, Redis): entries are shared, and a miss takes a short
+  lock in the store so one replica loads while the others poll for its value (bounded by
+  ``lock_seconds``; a dead holder's lock expires and the next poller loads). In-process
+  coalescing stays in front of it: one Redis wait per key per process.
+
+The store is a dict by default (cache_store.MemoryStore); cache_store.RedisStore shares it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.cache_store import CacheStore, Entry, MemoryStore
 from providers.deadline import deadline_in
 from providers.telemetry import record_cache_event
 
@@ -29,11 +35,8 @@ log = logging.getLogger("cryptosignals.cache")
 stale_sources: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("stale_sources", default=None)
 
 
-@dataclass
-class _Entry:
-    value: Any
-    fresh_until: float
-    expires_at: float  # fresh_until + max_stale: after this the value is never served
+# How often a replica waiting for another replica's load looks for the value.
+POLL_SECONDS = 0.02
 
 
 @dataclass
@@ -43,12 +46,22 @@ class CacheStats:
     stale: int = 0
     coalesced: int = 0
     refresh_failures: int = 0
+    shared_waits: int = 0  # loads answered by another replica's upstream call
     by_event: dict[str, int] = field(default_factory=dict)
 
 
 class UpstreamCache:
-    def __init__(self, max_stale: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._entries: dict[Hashable, _Entry] = {}
+    def __init__(
+        self,
+        max_stale: float = 300.0,
+        clock: Callable[[], float] | None = None,
+        store: CacheStore | None = None,
+        lock_seconds: float = 10.0,
+    ) -> None:
+        self._store: CacheStore = store or MemoryStore()
+        # A shared store needs times every process agrees on: wall-clock, not this process's monotonic.
+        clock = clock or (time.time if self._store.shared else time.monotonic)
+        self._lock_seconds = lock_seconds
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._refreshing: set[Hashable] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -58,13 +71,13 @@ class UpstreamCache:
         self.on_event: Callable[[str, str], None] = record_cache_event
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._store.clear()
 
     async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]], source: str = "") -> Any:
         """The cached value for ``key``, loading it (once, however many callers wait) when needed."""
         provider = source.split(":", 1)[0]
+        entry = await self._store.get(key)
         now = self._clock()
-        entry = self._entries.get(key)
         if entry is not None and now < entry.fresh_until:
             self.stats.hits += 1
             self.on_event("hit", provider)
@@ -93,19 +106,46 @@ class UpstreamCache:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            value = await load()
+            value = await self._fetch(key, ttl, load)
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # retrieved: waiters re-raise it, nobody else needs to
             raise
         else:
-            now = self._clock()
-            self._entries[key] = _Entry(value, now + ttl, now + ttl + self._max_stale)
             future.set_result(value)
             return value
         finally:
             del self._inflight[key]
+
+    async def _fetch(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
+        """Load and store ``key``, or, while another replica holds its lock, wait for that replica's value."""
+        deadline = time.monotonic() + self._lock_seconds
+        while True:
+            token = await self._store.lock(key, self._lock_seconds)
+            if token is not None:
+                try:
+                    if self._store.shared:
+                        # The previous holder may have stored it between our last look and our lock.
+                        entry = await self._store.get(key)
+                        if entry is not None and self._clock() < entry.fresh_until:
+                            return entry.value
+                    return await self._load_and_store(key, ttl, load)
+                finally:
+                    await self._store.unlock(key, token)
+            if time.monotonic() >= deadline:  # the holder is slow: load rather than fail the request
+                return await self._load_and_store(key, ttl, load)
+            await asyncio.sleep(POLL_SECONDS)
+            entry = await self._store.get(key)
+            if entry is not None and self._clock() < entry.fresh_until:
+                self.stats.shared_waits += 1
+                return entry.value
+
+    async def _load_and_store(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
+        value = await load()
+        now = self._clock()
+        await self._store.put(key, Entry(value, now + ttl, now + ttl + self._max_stale), ttl + self._max_stale)
+        return value
 
     async def _refresh(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Upstream rate limits per provider key, shared by every caller in this process.
+"""Upstream rate limits per provider key, shared by every caller in this process
+(shared_limiter.SharedLimiter shares them between replicas through Redis).
 
 A call that would exceed its provider's budget waits (up to a bound) for capacity, then fails as
 ``rate_limited`` instead of earning a 429 upstream: a 429 can cost more than the call (some
@@ -64,14 +65,15 @@ class UpstreamLimiter:
             return "okx_rubik"
         return provider
 
-    async def acquire(self, provider: str, endpoint: str) -> None:
+    async def acquire(self, provider: str, endpoint: str, max_wait: float | None = None) -> None:
+        """Wait for capacity up to ``max_wait`` (default: the limiter's bound), else RateLimitedLocally."""
         bucket = self.bucket_for(provider, endpoint)
         limiter = self._limiters.get(bucket)
         if limiter is None:
             return
         started = time.monotonic()
         try:
-            await asyncio.wait_for(limiter.acquire(), self._max_wait)
+            await asyncio.wait_for(limiter.acquire(), self._max_wait if max_wait is None else max_wait)
         except TimeoutError:
             waited = time.monotonic() - started
             LIMITER_REJECTIONS.labels(bucket).inc()

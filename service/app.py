@@ -7,6 +7,7 @@ from typing import Any
 
 from providers import coinapi, coinglass, feargreed, lunarcrush, okx
 from providers.cache import UpstreamCache
+from providers.cache_store import RedisStore
 from providers.coinapi import CoinApiClient
 from providers.coinglass import CoinglassClient
 from providers.feargreed import FearGreedClient
@@ -14,6 +15,8 @@ from providers.http import ProviderHttp
 from providers.lunarcrush import LunarCrushClient
 from providers.okx import OkxClient
 from providers.ratelimit import UpstreamLimiter
+from providers.redis_link import RedisLink
+from providers.shared_limiter import SharedLimiter
 from scoring import ScoringConfig, load_config
 from service.codegen import DESCRIPTOR_SET
 from service.factor_sources import Clients
@@ -31,6 +34,7 @@ class App:
     scoring: ScoringConfig
     openapi_document: dict[str, Any]
     cache: UpstreamCache | None
+    redis: RedisLink | None = None
 
     @property
     def coinglass(self) -> CoinglassClient:
@@ -38,8 +42,7 @@ class App:
 
     @classmethod
     async def create(cls, settings: Settings) -> App:
-        cache = UpstreamCache(settings.cache_max_stale_seconds) if settings.cache_enabled else None
-        limiter = UpstreamLimiter(settings.per_minute_limits, settings.rate_limit_max_wait_seconds)
+        cache, limiter, link = cls._cache_and_limiter(settings)
         scale = settings.cache_ttl_scale
         ttls = {
             "coinglass": coinglass.TTLS,
@@ -119,9 +122,29 @@ class App:
         document = build_openapi(
             DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
         )
-        return cls(settings, clients, layers, desk, scoring, document, cache)
+        return cls(settings, clients, layers, desk, scoring, document, cache, link)
+
+    @staticmethod
+    def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, UpstreamLimiter, RedisLink | None]:
+        """In-process, or shared by every replica through Redis when REDIS_URL is set."""
+        limits, wait = settings.per_minute_limits, settings.rate_limit_max_wait_seconds
+        if settings.redis_url is None:
+            cache = UpstreamCache(settings.cache_max_stale_seconds) if settings.cache_enabled else None
+            return cache, UpstreamLimiter(limits, wait), None
+        link = RedisLink(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix)
+        # How long one replica may hold a key's lock while loading it: its budget wait plus every
+        # attempt at the upstream timeout; the others wait that long at most, then load themselves.
+        lock_seconds = wait + settings.upstream_timeout_seconds * settings.upstream_max_attempts + 1
+        cache = (
+            UpstreamCache(settings.cache_max_stale_seconds, store=RedisStore(link), lock_seconds=lock_seconds)
+            if settings.cache_enabled
+            else None
+        )
+        return cache, SharedLimiter(link, limits, wait), link
 
     async def aclose(self) -> None:
         for layer in self.http.values():
             if layer is not None:
                 await layer.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()

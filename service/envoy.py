@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
@@ -23,6 +24,11 @@ def envoy_binary() -> str:
     return found
 
 
+def reachable_host(grpc_host: str) -> str:
+    """Envoy's STATIC cluster needs an IP; a server listening on every interface is reached on loopback."""
+    return "127.0.0.1" if grpc_host in {"0.0.0.0", "", "localhost"} else grpc_host  # noqa: S104
+
+
 def render_config(
     *,
     port: int,
@@ -32,13 +38,23 @@ def render_config(
     route_timeout_seconds: float = 30.0,
     metrics_port: int = 9464,
     descriptor: Path = DESCRIPTOR_SET,
+    upstreams: Sequence[tuple[str, int]] = (),
 ) -> str:
+    """Envoy's config; ``upstreams`` (GRPC_UPSTREAMS) are the gRPC servers it round-robins over,
+    by default the one at ``grpc_host:grpc_port``."""
     if not descriptor.exists():
         raise FileNotFoundError(f"{descriptor} is missing: run `make gen`")
-    # Envoy's STATIC cluster needs an IP; the server listening on 0.0.0.0 is reached on loopback.
-    upstream_host = "127.0.0.1" if grpc_host in {"0.0.0.0", "", "localhost"} else grpc_host  # noqa: S104
+    upstream_host = reachable_host(grpc_host)
+    servers = list(upstreams) or [(upstream_host, grpc_port)]
+    # One flow-style line, so the template needs no indentation logic.
+    endpoints = ", ".join(
+        f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
+        for host, number in servers
+    )
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
+        GRPC_ENDPOINTS=f"[{endpoints}]",
+        # Still named in the template's header comment (substituted there too).
         GRPC_HOST=upstream_host,
         GRPC_PORT=grpc_port,
         ADMIN_PORT=admin_port,

@@ -21,7 +21,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.envoy import envoy_binary, route_timeout_for, write_config
+from service.envoy import envoy_binary, reachable_host, route_timeout_for, write_config
 from service.settings import Settings, load_settings
 
 EXIT_CODES = {"server": 3, "envoy": 4, "twin": 5}
@@ -109,9 +109,19 @@ async def run(settings: Settings, demo: bool) -> int:
         elif not settings.client_api_keys:
             say("warning: SIGNAL_API_KEYS is not set: anyone who can reach this port can call the API")
 
-        server = await _spawn("server", sys.executable, "-m", "service.server", env=env)
-        parts.append(server)
-        await _wait_until(lambda: _grpc_serving(settings.grpc_port), "the gRPC server", server)
+        grpc_ports = [settings.grpc_port + i for i in range(settings.replicas)]
+        servers = []
+        for i, grpc_port in enumerate(grpc_ports):
+            replica_env = {**env, "GRPC_PORT": str(grpc_port), "METRICS_PORT": str(settings.metrics_port + i)}
+            servers.append(await _spawn("server", sys.executable, "-m", "service.server", env=replica_env))
+            parts.append(servers[-1])
+        for grpc_port, server in zip(grpc_ports, servers, strict=True):
+            await _wait_until(lambda p=grpc_port: _grpc_serving(p), f"the gRPC server on port {grpc_port}", server)
+        if settings.replicas > 1 and settings.redis_url is None:
+            say("warning: REDIS_URL is not set: each replica keeps its own cache and upstream budgets")
+        upstreams = settings.grpc_upstream_list
+        if settings.replicas > 1:
+            upstreams = [(reachable_host(settings.grpc_host), port) for port in grpc_ports]
 
         config = write_config(
             workdir / "envoy.yaml",
@@ -121,6 +131,7 @@ async def run(settings: Settings, demo: bool) -> int:
             admin_port=settings.envoy_admin_port,
             route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
             metrics_port=settings.metrics_port,
+            upstreams=upstreams,
         )
         envoy = await _spawn(
             "envoy",
@@ -138,6 +149,8 @@ async def run(settings: Settings, demo: bool) -> int:
 
         say(f"REST     http://localhost:{settings.port}/   (try /signals/BTC, /docs, /gpt/action-schema)")
         say(f"gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)")
+        if settings.replicas > 1:
+            say(f"replicas {settings.replicas} servers, gRPC ports {grpc_ports[0]}-{grpc_ports[-1]}, round-robin")
         say(f"OpenAPI  {settings.base_url}/openapi.json")
         say("ready; Ctrl-C stops everything")
         return await _supervise(parts, settings.shutdown_grace_seconds)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
@@ -54,6 +56,17 @@ class Settings(BaseSettings):
     rate_limits: str = ""
     rate_limit_max_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
 
+    # Shared Redis for the upstream cache and budgets of every replica (unset: each process keeps
+    # its own). A secret: the URL may carry a password, and it is never logged.
+    redis_url: SecretStr | None = None
+    redis_prefix: str = "cryptosignals"
+
+    # The gRPC servers Envoy round-robins over, "host:port,host:port" (default GRPC_HOST:GRPC_PORT).
+    grpc_upstreams: str = ""
+    # `make run` / the launcher: this many server processes on GRPC_PORT, GRPC_PORT+1, ... (metrics
+    # on METRICS_PORT, METRICS_PORT+1, ...) behind its one Envoy.
+    replicas: Annotated[int, Field(ge=1, le=16)] = 1
+
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
 
@@ -66,7 +79,9 @@ class Settings(BaseSettings):
     signal_api_keys: SecretStr | None = None
     log_level: str = "INFO"
 
-    @field_validator("coinglass_api_key", "coinapi_key", "lunarcrush_api_key", "signal_api_keys", mode="before")
+    @field_validator(
+        "coinglass_api_key", "coinapi_key", "lunarcrush_api_key", "signal_api_keys", "redis_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -123,6 +138,39 @@ class Settings(BaseSettings):
                 raise ValueError(f"{bucket.strip()} needs a number of requests per minute >= 0, got {rate!r}") from None
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            # The value itself is not echoed: it may hold a password.
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError(f"must be 1-64 letters, digits, '_', '.' or '-', got {value!r}")
+        return value
+
+    @field_validator("grpc_upstreams")
+    @classmethod
+    def _grpc_upstreams(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            _parse_upstream(item)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_replicas(self) -> Settings:
+        if self.replicas > 1 and self.grpc_upstreams.strip():
+            raise ValueError("set REPLICAS (the launcher starts them) or GRPC_UPSTREAMS (started elsewhere), not both")
+        return self
+
+    @property
+    def grpc_upstream_list(self) -> list[tuple[str, int]]:
+        """GRPC_UPSTREAMS as (IP, port) pairs; empty when unset (Envoy then uses GRPC_HOST:GRPC_PORT)."""
+        return [_parse_upstream(p.strip()) for p in self.grpc_upstreams.split(",") if p.strip()]
+
     @property
     def per_minute_limits(self) -> dict[str, float]:
         limits = dict(DEFAULT_PER_MINUTE)
@@ -140,6 +188,22 @@ class Settings(BaseSettings):
         if self.signal_api_keys is None:
             return ()
         return tuple(k.strip() for k in self.signal_api_keys.get_secret_value().split(",") if k.strip())
+
+
+def _parse_upstream(item: str) -> tuple[str, int]:
+    """``127.0.0.1:50051`` -> ("127.0.0.1", 50051). Envoy's STATIC cluster needs IP addresses."""
+    host, sep, port = item.rpartition(":")
+    host = host.strip("[]")
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+        if not sep or not 1 <= number <= 65535:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"each entry must be IP:port (e.g. 127.0.0.1:50051), got {item!r}") from None
+    return host, number
 
 
 class SettingsError(SystemExit):

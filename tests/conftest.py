@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import httpx
 import pytest
+import redis
 
 from providers.twin import RecordedTwin
+from tests.redis_server import INSTALL_HINT, RedisServer, redis_server, redis_server_binary
 from tests.stack import Stack, running_stack
 
 
@@ -43,3 +45,20 @@ async def rest(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 async def channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(stack.grpc_target) as ch:
         yield ch
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    """One real redis-server for the session (skipped, saying how to install it, if there is none)."""
+    if redis_server_binary() is None:
+        pytest.skip(INSTALL_HINT)
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_session: RedisServer) -> str:
+    """The session's Redis, emptied: every test starts with a cold shared cache and full budgets."""
+    with redis.Redis.from_url(redis_session.url) as client:
+        client.flushall()
+    return redis_session.url

@@ -80,6 +80,7 @@ async def start_envoy(settings: Settings) -> Envoy:
         admin_port=settings.envoy_admin_port,
         route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
         metrics_port=settings.metrics_port,
+        upstreams=settings.grpc_upstream_list,
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +17,7 @@ import pytest
 from tests.stack import free_port
 
 
-def _launch(tmp_path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+def _launch(tmp_path, *args: str, **extra_env: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
         **os.environ,
@@ -24,6 +27,7 @@ def _launch(tmp_path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
         "TWIN_PORT": str(free_port()),
         "METRICS_PORT": str(free_port()),
         "SHUTDOWN_GRACE_SECONDS": "1",
+        **extra_env,
     }
     for key in ("COINGLASS_API_KEY", "COINAPI_KEY", "LUNARCRUSH_API_KEY", "SIGNAL_API_KEYS"):
         env.pop(key, None)
@@ -81,3 +85,44 @@ def test_launcher_exits_nonzero_naming_envoy_when_envoy_dies(tmp_path) -> None:
         if process.poll() is None:
             process.kill()
     assert "envoy exited" in (process.stdout.read().decode() if process.stdout else "")
+
+
+def _two_free_ports() -> int:
+    """A port p with p+1 free too, below the ephemeral range free_port() draws the other ports from."""
+    for _ in range(100):
+        first = random.randint(20000, 30000)
+        with contextlib.ExitStack() as stack:
+            try:
+                for candidate in (first, first + 1):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return first
+    raise RuntimeError("no two consecutive free ports")
+
+
+def test_replicas_start_behind_one_envoy_sharing_redis(tmp_path, redis_url: str) -> None:
+    admin_port = free_port()
+    process, port = _launch(
+        tmp_path,
+        "--demo",
+        REPLICAS="2",
+        REDIS_URL=redis_url,
+        ENVOY_ADMIN_PORT=str(admin_port),
+        GRPC_PORT=str(_two_free_ports()),
+        METRICS_PORT=str(_two_free_ports()),
+    )
+    try:
+        _wait_ready(port, process)
+        answers = [httpx.get(f"http://127.0.0.1:{port}/signals/BTC", timeout=10) for _ in range(6)]
+        clusters = httpx.get(f"http://127.0.0.1:{admin_port}/clusters", timeout=5).text
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert {a.status_code for a in answers} == {200}
+    served = [line for line in clusters.splitlines() if line.startswith("grpc_server::") and "::rq_total::" in line]
+    assert len(served) == 2 and all(int(line.rsplit("::", 1)[1]) >= 2 for line in served), served
+    assert "replicas 2 servers" in (process.stdout.read().decode() if process.stdout else "")

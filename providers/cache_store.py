@@ -1,0 +1,163 @@
+"""Where UpstreamCache keeps its entries: a dict in this process, or Redis shared by replicas.
+
+The cache logic (TTLs, coalescing, stale-while-revalidate, max stale) lives in UpstreamCache and
+is the same for both; a store only reads, writes and (for Redis) locks a key across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from providers.cache_codec import CodecError, decode, encode
+from providers.redis_link import REDIS_FAILURES, RedisLink
+
+log = logging.getLogger("cryptosignals.cache")
+
+# Held by the one loader in this process while Redis is not shared or not reachable.
+LOCAL_LOCK = "local"
+
+# Compare-and-delete: a loader whose lock expired must not delete the next holder's lock.
+_UNLOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class Entry:
+    value: Any
+    fresh_until: float
+    expires_at: float  # fresh_until + max_stale: after this the value is never served
+
+
+class CacheStore(Protocol):
+    # True when other processes read and write the same entries (cross-replica coalescing).
+    shared: bool
+
+    async def get(self, key: Hashable) -> Entry | None: ...
+
+    async def put(self, key: Hashable, entry: Entry, keep_seconds: float) -> None: ...
+
+    async def lock(self, key: Hashable, seconds: float) -> str | None:
+        """A token if this caller may load ``key`` now; None while another process is loading it."""
+        ...
+
+    async def unlock(self, key: Hashable, token: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class MemoryStore:
+    """Entries in a dict: one process. Expired entries are replaced on the next load of their key."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.entries: dict[Hashable, Entry] = {}
+
+    async def get(self, key: Hashable) -> Entry | None:
+        return self.entries.get(key)
+
+    async def put(self, key: Hashable, entry: Entry, keep_seconds: float) -> None:
+        self.entries[key] = entry
+
+    async def lock(self, key: Hashable, seconds: float) -> str | None:
+        return LOCAL_LOCK  # in-process coalescing in UpstreamCache already admits one loader
+
+    async def unlock(self, key: Hashable, token: str) -> None:
+        return None
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def redis_name(key: Hashable) -> str:
+    """A readable Redis key name: ``okx:/api/v5/market/ticker:instId=BTC-USDT-SWAP``.
+
+    The cache key is (provider, endpoint, sorted query parameters); keys travel in headers,
+    never in parameters, so no secret reaches a key name (tests assert it)."""
+    if not isinstance(key, tuple):
+        return str(key)
+    return ":".join(
+        "&".join("=".join(map(str, pair)) for pair in part) if isinstance(part, tuple) else str(part) for part in key
+    )
+
+
+class RedisStore:
+    """Entries in Redis, shared by every replica, with a local copy used while Redis is unreachable.
+
+    Times in entries are wall-clock (``time.time``): monotonic clocks differ between processes.
+    Redis evicts an entry at its ``expires_at`` (key TTL), so nothing needs cleaning up.
+    """
+
+    shared = True
+
+    def __init__(self, link: RedisLink) -> None:
+        self._link = link
+        self._unlock = link.client.register_script(_UNLOCK)
+        # Written through on every put: while Redis is down the cache degrades to in-process.
+        self.local = MemoryStore()
+
+    async def get(self, key: Hashable) -> Entry | None:
+        if not self._link.available:
+            return await self.local.get(key)
+        name = self._link.key("cache", redis_name(key))
+        try:
+            raw = await self._link.client.get(name)
+        except REDIS_FAILURES as exc:
+            self._link.failed("cache_get", exc)
+            return await self.local.get(key)
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            return Entry(decode(record["v"].encode()), float(record["fresh"]), float(record["expires"]))
+        except (CodecError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("unreadable shared cache entry %s (%s): treated as a miss", name, type(exc).__name__)
+            return None
+
+    async def put(self, key: Hashable, entry: Entry, keep_seconds: float) -> None:
+        await self.local.put(key, entry, keep_seconds)
+        if not self._link.available:
+            return
+        try:
+            value = encode(entry.value).decode()
+        except CodecError as exc:
+            log.warning("%s: kept in this process only", exc)
+            return
+        record = json.dumps({"v": value, "fresh": entry.fresh_until, "expires": entry.expires_at})
+        try:
+            await self._link.client.set(
+                self._link.key("cache", redis_name(key)), record, px=max(1, int(keep_seconds * 1000))
+            )
+        except REDIS_FAILURES as exc:
+            self._link.failed("cache_put", exc)
+
+    async def lock(self, key: Hashable, seconds: float) -> str | None:
+        if not self._link.available:
+            return LOCAL_LOCK
+        token = secrets.token_hex(8)
+        try:
+            taken = await self._link.client.set(
+                self._link.key("lock", redis_name(key)), token, nx=True, px=max(1, int(seconds * 1000))
+            )
+        except REDIS_FAILURES as exc:
+            self._link.failed("cache_lock", exc)
+            return LOCAL_LOCK
+        return token if taken else None
+
+    async def unlock(self, key: Hashable, token: str) -> None:
+        if token == LOCAL_LOCK or not self._link.available:
+            return
+        try:
+            await self._unlock(keys=[self._link.key("lock", redis_name(key))], args=[token])
+        except REDIS_FAILURES as exc:  # the lock expires on its own
+            self._link.failed("cache_unlock", exc)
+
+    def clear(self) -> None:
+        self.local.clear()
