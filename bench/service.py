@@ -54,11 +54,17 @@ async def wait_http(url: str, seconds: float = 20) -> None:
 
 
 class Deployment:
-    def __init__(self, latency_ms: float) -> None:
+    """Twin, ``replicas`` server processes (sharing ``redis_url`` when given) and one Envoy over them."""
+
+    def __init__(self, latency_ms: float, replicas: int = 1, redis_url: str | None = None) -> None:
         self.latency_ms = latency_ms
-        self.twin_port, self.grpc_port, self.port = free_port(), free_port(), free_port()
-        self.admin_port, self.metrics_port = free_port(), free_port()
+        self.redis_url = redis_url
+        self.twin_port, self.port, self.admin_port = free_port(), free_port(), free_port()
+        self.grpc_ports = [free_port() for _ in range(replicas)]
+        self.metrics_ports = [free_port() for _ in range(replicas)]
+        self.grpc_port, self.metrics_port = self.grpc_ports[0], self.metrics_ports[0]
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.servers: list[subprocess.Popen[bytes]] = []
         self.server: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,14 +103,22 @@ class Deployment:
                 )
             },
         }
-        self.server = subprocess.Popen([py, "-m", "service.server"], env=env, **quiet)  # type: ignore[call-overload]
-        self.processes.append(self.server)
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        for grpc_port, metrics_port in zip(self.grpc_ports, self.metrics_ports, strict=True):
+            replica_env = {**env, "GRPC_PORT": str(grpc_port), "METRICS_PORT": str(metrics_port)}
+            self.servers.append(
+                subprocess.Popen([py, "-m", "service.server"], env=replica_env, **quiet)  # type: ignore[call-overload]
+            )
+        self.server = self.servers[0]
+        self.processes.extend(self.servers)
         config = write_config(
             Path(tempfile.mkdtemp()) / "envoy.yaml",
             port=self.port,
             grpc_port=self.grpc_port,
             admin_port=self.admin_port,
             metrics_port=self.metrics_port,
+            upstreams=[("127.0.0.1", port) for port in self.grpc_ports],
         )
         self.processes.append(
             subprocess.Popen(
