@@ -54,9 +54,8 @@ async def run(latency_ms: float, replicas: int = 2, calls: int = 1000) -> None:
             url = f"http://127.0.0.1:{deployment.port}/signals/BTC"
             if shutil.which("wrk"):
                 figures = wrk(url)
-                print(
-                    f"warm GET /signals/BTC through Envoy over {replicas} replicas, 50 connections (wrk, 10 s): {figures}"
-                )
+                label = f"warm GET /signals/BTC through Envoy over {replicas} replicas, 50 connections (wrk, 10 s)"
+                print(f"{label}: {figures}")
         finally:
             deployment.stop()
 
