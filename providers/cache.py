@@ -9,8 +9,9 @@
 
 - **Across replicas** (with a shared store, Redis): entries are shared, and a miss takes a short
   lock in the store so one replica loads while the others poll for its value (bounded by
-  ``lock_seconds``; a dead holder's lock expires and the next poller loads). In-process
-  coalescing stays in front of it: one Redis wait per key per process.
+  ``lock_seconds``; a dead holder's lock expires and the next poller loads). Errors are not
+  shared: after a failed load the lock is released and the next waiting replica tries itself.
+  In-process coalescing stays in front of it: one Redis wait per key per process.
 
 The store is a dict by default (cache_store.MemoryStore); cache_store.RedisStore shares it.
 """

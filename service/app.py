@@ -11,7 +11,7 @@ from providers.cache_store import RedisStore
 from providers.coinapi import CoinApiClient
 from providers.coinglass import CoinglassClient
 from providers.feargreed import FearGreedClient
-from providers.http import ProviderHttp
+from providers.http import MAX_RETRY_AFTER_SECONDS, ProviderHttp
 from providers.lunarcrush import LunarCrushClient
 from providers.okx import OkxClient
 from providers.ratelimit import UpstreamLimiter
@@ -132,9 +132,13 @@ class App:
             cache = UpstreamCache(settings.cache_max_stale_seconds) if settings.cache_enabled else None
             return cache, UpstreamLimiter(limits, wait), None
         link = RedisLink(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix)
-        # How long one replica may hold a key's lock while loading it: its budget wait plus every
-        # attempt at the upstream timeout; the others wait that long at most, then load themselves.
-        lock_seconds = wait + settings.upstream_timeout_seconds * settings.upstream_max_attempts + 1
+        # How long one replica may hold a key's lock while loading it: its budget wait, every attempt
+        # at the upstream timeout and the waits between attempts; the others wait that long at most,
+        # then load themselves.
+        attempts = settings.upstream_max_attempts
+        lock_seconds = (
+            wait + settings.upstream_timeout_seconds * attempts + MAX_RETRY_AFTER_SECONDS * (attempts - 1) + 1
+        )
         cache = (
             UpstreamCache(settings.cache_max_stale_seconds, store=RedisStore(link), lock_seconds=lock_seconds)
             if settings.cache_enabled

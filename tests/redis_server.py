@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pytest
+
 from tests.stack import free_port
 
 INSTALL_HINT = "redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server) to run this"
@@ -40,7 +42,8 @@ class RedisServer:
 @contextlib.contextmanager
 def redis_server(password: str = "") -> Iterator[RedisServer]:
     binary = redis_server_binary()
-    assert binary is not None, INSTALL_HINT
+    if binary is None:  # a developer's `make test` still works; CI installs it (.ci/run)
+        pytest.skip(INSTALL_HINT)
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     if password:
