@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -104,8 +105,11 @@ class RedisStore:
         self.local = MemoryStore()
 
     async def get(self, key: Hashable) -> Entry | None:
+        local = self.local.entries.get(key)
+        if local is not None and time.time() < local.fresh_until:
+            return local  # still fresh here: whatever Redis holds is no fresher; saves a round trip
         if not self._link.available:
-            return await self.local.get(key)
+            return local
         name = self._link.key("cache", redis_name(key))
         try:
             raw = await self._link.client.get(name)
