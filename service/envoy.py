@@ -31,12 +31,23 @@ def render_config(
     grpc_host: str = "127.0.0.1",
     route_timeout_seconds: float = 30.0,
     metrics_port: int = 9464,
+    client_rate_limit_per_second: int = 0,
+    client_rate_limit_burst: int = 0,
     descriptor: Path = DESCRIPTOR_SET,
 ) -> str:
+    """The config; a client rate limit of 0 per second renders the limiter switched off.
+
+    The burst is the bucket size (at least the per-second rate: a smaller bucket would cap the rate
+    at the burst); 0 means "the per-second rate".
+    """
     if not descriptor.exists():
         raise FileNotFoundError(f"{descriptor} is missing: run `make gen`")
     # Envoy's STATIC cluster needs an IP; the server listening on 0.0.0.0 is reached on loopback.
     upstream_host = "127.0.0.1" if grpc_host in {"0.0.0.0", "", "localhost"} else grpc_host  # noqa: S104
+    limited = client_rate_limit_per_second > 0
+    # Envoy rejects an empty bucket even when the filter is off: render a valid 1-token bucket.
+    per_second = client_rate_limit_per_second if limited else 1
+    burst = max(client_rate_limit_burst, per_second)
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
         GRPC_HOST=upstream_host,
@@ -45,6 +56,9 @@ def render_config(
         DESCRIPTOR=str(descriptor),
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
         METRICS_PORT=metrics_port,
+        RATE_LIMIT_ENABLED_PCT=100 if limited else 0,
+        RATE_LIMIT_PER_SECOND=per_second,
+        RATE_LIMIT_BURST=burst,
     )
 
 

@@ -121,6 +121,8 @@ async def run(settings: Settings, demo: bool) -> int:
             admin_port=settings.envoy_admin_port,
             route_timeout_seconds=settings.rpc_deadline_seconds + 5,
             metrics_port=settings.metrics_port,
+            client_rate_limit_per_second=settings.client_rate_limit_per_second,
+            client_rate_limit_burst=settings.client_rate_limit_burst,
         )
         envoy = await _spawn(
             "envoy",

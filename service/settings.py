@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
@@ -56,6 +56,15 @@ class Settings(BaseSettings):
 
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
+
+    # Client rate limit at Envoy: one token bucket for the REST listener (all clients together),
+    # refilled by CLIENT_RATE_LIMIT_PER_SECOND tokens a second up to CLIENT_RATE_LIMIT_BURST; 0
+    # disables it. 200/s is far above what people and GPT Actions send, and well under what one
+    # server process answers (about 3,000 warm signals/s, far fewer cold ones, each costing upstream
+    # calls), so a runaway client is shed at Envoy before it starves everyone else.
+    client_rate_limit_per_second: Annotated[int, Field(ge=0, le=1_000_000)] = 200
+    # 0: the same as the per-second rate. Otherwise at least the rate (checked below).
+    client_rate_limit_burst: Annotated[int, Field(ge=0, le=10_000_000)] = 400
 
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     upstream_max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
@@ -122,6 +131,15 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{bucket.strip()} needs a number of requests per minute >= 0, got {rate!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _burst_covers_the_rate(self) -> Settings:
+        if 0 < self.client_rate_limit_burst < self.client_rate_limit_per_second:
+            raise ValueError(
+                f"CLIENT_RATE_LIMIT_BURST ({self.client_rate_limit_burst}) must be 0 or at least "
+                f"CLIENT_RATE_LIMIT_PER_SECOND ({self.client_rate_limit_per_second})"
+            )
+        return self
 
     @property
     def per_minute_limits(self) -> dict[str, float]:

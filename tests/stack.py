@@ -50,6 +50,8 @@ def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -
         # Tests run far more cold calls per minute than production budgets allow; the limiter has
         # its own tests (test_rate_limit.py).
         "rate_limits": ",".join(f"{bucket}=0" for bucket in DEFAULT_PER_MINUTE),
+        # Off unless a test turns it on: the suite sends bursts far above production client limits.
+        "client_rate_limit_per_second": 0,
         **(FAKE_KEYS if keys else {}),
         **overrides,
     }
@@ -80,6 +82,8 @@ async def start_envoy(settings: Settings) -> Envoy:
         admin_port=settings.envoy_admin_port,
         route_timeout_seconds=settings.rpc_deadline_seconds + 2,
         metrics_port=settings.metrics_port,
+        client_rate_limit_per_second=settings.client_rate_limit_per_second,
+        client_rate_limit_burst=settings.client_rate_limit_burst,
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:
