@@ -27,6 +27,7 @@ from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
 
 log = logging.getLogger("cryptosignals.server")
+MAX_METADATA_BYTES = 96 * 1024
 
 SERVICE_NAMES = (
     signal_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name,
@@ -57,7 +58,15 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
             GuardInterceptor(),
         ],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 1 << 20),
+            # Envoy forwards up to its own header cap (max_request_headers_kb, 32 KB) and repeats a
+            # REST URL in x-envoy-original-path: accept that much, so an overlong URL reaches the
+            # servicer's validation (400) instead of gRPC's metadata limit (RESOURCE_EXHAUSTED, 429).
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+        ],
     )
     signal_pb2_grpc.add_SignalServiceServicer_to_server(SignalServicer(app.desk, app.openapi_document), server)
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
