@@ -104,6 +104,7 @@ class Deployment:
             grpc_port=self.grpc_port,
             admin_port=self.admin_port,
             metrics_port=self.metrics_port,
+            client_rate_limit_per_second=0,  # benchmarks measure the service, not the client limit
         )
         self.processes.append(
             subprocess.Popen(
