@@ -142,14 +142,15 @@ async def run(settings: Settings, demo: bool) -> int:
         say(f"gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)")
         say(f"OpenAPI  {settings.base_url}/openapi.json")
         say("ready; Ctrl-C stops everything")
-        return await _supervise(parts, settings.shutdown_grace_seconds)
+        # The server may take its drain and grace periods before it exits.
+        return await _supervise(parts, settings.shutdown_drain_seconds + settings.shutdown_grace_seconds)
     except RuntimeError as exc:
         say(f"start-up failed: {exc}")
         failed = next((p.name for p in parts if p.process.returncode is not None), "server")
         return EXIT_CODES[failed]
     finally:
         for part in reversed(parts):
-            await _stop(part, settings.shutdown_grace_seconds + 2)
+            await _stop(part, settings.shutdown_drain_seconds + settings.shutdown_grace_seconds + 2)
 
 
 async def _supervise(parts: list[Part], grace: float) -> int:

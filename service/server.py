@@ -43,9 +43,16 @@ class RunningServer:
     app: App
     metrics: MetricsServer
 
-    async def stop(self, grace: float) -> None:
-        """Health NOT_SERVING first (load balancers stop sending), then drain, then close clients."""
+    async def stop(self, grace: float, drain: float = 0.0) -> None:
+        """Health NOT_SERVING first, then drain, then close clients.
+
+        For ``drain`` seconds the server still answers new calls while reporting NOT_SERVING, so
+        health-checking load balancers have time to stop sending; then new calls are refused and
+        in-flight ones get ``grace`` seconds to finish.
+        """
         await self.health.enter_graceful_shutdown()
+        if drain > 0:
+            await asyncio.sleep(drain)
         await self.server.stop(grace)
         await self.metrics.stop()
         await self.app.aclose()
@@ -97,8 +104,12 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down: health NOT_SERVING, draining for up to %.1f s", settings.shutdown_grace_seconds)
-    await running.stop(settings.shutdown_grace_seconds)
+    log.info(
+        "shutting down: health NOT_SERVING, new calls refused after %.1f s, in-flight calls get %.1f s",
+        settings.shutdown_drain_seconds,
+        settings.shutdown_grace_seconds,
+    )
+    await running.stop(settings.shutdown_grace_seconds, drain=settings.shutdown_drain_seconds)
     log.info("stopped")
 
 

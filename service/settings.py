@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     upstream_max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
     rpc_deadline_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
     shutdown_grace_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
+    # After SIGTERM, health reports NOT_SERVING for this long while calls are still answered, so
+    # load balancers that health-check stop routing here before new calls are refused.
+    shutdown_drain_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
 
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
 from providers.twin import RecordedTwin
@@ -57,6 +58,18 @@ def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -
     }
     # _env_file=None: tests never read a developer's .env
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that make ``python -m service.server`` load exactly ``settings``."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 @dataclass
