@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	echo "$(CURDIR)/$(GEN)" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cryptosignals-gen.pth
 	touch $(STAMP)
 
-$(GEN)/.stamp: $(STAMP) $(PROTOS) service/codegen.py
+# The OpenAPI file is generated too: its generator and what it reads are inputs.
+$(GEN)/.stamp: $(STAMP) $(PROTOS) service/codegen.py service/openapi.py service/symbols.py service/auth.py
 	$(BIN)/python -m service.codegen
 	touch $(GEN)/.stamp
 

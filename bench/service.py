@@ -119,6 +119,7 @@ class Deployment:
             admin_port=self.admin_port,
             metrics_port=self.metrics_port,
             upstreams=[("127.0.0.1", port) for port in self.grpc_ports],
+            client_rate_limit_per_second=0,  # benchmarks measure the service, not the client limit
         )
         self.processes.append(
             subprocess.Popen(

@@ -59,7 +59,7 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
             seed = ", ".join(SEED_SPELLING[a] for a in allowed)
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"interval must be one of {seed} (or {', '.join(allowed)}), got {raw!r}",
+                f"interval must be one of {seed} (or {', '.join(allowed)}), got {raw[:32]!r}",  # echo a bounded part
             )
         return v4
 

@@ -37,11 +37,16 @@ def render_config(
     grpc_host: str = "127.0.0.1",
     route_timeout_seconds: float = 30.0,
     metrics_port: int = 9464,
+    client_rate_limit_per_second: int = 0,
+    client_rate_limit_burst: int = 0,
     descriptor: Path = DESCRIPTOR_SET,
     upstreams: Sequence[tuple[str, int]] = (),
 ) -> str:
     """Envoy's config; ``upstreams`` (GRPC_UPSTREAMS) are the gRPC servers it round-robins over,
-    by default the one at ``grpc_host:grpc_port``."""
+    by default the one at ``grpc_host:grpc_port``. A client rate limit of 0 per second renders the
+    limiter switched off; the burst is the bucket size (at least the per-second rate: a smaller
+    bucket would cap the rate at the burst), 0 meaning "the per-second rate".
+    """
     if not descriptor.exists():
         raise FileNotFoundError(f"{descriptor} is missing: run `make gen`")
     upstream_host = reachable_host(grpc_host)
@@ -51,16 +56,20 @@ def render_config(
         f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
         for host, number in servers
     )
+    limited = client_rate_limit_per_second > 0
+    # Envoy rejects an empty bucket even when the filter is off: render a valid 1-token bucket.
+    per_second = client_rate_limit_per_second if limited else 1
+    burst = max(client_rate_limit_burst, per_second)
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
         GRPC_ENDPOINTS=f"[{endpoints}]",
-        # Still named in the template's header comment (substituted there too).
-        GRPC_HOST=upstream_host,
-        GRPC_PORT=grpc_port,
         ADMIN_PORT=admin_port,
         DESCRIPTOR=str(descriptor),
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
         METRICS_PORT=metrics_port,
+        RATE_LIMIT_ENABLED_PCT=100 if limited else 0,
+        RATE_LIMIT_PER_SECOND=per_second,
+        RATE_LIMIT_BURST=burst,
     )
 
 

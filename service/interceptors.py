@@ -14,11 +14,38 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from providers.deadline import deadline_in
 from service.metrics import RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger("cryptosignals.rpc")
+BAD_BYTES_MESSAGE = "request is not valid: every text parameter must be UTF-8 (use percent-encoded UTF-8 in URLs)"
+
+
+class _Undecodable:
+    """Stands for a request whose bytes did not parse.
+
+    Through Envoy, a path or query parameter that is not UTF-8 (``/signals/%FF``) becomes a proto
+    string field with bad UTF-8; grpcio's own failure would be UNKNOWN (HTTP 500) quoting the
+    exception. Parsing tolerantly lets the guard answer INVALID_ARGUMENT instead.
+    """
+
+
+UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return UNDECODABLE
+
+    return parse
 
 
 def _wrap_unary(
@@ -31,6 +58,8 @@ def _wrap_unary(
         client_remaining = context.time_remaining()
         budget = deadline_seconds if client_remaining is None else min(deadline_seconds, client_remaining)
         try:
+            if request is UNDECODABLE:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_BYTES_MESSAGE)
             with deadline_in(budget):
                 async with asyncio.timeout(budget) as limit:
                     return await behaviour(request, context)
@@ -74,6 +103,6 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         return grpc.unary_unary_rpc_method_handler(
             _wrap_unary(handler_call_details.method, handler.unary_unary, self._deadline),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

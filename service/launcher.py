@@ -86,6 +86,11 @@ async def run(settings: Settings, demo: bool) -> int:
     env = dict(os.environ)
     parts: list[Part] = []
     workdir = Path(tempfile.mkdtemp(prefix="cryptosignals-"))
+    # Handled from the start: a Ctrl-C while the parts start up stops them as cleanly as one later.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         if demo:
             twin_port = int(env.get("TWIN_PORT", DEMO_TWIN_PORT))
@@ -132,6 +137,8 @@ async def run(settings: Settings, demo: bool) -> int:
             route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
             metrics_port=settings.metrics_port,
             upstreams=upstreams,
+            client_rate_limit_per_second=settings.client_rate_limit_per_second,
+            client_rate_limit_burst=settings.client_rate_limit_burst,
         )
         envoy = await _spawn(
             "envoy",
@@ -153,21 +160,18 @@ async def run(settings: Settings, demo: bool) -> int:
             say(f"replicas {settings.replicas} servers, gRPC ports {grpc_ports[0]}-{grpc_ports[-1]}, round-robin")
         say(f"OpenAPI  {settings.base_url}/openapi.json")
         say("ready; Ctrl-C stops everything")
-        return await _supervise(parts, settings.shutdown_grace_seconds)
+        # The server may take its drain and grace periods before it exits.
+        return await _supervise(parts, stop, settings.shutdown_drain_seconds + settings.shutdown_grace_seconds)
     except RuntimeError as exc:
         say(f"start-up failed: {exc}")
         failed = next((p.name for p in parts if p.process.returncode is not None), "server")
         return EXIT_CODES[failed]
     finally:
         for part in reversed(parts):
-            await _stop(part, settings.shutdown_grace_seconds + 2)
+            await _stop(part, settings.shutdown_drain_seconds + settings.shutdown_grace_seconds + 2)
 
 
-async def _supervise(parts: list[Part], grace: float) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+async def _supervise(parts: list[Part], stop: asyncio.Event, grace: float) -> int:
     waiters = {asyncio.ensure_future(p.process.wait()): p for p in parts}
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({stopper, *waiters}, return_when=asyncio.FIRST_COMPLETED)

@@ -18,6 +18,7 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 from service.auth import OPEN_METHODS
+from service.symbols import SYMBOL_PATTERN
 
 PACKAGE = "cryptosignals.v1"
 TITLE = "cryptosignals"
@@ -203,6 +204,9 @@ class _Generator:
                 "required": in_path,
                 "schema": self._field_schema(field),
             }
+            if field.name == "symbol" and field.type == FieldType.TYPE_STRING:
+                # The server's own rule (service/symbols.py), so clients and fuzzers know it too.
+                param["schema"] = {**param["schema"], "pattern": SYMBOL_PATTERN, "maxLength": 30}
             comment = self.comments.get(file, (*path, 2, i))
             if comment:
                 param["description"] = _shorten(comment, MAX_PARAMETER_DESCRIPTION)

@@ -27,6 +27,7 @@ from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
 
 log = logging.getLogger("cryptosignals.server")
+MAX_METADATA_BYTES = 96 * 1024
 
 SERVICE_NAMES = (
     signal_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name,
@@ -42,9 +43,16 @@ class RunningServer:
     app: App
     metrics: MetricsServer
 
-    async def stop(self, grace: float) -> None:
-        """Health NOT_SERVING first (load balancers stop sending), then drain, then close clients."""
+    async def stop(self, grace: float, drain: float = 0.0) -> None:
+        """Health NOT_SERVING first, then drain, then close clients.
+
+        For ``drain`` seconds the server still answers new calls while reporting NOT_SERVING, so
+        health-checking load balancers have time to stop sending; then new calls are refused and
+        in-flight ones get ``grace`` seconds to finish.
+        """
         await self.health.enter_graceful_shutdown()
+        if drain > 0:
+            await asyncio.sleep(drain)
         await self.server.stop(grace)
         await self.metrics.stop()
         await self.app.aclose()
@@ -57,7 +65,15 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
             GuardInterceptor(settings.rpc_deadline_seconds),
         ],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 1 << 20),
+            # Envoy forwards up to its own header cap (max_request_headers_kb, 32 KB) and repeats a
+            # REST URL in x-envoy-original-path: accept that much, so an overlong URL reaches the
+            # servicer's validation (400) instead of gRPC's metadata limit (RESOURCE_EXHAUSTED, 429).
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+        ],
     )
     signal_pb2_grpc.add_SignalServiceServicer_to_server(SignalServicer(app.desk, app.openapi_document), server)
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
@@ -88,8 +104,12 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down: health NOT_SERVING, draining for up to %.1f s", settings.shutdown_grace_seconds)
-    await running.stop(settings.shutdown_grace_seconds)
+    log.info(
+        "shutting down: health NOT_SERVING, new calls refused after %.1f s, in-flight calls get %.1f s",
+        settings.shutdown_drain_seconds,
+        settings.shutdown_grace_seconds,
+    )
+    await running.stop(settings.shutdown_grace_seconds, drain=settings.shutdown_drain_seconds)
     log.info("stopped")
 
 

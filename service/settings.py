@@ -70,10 +70,22 @@ class Settings(BaseSettings):
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
 
+    # Client rate limit at Envoy: one token bucket for the REST listener (all clients together),
+    # refilled by CLIENT_RATE_LIMIT_PER_SECOND tokens a second up to CLIENT_RATE_LIMIT_BURST; 0
+    # disables it. 200/s is far above what people and GPT Actions send, and well under what one
+    # server process answers (about 3,000 warm signals/s, far fewer cold ones, each costing upstream
+    # calls), so a runaway client is shed at Envoy before it starves everyone else.
+    client_rate_limit_per_second: Annotated[int, Field(ge=0, le=1_000_000)] = 200
+    # 0: the same as the per-second rate. Otherwise at least the rate (checked below).
+    client_rate_limit_burst: Annotated[int, Field(ge=0, le=10_000_000)] = 400
+
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     upstream_max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
     rpc_deadline_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
     shutdown_grace_seconds: Annotated[float, Field(ge=0, le=120)] = 5.0
+    # After SIGTERM, health reports NOT_SERVING for this long while calls are still answered, so
+    # load balancers that health-check stop routing here before new calls are refused.
+    shutdown_drain_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
 
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None
@@ -170,6 +182,15 @@ class Settings(BaseSettings):
     def grpc_upstream_list(self) -> list[tuple[str, int]]:
         """GRPC_UPSTREAMS as (IP, port) pairs; empty when unset (Envoy then uses GRPC_HOST:GRPC_PORT)."""
         return [_parse_upstream(p.strip()) for p in self.grpc_upstreams.split(",") if p.strip()]
+
+    @model_validator(mode="after")
+    def _burst_covers_the_rate(self) -> Settings:
+        if 0 < self.client_rate_limit_burst < self.client_rate_limit_per_second:
+            raise ValueError(
+                f"CLIENT_RATE_LIMIT_BURST ({self.client_rate_limit_burst}) must be 0 or at least "
+                f"CLIENT_RATE_LIMIT_PER_SECOND ({self.client_rate_limit_per_second})"
+            )
+        return self
 
     @property
     def per_minute_limits(self) -> dict[str, float]:

@@ -6,7 +6,9 @@ import re
 
 # Quote currencies stripped from pair spellings (BTCUSDT, BTC-USDT-SWAP, BTC/USD, BTC_PERP ...).
 _QUOTES = ("USDT", "USDC", "USD", "PERP", "SWAP")
-_RAW = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/]{0,29}$")
+# What a symbol may look like before normalisation; the OpenAPI generator documents the same pattern.
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9\-_/]{0,29}$"
+_RAW = re.compile(SYMBOL_PATTERN)
 _COIN = re.compile(r"^[A-Z0-9]{1,15}$")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
 from providers.twin import RecordedTwin
@@ -50,11 +51,25 @@ def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -
         # Tests run far more cold calls per minute than production budgets allow; the limiter has
         # its own tests (test_rate_limit.py).
         "rate_limits": ",".join(f"{bucket}=0" for bucket in DEFAULT_PER_MINUTE),
+        # Off unless a test turns it on: the suite sends bursts far above production client limits.
+        "client_rate_limit_per_second": 0,
         **(FAKE_KEYS if keys else {}),
         **overrides,
     }
     # _env_file=None: tests never read a developer's .env
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that make ``python -m service.server`` load exactly ``settings``."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 @dataclass
@@ -81,6 +96,8 @@ async def start_envoy(settings: Settings) -> Envoy:
         route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
         metrics_port=settings.metrics_port,
         upstreams=settings.grpc_upstream_list,
+        client_rate_limit_per_second=settings.client_rate_limit_per_second,
+        client_rate_limit_burst=settings.client_rate_limit_burst,
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:

@@ -28,6 +28,9 @@ def _launch(tmp_path, *args: str, **extra_env: str) -> tuple[subprocess.Popen[by
         "METRICS_PORT": str(free_port()),
         "SHUTDOWN_GRACE_SECONDS": "1",
         **extra_env,
+        # The launcher renders Envoy's client rate limit from the settings (checked in the demo test).
+        "CLIENT_RATE_LIMIT_PER_SECOND": "1000",
+        "CLIENT_RATE_LIMIT_BURST": "2000",
     }
     for key in ("COINGLASS_API_KEY", "COINAPI_KEY", "LUNARCRUSH_API_KEY", "SIGNAL_API_KEYS"):
         env.pop(key, None)
@@ -61,6 +64,7 @@ def test_demo_serves_signals_offline_and_stops_cleanly_on_ctrl_c(tmp_path) -> No
         reply = httpx.get(f"http://127.0.0.1:{port}/signals/BTC", timeout=10)
         assert reply.status_code == 200
         assert reply.json()["signal"] in {"LONG", "SHORT", "NEUTRAL"}
+        assert reply.headers["x-ratelimit-limit"] == "2000"
         process.send_signal(signal.SIGINT)
         assert process.wait(20) == 0
     finally:

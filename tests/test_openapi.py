@@ -94,3 +94,23 @@ def test_with_client_keys_the_schema_declares_bearer_auth_except_on_open_endpoin
     assert document["paths"]["/health"]["get"]["security"] == []
     assert document["paths"]["/gpt/action-schema"]["get"]["security"] == []
     assert "security" not in document["paths"]["/signals/{symbol}"]["get"]
+
+
+def test_every_operation_documents_its_errors_with_the_error_schema(document: dict[str, Any]) -> None:
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, ops in document["paths"].items():
+        for op in ops.values():
+            for status in ("400", "403", "404", "429", "503", "504"):
+                assert op["responses"][status]["content"]["application/json"]["schema"] == error, (path, status)
+    assert document["components"]["schemas"]["Error"]["required"] == ["code", "message"]
+
+
+def test_symbol_parameters_document_the_servers_rule(document: dict[str, Any]) -> None:
+    from service.symbols import SYMBOL_PATTERN
+
+    symbols = [
+        p for ops in document["paths"].values() for op in ops.values() for p in op.get("parameters", [])
+        if p["name"] == "symbol"
+    ]  # fmt: skip
+    assert len(symbols) >= 11
+    assert all(p["schema"]["pattern"] == SYMBOL_PATTERN and p["schema"]["maxLength"] == 30 for p in symbols)
