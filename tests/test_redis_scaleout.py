@@ -257,3 +257,36 @@ def test_redis_settings_are_validated_and_the_password_never_shown(monkeypatch: 
     monkeypatch.setenv("GRPC_UPSTREAMS", "server-a:50051")
     with pytest.raises(SettingsError, match="GRPC_UPSTREAMS"):
         load_settings(_env_file=None)
+
+
+async def test_a_replica_leaving_costs_no_failed_call(twin: RecordedTwin) -> None:
+    """Envoy health-checks every replica over gRPC: one draining after SIGTERM (NOT_SERVING) and then
+    gone gets no more calls, and a call that meets its closed connection is retried on the other."""
+    servers = [await start_server(stack_settings(twin)) for _ in range(2)]
+    leaving = servers[1]
+    settings = stack_settings(twin, grpc_upstreams=",".join(f"127.0.0.1:{s.port}" for s in servers))
+    envoy = await start_envoy(settings)
+    statuses: list[int] = []
+    running = True
+    try:
+        async with httpx.AsyncClient(base_url=envoy.url, timeout=15) as client:
+
+            async def caller() -> None:
+                while running:
+                    statuses.append((await client.get("/signals/BTC")).status_code)
+
+            callers = [asyncio.ensure_future(caller()) for _ in range(8)]
+            await asyncio.sleep(0.5)
+            await leaving.stop(grace=0.5, drain=1.0)  # what SIGTERM does
+            before_gone = len(statuses)
+            await asyncio.sleep(1.0)
+            running = False
+            await asyncio.gather(*callers)
+            async with httpx.AsyncClient() as admin:
+                clusters = (await admin.get(f"http://127.0.0.1:{settings.envoy_admin_port}/clusters")).text
+    finally:
+        envoy.stop()
+        await servers[0].stop(0.5)
+    assert len(statuses) > before_gone > 0  # calls kept flowing after the replica left
+    assert set(statuses) == {200}
+    assert f"grpc_server::127.0.0.1:{leaving.port}::health_flags::/failed_active_hc" in clusters
