@@ -80,7 +80,7 @@ def _wrap_unary(
             code = context.code() if hasattr(context, "code") else None
             code_name = getattr(code, "name", "OK") if code is not None else "OK"
             RPC_REQUESTS.labels(method, code_name).inc()
-            RPC_LATENCY.labels(method).observe(elapsed)
+            RPC_LATENCY.labels(method, code_name).observe(elapsed)
             log.info("rpc %s %s %.1f ms", method, code_name, elapsed * 1000)
 
     return guarded

@@ -10,8 +10,8 @@ RPC_REQUESTS = Counter(
 )
 RPC_LATENCY = Histogram(
     "cryptosignals_rpc_latency_seconds",
-    "RPC handling time, by method.",
-    ["method"],
+    "RPC handling time, by method and gRPC status code (a fast error and a slow success differ).",
+    ["method", "code"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 

@@ -214,6 +214,9 @@ async def test_metrics_are_served_in_prometheus_format_without_keys(rest: httpx.
     assert reply.headers["content-type"].startswith("text/plain")
     text = reply.text
     assert 'cryptosignals_rpc_requests_total{code="OK",method="/cryptosignals.v1.SignalService/GetSignal"}' in text
+    assert (
+        'cryptosignals_rpc_latency_seconds_count{code="OK",method="/cryptosignals.v1.SignalService/GetSignal"}' in text
+    )
     assert 'cryptosignals_upstream_requests_total{endpoint="/api/v5/market/candles"' in text
     assert "cryptosignals_cache_events_total" in text
     assert 'endpoint="/public/coins/{coin}/v1"' in text  # symbols never become labels
