@@ -81,8 +81,10 @@ def _wrap_unary(
             code_name = getattr(code, "name", "OK") if code is not None else "OK"
             RPC_REQUESTS.labels(method, code_name).inc()
             RPC_LATENCY.labels(method, code_name).observe(elapsed)
-            log.info("rpc %s %s %.1f ms", method, code_name, elapsed * 1000)
+            log.log(level, "rpc %s %s %.1f ms", method, code_name, elapsed * 1000)
 
+    # Envoy checks every replica's health twice a second: those lines would drown the access log.
+    level = logging.DEBUG if method.startswith("/grpc.health.v1.Health/") else logging.INFO
     return guarded
 
 
