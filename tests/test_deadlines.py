@@ -29,7 +29,7 @@ async def short_deadline_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
 @pytest.fixture(scope="module")
 async def long_deadline_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
     async with running_stack(
-        twin, envoy=False, rpc_deadline_seconds=30.0, upstream_timeout_seconds=5.0, cache_enabled=False
+        twin, rpc_deadline_seconds=30.0, upstream_timeout_seconds=5.0, cache_enabled=False
     ) as stack:
         yield stack
 
@@ -95,3 +95,17 @@ async def test_all_providers_slower_than_the_deadline_is_unavailable_naming_each
     for provider in ("coinglass", "okx", "lunarcrush"):
         assert f"{provider}: timeout" in message
     assert elapsed < 1.5
+
+
+async def test_rest_caller_sets_its_deadline_with_grpc_timeout(
+    faults: RecordedTwin, long_deadline_stack: Stack
+) -> None:
+    faults.set_fault("coinglass", "*", "latency", latency_ms=4000)
+    async with httpx.AsyncClient(base_url=long_deadline_stack.rest_url, timeout=10) as client:
+        started = time.monotonic()
+        response = await client.get("/signals/BTC?debug=true", headers={"grpc-timeout": "1500m"})
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert elapsed < 1.5
+    sources = {f["factor"]: f["source"] for f in response.json()["factors"]}
+    assert all(sources[factor].startswith("okx:") for factor in COINGLASS_FACTORS), sources
