@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providers.cache_store import CacheStore, Entry, MemoryStore
-from providers.deadline import deadline_in
 from providers.telemetry import record_cache_event
 
 log = logging.getLogger("cryptosignals.cache")
@@ -74,6 +74,11 @@ class UpstreamCache:
     def clear(self) -> None:
         self._store.clear()
 
+    async def peek(self, key: Hashable) -> Any | None:
+        """The value for ``key`` if it is fresh, else None; never loads."""
+        entry = await self._store.get(key)
+        return entry.value if entry is not None and self._clock() < entry.fresh_until else None
+
     async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]], source: str = "") -> Any:
         """The cached value for ``key``, loading it (once, however many callers wait) when needed."""
         provider = source.split(":", 1)[0]
@@ -100,24 +105,26 @@ class UpstreamCache:
         return await self._load(key, ttl, load)
 
     async def _load(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
+        """Join the load of ``key`` in flight, or start it.
+
+        The load runs in its own task, shared by every waiter: a caller that gives up (its deadline
+        passed, its client went away) stops waiting without cancelling it for the others, and the
+        value still lands in the cache for the next caller.
+        """
         pending = self._inflight.get(key)
         if pending is not None:
             self.stats.coalesced += 1
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            value = await self._fetch(key, ttl, load)
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # retrieved: waiters re-raise it, nobody else needs to
-            raise
         else:
-            future.set_result(value)
-            return value
-        finally:
+            pending = asyncio.ensure_future(self._fetch(key, ttl, load))
+            self._inflight[key] = pending
+            pending.add_done_callback(functools.partial(self._landed, key))
+        return await asyncio.shield(pending)
+
+    def _landed(self, key: Hashable, task: asyncio.Future[Any]) -> None:
+        if self._inflight.get(key) is task:
             del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: waiters re-raise it; if all gave up, nobody needs it
 
     async def _fetch(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
         """Load and store ``key``, or, while another replica holds its lock, wait for that replica's value."""
@@ -150,8 +157,7 @@ class UpstreamCache:
 
     async def _refresh(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> None:
         try:
-            with deadline_in(None):  # it serves later callers: the triggering request's deadline is not its own
-                await self._load(key, ttl, load)
+            await self._load(key, ttl, load)
         except Exception as exc:  # the last good value stays until it expires
             self.stats.refresh_failures += 1
             log.warning("background refresh of %s failed: %s", key, type(exc).__name__)

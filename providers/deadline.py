@@ -6,8 +6,12 @@ are cut to what is left. An upstream call that runs out of time fails as ``timeo
 before the RPC's deadline, so a signal can still answer, with that factor missing, instead of the
 whole call ending in DEADLINE_EXCEEDED.
 
-A context variable, so concurrent fan-out tasks (which copy the context) inherit it, and a
-background cache refresh can drop it (it serves later callers, not the one that started it).
+Work shared by several callers (a cached upstream load several requests wait on) is not cut to
+one caller's deadline: it runs without one (bounded by the upstream timeout and attempts), and
+each caller waits for it only as long as its own deadline allows. An impatient client thus gets
+its answer in time without degrading the answers of the patient ones waiting on the same load.
+
+A context variable, so concurrent fan-out tasks (which copy the context) inherit it.
 """
 
 from __future__ import annotations
@@ -16,18 +20,28 @@ import contextlib
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 # Kept back from upstream work for scoring the data and sending the answer.
 RESERVE_SECONDS = 0.1
 
-_deadline: ContextVar[float | None] = ContextVar("upstream_deadline", default=None)
+
+@dataclass(frozen=True)
+class _Deadline:
+    at: float  # time.monotonic()
+    hurried: bool  # the caller asked for less time than the server allows every call
+
+
+_deadline: ContextVar[_Deadline | None] = ContextVar("upstream_deadline", default=None)
 
 
 @contextlib.contextmanager
-def deadline_in(seconds: float | None) -> Iterator[None]:
+def deadline_in(seconds: float | None, *, hurried: bool = False) -> Iterator[None]:
     """Upstream calls made inside this block (and tasks it starts) finish within ``seconds``;
-    ``None`` lifts any deadline (background work)."""
-    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    ``None`` lifts any deadline (shared or background work). ``hurried``: the caller set a deadline
+    tighter than the server's own."""
+    value = None if seconds is None else _Deadline(time.monotonic() + seconds, hurried)
+    token = _deadline.set(value)
     try:
         yield
     finally:
@@ -39,10 +53,16 @@ def upstream_budget() -> float | None:
     deadline = _deadline.get()
     if deadline is None:
         return None
-    return deadline - RESERVE_SECONDS - time.monotonic()
+    return deadline.at - RESERVE_SECONDS - time.monotonic()
 
 
 def within_budget(seconds: float) -> float:
     """``seconds`` cut to the upstream budget (may be <= 0: no time left)."""
     budget = upstream_budget()
     return seconds if budget is None else min(seconds, budget)
+
+
+def caller_is_hurried() -> bool:
+    """True when the caller's own deadline is tighter than the server's: its work is its own to do."""
+    deadline = _deadline.get()
+    return deadline is not None and deadline.hurried

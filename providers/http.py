@@ -30,7 +30,7 @@ from tenacity.stop import stop_base
 from yarl import URL
 
 from providers.cache import UpstreamCache
-from providers.deadline import upstream_budget, within_budget
+from providers.deadline import deadline_in, upstream_budget, within_budget
 from providers.errors import ErrorKind, ProviderError
 from providers.ratelimit import RateLimitedLocally, UpstreamLimiter
 from providers.telemetry import UPSTREAM_ERRORS, UPSTREAM_LATENCY, UPSTREAM_REQUESTS, endpoint_label
@@ -213,7 +213,22 @@ class ProviderHttp:
         if self._cache is None or ttl <= 0:
             return await load()
         key = (self.name, endpoint, tuple(sorted((k, str(v)) for k, v in (params or {}).items())))
-        value: T = await self._cache.get(key, ttl, load, f"{self.name}:{endpoint}")
+
+        async def shared_load() -> T:
+            # Shared by every caller waiting on this key: bounded by the upstream timeout, not by
+            # whichever caller happened to start it (providers/deadline.py).
+            with deadline_in(None):
+                return await load()
+
+        try:
+            async with asyncio.timeout(upstream_budget()) as waiting:
+                value: T = await self._cache.get(key, ttl, shared_load, f"{self.name}:{endpoint}")
+        except TimeoutError:
+            if not waiting.expired():
+                raise
+            raise self.error(
+                endpoint, ErrorKind.TIMEOUT, "no answer before the request's deadline (the call goes on for the cache)"
+            ) from None
         return value
 
     def mark_success(self) -> None:

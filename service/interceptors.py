@@ -60,7 +60,7 @@ def _wrap_unary(
         try:
             if request is UNDECODABLE:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_BYTES_MESSAGE)
-            with deadline_in(budget):
+            with deadline_in(budget, hurried=budget < deadline_seconds):
                 async with asyncio.timeout(budget) as limit:
                     return await behaviour(request, context)
         except grpc.aio.AbortError:

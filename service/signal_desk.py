@@ -15,6 +15,7 @@ from typing import Any
 from cryptosignals.v1 import signal_pb2
 
 from providers.cache import UpstreamCache, stale_sources
+from providers.deadline import caller_is_hurried
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
@@ -74,8 +75,14 @@ class SignalDesk:
         """
         if self._signal_ttl <= 0:
             return await self._compute(symbol, debug)
+        key = ("signal", symbol, debug)
+        if caller_is_hurried():
+            # A caller with a tighter deadline than ours computes its own (possibly degraded) signal
+            # and does not share it: the others would get its missing factors.
+            fresh: signal_pb2.Signal | None = await self._memo.peek(key)
+            return fresh if fresh is not None else await self._compute(symbol, debug)
         signal: signal_pb2.Signal = await self._memo.get(
-            ("signal", symbol, debug), self._signal_ttl, lambda: self._compute(symbol, debug), "signal:/signals"
+            key, self._signal_ttl, lambda: self._compute(symbol, debug), "signal:/signals"
         )
         return signal
 

@@ -3,6 +3,7 @@ so a slow provider costs its factor, not the whole answer."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -109,3 +110,34 @@ async def test_rest_caller_sets_its_deadline_with_grpc_timeout(
     assert elapsed < 1.5
     sources = {f["factor"]: f["source"] for f in response.json()["factors"]}
     assert all(sources[factor].startswith("okx:") for factor in COINGLASS_FACTORS), sources
+
+
+@pytest.fixture
+async def cold_cached_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
+    async with running_stack(twin, envoy=False, rpc_deadline_seconds=30.0, upstream_timeout_seconds=5.0) as stack:
+        yield stack
+
+
+async def test_an_impatient_caller_answers_in_time_without_degrading_a_patient_one(
+    faults: RecordedTwin, cold_cached_stack: Stack
+) -> None:
+    faults.set_fault("coinglass", "*", "latency", latency_ms=1500)
+    faults.clear_requests()
+    request = signal_pb2.GetSignalRequest(symbol="ETH", debug=True)
+    async with grpc.aio.insecure_channel(cold_cached_stack.grpc_target) as channel:
+        stub = signal_pb2_grpc.SignalServiceStub(channel)
+        started = time.monotonic()
+        # The impatient call starts the (slow) Coinglass loads; the patient one joins them.
+        impatient = asyncio.ensure_future(stub.GetSignal(request, timeout=0.8))
+        await asyncio.sleep(0.05)
+        patient = asyncio.ensure_future(stub.GetSignal(request))
+        hurried_signal = await impatient
+        hurried_elapsed = time.monotonic() - started
+        full_signal = await patient
+    assert hurried_elapsed < 0.8
+    _assert_coinglass_cut_short_and_okx_used(hurried_signal)
+    sources = {f.factor: f.source for f in full_signal.factors}
+    assert all(sources[factor].startswith("coinglass:") for factor in COINGLASS_FACTORS), sources
+    # The impatient caller's loads went on and served the patient one: no endpoint asked twice.
+    coinglass_paths = {r.path for r in faults.requests if r.provider == "coinglass"}
+    assert coinglass_paths and all(faults.request_count("coinglass", path) == 1 for path in coinglass_paths)
