@@ -29,6 +29,9 @@ REJECTED = [
     ("/coinglass/dashboard/BTC%20ETH", "symbol", "letters and digits"),
     ("/signals/BTC-ETH", "symbol", "one coin"),
     ("/signals/" + "B" * 16, "symbol", "1-15 letters or digits"),
+    # The transcoder would let the query override the path's symbol (BTC answered as ETH).
+    ("/signals/BTC?symbol=ETH", "symbol", "in the path"),
+    ("/coinglass/funding-rate/BTC?interval=h8&symbol=ETH", "symbol", "in the path"),
     # Not UTF-8: the proto string cannot hold it; was a 500 quoting a DecodeError.
     ("/market/%FF", "UTF-8", "UTF-8"),
     ("/coinglass/funding-rate/BTC?interval=%C3%28", "UTF-8", "UTF-8"),
