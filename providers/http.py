@@ -256,7 +256,12 @@ class ProviderHttp:
         started = time.perf_counter()
         try:
             async with self.session().get(
-                self._base_url + endpoint, params=_query(params), timeout=aiohttp.ClientTimeout(total=timeout)
+                self._base_url + endpoint,
+                params=_query(params),
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                # Never followed: aiohttp would resend our key headers (CG-API-KEY ...) to wherever a
+                # redirect points. The documented APIs do not redirect; a 3xx is an upstream failure.
+                allow_redirects=False,
             ) as response:
                 raw = await response.read()
                 reply = _Reply(response.status, response.headers.get("content-type", ""), raw, response.headers)
@@ -272,6 +277,9 @@ class ProviderHttp:
             ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.info("upstream %s %s %d %.0f ms", self.name, endpoint, reply.status, elapsed_ms)
+        if 300 <= reply.status < 400:
+            message = f"HTTP {reply.status}: a redirect, not followed"
+            raise self.error(endpoint, ErrorKind.UPSTREAM, message, http_status=reply.status)
         body = self._parse(endpoint, reply)
         if reply.status >= 400 or reply.status in self._status_kinds:
             raise self._http_error(endpoint, reply, body)
@@ -295,14 +303,12 @@ class ProviderHttp:
         """A slot in the provider's budget, waiting no longer than the request's deadline allows."""
         assert self._limiter is not None
         budget = upstream_budget()
+        if budget is not None and budget <= 0:
+            raise self.error(endpoint, ErrorKind.TIMEOUT, "no time left before the request's deadline")
         try:
-            async with asyncio.timeout(budget):
-                await self._limiter.acquire(self.name, endpoint)
+            await self._limiter.acquire(self.name, endpoint, max_wait=self._limiter.wait_bound(budget))
         except RateLimitedLocally as exc:
             raise self.error(endpoint, ErrorKind.RATE_LIMITED, str(exc)) from None
-        except TimeoutError:
-            message = "local request budget still exhausted at the request's deadline"
-            raise self.error(endpoint, ErrorKind.RATE_LIMITED, message) from None
 
     def _parse(self, endpoint: str, response: _Reply) -> Any:
         content_type = response.content_type

@@ -65,6 +65,11 @@ class UpstreamLimiter:
             return "okx_rubik"
         return provider
 
+    def wait_bound(self, budget: float | None) -> float:
+        """How long a call may wait for capacity: the limiter's bound, or less when the request's
+        deadline (``budget`` seconds away) comes first."""
+        return self._max_wait if budget is None else max(0.0, min(self._max_wait, budget))
+
     async def acquire(self, provider: str, endpoint: str, max_wait: float | None = None) -> None:
         """Wait for capacity up to ``max_wait`` (default: the limiter's bound), else RateLimitedLocally."""
         bucket = self.bucket_for(provider, endpoint)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
@@ -33,10 +33,10 @@ WARN_EVERY_SECONDS = 30.0
 
 
 def redacted_url(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
-    parts = urlsplit(url)
+    """The URL without its password (in the user part or as ``?password=``), for logs and errors."""
+    parts = urlsplit(url)._replace(query="", fragment="")
     if parts.password is None:
-        return url
+        return urlunsplit(parts)
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
@@ -84,9 +84,10 @@ class RedisLink:
 
     def _describe(self, error: BaseException) -> str:
         text = str(error)
-        password = urlsplit(self.url).password
-        if password:
-            text = text.replace(password, "***")
+        parts = urlsplit(self.url)
+        for password in (parts.password, *parse_qs(parts.query).get("password", [])):
+            if password:
+                text = text.replace(password, "***")
         return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from providers.coinapi import STATUS_KINDS, CoinApiClient
 from providers.coinglass import CoinglassClient
@@ -175,3 +176,37 @@ async def test_health_records_last_success_and_last_error(faults: RecordedTwin, 
     faults.set_fault("okx", "*", "server_error")
     await _error(okx.ticker("BTC"))
     assert okx.http.health.last_error_kind == "upstream"
+
+
+async def test_a_redirect_is_an_upstream_failure_and_the_key_never_follows_it() -> None:
+    """aiohttp follows redirects by default and resends custom headers (CG-API-KEY) to the new host."""
+    elsewhere_saw: list[dict[str, str]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        elsewhere_saw.append(dict(request.headers))
+        return web.json_response({"code": "0", "data": []})
+
+    async def redirecting(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://127.0.0.1:{elsewhere_port}/api/futures/supported-coins")
+
+    runners = []
+    ports = []
+    for handler in (elsewhere, redirecting):
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        ports.append(runner.addresses[0][1])
+    elsewhere_port, redirect_port = ports
+    http = ProviderHttp("coinglass", f"http://127.0.0.1:{redirect_port}", headers={"CG-API-KEY": KEY}, secret=KEY)
+    try:
+        error = await _error(CoinglassClient(http).supported_coins())
+    finally:
+        await http.aclose()
+        for runner in runners:
+            await runner.cleanup()
+    assert error.kind is ErrorKind.UPSTREAM and "redirect" in error.message
+    assert elsewhere_saw == []

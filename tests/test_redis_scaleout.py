@@ -252,6 +252,7 @@ def test_redis_settings_are_validated_and_the_password_never_shown(monkeypatch: 
     settings = load_settings(_env_file=None)
     assert "hunter2" not in repr(settings)
     assert redacted_url("rediss://user:hunter2@redis:6380/1") == "rediss://user:***@redis:6380/1"
+    assert "hunter2" not in redacted_url("redis://cache.internal:6379/0?password=hunter2")
     monkeypatch.setenv("GRPC_UPSTREAMS", "127.0.0.1:50051, localhost:50052")
     assert load_settings(_env_file=None).grpc_upstream_list == [("127.0.0.1", 50051), ("127.0.0.1", 50052)]
     monkeypatch.setenv("GRPC_UPSTREAMS", "server-a:50051")
