@@ -74,6 +74,13 @@ class UpstreamCache:
     def clear(self) -> None:
         self._store.clear()
 
+    async def aclose(self) -> None:
+        """Stop background refreshes and loads nobody waits for any more (shutdown)."""
+        pending = [*self._tasks, *self._inflight.values()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def peek(self, key: Hashable) -> Any | None:
         """The value for ``key`` if it is fresh, else None; never loads."""
         entry = await self._store.get(key)

@@ -120,10 +120,13 @@ class RedisStore:
             return None
         try:
             record = json.loads(raw)
-            return Entry(decode(record["v"].encode()), float(record["fresh"]), float(record["expires"]))
+            entry = Entry(decode(record["v"].encode()), float(record["fresh"]), float(record["expires"]))
         except (CodecError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("unreadable shared cache entry %s (%s): treated as a miss", name, type(exc).__name__)
             return None
+        # Kept here too: served without a round trip while fresh, and while Redis is down.
+        self.local.entries[key] = entry
+        return entry
 
     async def put(self, key: Hashable, entry: Entry, keep_seconds: float) -> None:
         await self.local.put(key, entry, keep_seconds)

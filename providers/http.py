@@ -144,6 +144,7 @@ class ProviderHttp:
         self._base_url = base_url.rstrip("/")
         self._headers = {"accept": "application/json", **(headers or {})}
         self._session: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
+        self._closed = False
 
     def redact(self, text: str) -> str:
         """Remove the key from any text that may have echoed it (upstream messages, URLs)."""
@@ -286,7 +287,9 @@ class ProviderHttp:
         return reply.status, body
 
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        if self._closed:
+            raise RuntimeError(f"the {self.name} client is closed")
+        if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 # Pooled keep-alive connections per provider; the DNS answer is reused for a minute.
@@ -362,6 +365,7 @@ class ProviderHttp:
         return self.error(endpoint, ErrorKind.UPSTREAM, f"HTTP {status}{suffix}", http_status=status)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
 

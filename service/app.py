@@ -147,6 +147,8 @@ class App:
         return cache, SharedLimiter(link, limits, wait), link
 
     async def aclose(self) -> None:
+        if self.cache is not None:
+            await self.cache.aclose()  # first: a refresh must not reopen a closed session
         for layer in self.http.values():
             if layer is not None:
                 await layer.aclose()

@@ -57,6 +57,7 @@ def _wrap_unary(
         # calls made for this RPC inherit it (providers/deadline.py).
         client_remaining = context.time_remaining()
         budget = deadline_seconds if client_remaining is None else min(deadline_seconds, client_remaining)
+        limit: asyncio.Timeout | None = None
         try:
             if request is UNDECODABLE:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_BYTES_MESSAGE)
@@ -66,8 +67,9 @@ def _wrap_unary(
         except grpc.aio.AbortError:
             raise  # context.abort(): the status and message were chosen deliberately
         except TimeoutError:
-            if not limit.expired():
-                raise
+            if limit is None or not limit.expired():  # someone else's timeout: an unexpected error
+                log.exception("unhandled timeout in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error: the failure was logged")
             log.warning("rpc %s passed its deadline of %.1f s", method, budget)
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"the request did not complete within its deadline of {budget:.1f} s"

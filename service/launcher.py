@@ -45,9 +45,15 @@ async def _spawn(name: str, *argv: str, env: dict[str, str]) -> Part:
     return Part(name, process)
 
 
-async def _wait_until(check: object, what: str, part: Part, limit_seconds: float = 30.0) -> None:
+class StoppedWhileStarting(Exception):
+    """Ctrl-C or SIGTERM arrived before every part was up."""
+
+
+async def _wait_until(check: object, what: str, part: Part, stop: asyncio.Event, limit_seconds: float = 30.0) -> None:
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
+        if stop.is_set():
+            raise StoppedWhileStarting
         if part.process.returncode is not None:
             raise RuntimeError(f"{part.name} exited with code {part.process.returncode} while starting")
         try:
@@ -99,7 +105,7 @@ async def run(settings: Settings, demo: bool) -> int:
             )
             parts.append(twin)
             twin_url = f"http://127.0.0.1:{twin_port}"
-            await _wait_until(lambda: _http_ok(f"{twin_url}/_twin/health"), "the recorded twin", twin)
+            await _wait_until(lambda: _http_ok(f"{twin_url}/_twin/health"), "the recorded twin", twin, stop)
             for provider, variable in (
                 ("coinglass", "COINGLASS_BASE_URL"),
                 ("okx", "OKX_BASE_URL"),
@@ -121,7 +127,9 @@ async def run(settings: Settings, demo: bool) -> int:
             servers.append(await _spawn("server", sys.executable, "-m", "service.server", env=replica_env))
             parts.append(servers[-1])
         for grpc_port, server in zip(grpc_ports, servers, strict=True):
-            await _wait_until(lambda p=grpc_port: _grpc_serving(p), f"the gRPC server on port {grpc_port}", server)
+            await _wait_until(
+                lambda p=grpc_port: _grpc_serving(p), f"the gRPC server on port {grpc_port}", server, stop
+            )
         if settings.replicas > 1 and settings.redis_url is None:
             say("warning: REDIS_URL is not set: each replica keeps its own cache and upstream budgets")
         upstreams = settings.grpc_upstream_list
@@ -152,7 +160,7 @@ async def run(settings: Settings, demo: bool) -> int:
             env=env,
         )
         parts.append(envoy)
-        await _wait_until(lambda: _http_ok(f"http://127.0.0.1:{settings.port}/health"), "Envoy", envoy)
+        await _wait_until(lambda: _http_ok(f"http://127.0.0.1:{settings.port}/health"), "Envoy", envoy, stop)
 
         say(f"REST     http://localhost:{settings.port}/   (try /signals/BTC, /docs, /gpt/action-schema)")
         say(f"gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)")
@@ -162,6 +170,9 @@ async def run(settings: Settings, demo: bool) -> int:
         say("ready; Ctrl-C stops everything")
         # The server may take its drain and grace periods before it exits.
         return await _supervise(parts, stop, settings.shutdown_drain_seconds + settings.shutdown_grace_seconds)
+    except StoppedWhileStarting:
+        say("stopped while starting")
+        return 0
     except RuntimeError as exc:
         say(f"start-up failed: {exc}")
         failed = next((p.name for p in parts if p.process.returncode is not None), "server")
@@ -176,9 +187,10 @@ async def _supervise(parts: list[Part], stop: asyncio.Event, grace: float) -> in
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({stopper, *waiters}, return_when=asyncio.FIRST_COMPLETED)
     if stopper in done:
-        say("stopping: draining the server, then Envoy")
-        # The server first: health goes NOT_SERVING and in-flight calls finish through Envoy.
-        for part in sorted(parts, key=lambda p: p.name != "server"):
+        say("stopping: draining the server(s), then Envoy")
+        # Servers first, all at once: health goes NOT_SERVING and in-flight calls finish through Envoy.
+        await asyncio.gather(*(_stop(part, grace + 2) for part in parts if part.name == "server"))
+        for part in parts:
             await _stop(part, grace + 2)
         for waiter in waiters:
             waiter.cancel()
