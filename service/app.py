@@ -44,12 +44,16 @@ class App:
     async def create(cls, settings: Settings) -> App:
         cache, limiter, link = cls._cache_and_limiter(settings)
         scale = settings.cache_ttl_scale
+        overrides = settings.cache_ttl_overrides
         ttls = {
-            "coinglass": coinglass.TTLS,
-            "okx": okx.TTLS,
-            "coinapi": coinapi.TTLS,
-            "lunarcrush": lunarcrush.TTLS,
-            "feargreed": feargreed.TTLS,
+            name: {**defaults, **overrides.get(name, {})}
+            for name, defaults in (
+                ("coinglass", coinglass.TTLS),
+                ("okx", okx.TTLS),
+                ("coinapi", coinapi.TTLS),
+                ("lunarcrush", lunarcrush.TTLS),
+                ("feargreed", feargreed.TTLS),
+            )
         }
 
         def http(

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl_scale: Annotated[float, Field(ge=0, le=100)] = 1.0
     cache_max_stale_seconds: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    # Per-endpoint TTL overrides, "provider:/path-prefix=seconds,..." (the longest prefix wins; 0 = not
+    # cached), e.g. "okx:/api/v5/market/ticker=2,coinglass:/api/futures/funding-rate/=120".
+    cache_ttls: str = ""
 
     # A computed signal is reused for this long (0 disables); identical concurrent requests share one.
     signal_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
@@ -136,6 +139,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must list providers from coinglass, okx, lunarcrush, feargreed; got {value!r}")
         return ",".join(names)
 
+    @field_validator("cache_ttls")
+    @classmethod
+    def _cache_ttls(cls, value: str) -> str:
+        _parse_cache_ttls(value)
+        return value
+
+    @property
+    def cache_ttl_overrides(self) -> dict[str, dict[str, float]]:
+        return _parse_cache_ttls(self.cache_ttls)
+
     @field_validator("rate_limits")
     @classmethod
     def _rate_limits(cls, value: str) -> str:
@@ -209,6 +222,30 @@ class Settings(BaseSettings):
         if self.signal_api_keys is None:
             return ()
         return tuple(k.strip() for k in self.signal_api_keys.get_secret_value().split(",") if k.strip())
+
+
+CACHED_PROVIDERS = ("coinglass", "okx", "coinapi", "lunarcrush", "feargreed")
+
+
+def _parse_cache_ttls(value: str) -> dict[str, dict[str, float]]:
+    """``okx:/api/v5/market/ticker=2`` -> {"okx": {"/api/v5/market/ticker": 2.0}}."""
+    overrides: dict[str, dict[str, float]] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        target, _, seconds = item.rpartition("=")
+        provider, _, prefix = target.partition(":")
+        if provider not in CACHED_PROVIDERS or not prefix.startswith("/"):
+            raise ValueError(
+                f"each entry is provider:/path-prefix=seconds with provider one of {', '.join(CACHED_PROVIDERS)}, "
+                f"got {item[:80]!r}"
+            )
+        try:
+            ttl = float(seconds)
+            if not 0 <= ttl <= 86400:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{target}: seconds must be a number from 0 to 86400, got {seconds[:20]!r}") from None
+        overrides.setdefault(provider, {})[prefix] = ttl
+    return overrides
 
 
 def _parse_upstream(item: str) -> tuple[str, int]:

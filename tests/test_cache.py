@@ -11,6 +11,7 @@ from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 
 from providers.cache import UpstreamCache
 from providers.twin import RecordedTwin
+from service.settings import SettingsError, load_settings
 from tests.stack import running_stack
 
 
@@ -127,3 +128,27 @@ async def test_debug_marks_factors_served_stale(twin: RecordedTwin) -> None:
     assert not any(f.stale for f in first.factors)
     assert any(f.stale for f in second.factors)
     assert second.score == pytest.approx(first.score)
+
+
+async def test_a_ttl_can_be_set_per_endpoint(twin: RecordedTwin) -> None:
+    # The ticker is not cached at all; candles keep their default TTL.
+    async with running_stack(
+        twin, envoy=False, cache_ttls="okx:/api/v5/market/ticker=0", signal_cache_seconds=0
+    ) as stack:
+        twin.clear_requests()
+        async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+            stub = signal_pb2_grpc.SignalServiceStub(channel)
+            for _ in range(2):
+                await stub.GetSignal(signal_pb2.GetSignalRequest(symbol="SOL"), timeout=10)
+    assert twin.request_count("okx", "/api/v5/market/ticker") == 2
+    assert twin.request_count("okx", "/api/v5/market/candles") == 1
+
+
+@pytest.mark.parametrize(
+    "value", ["ticker=5", "binance:/api=5", "okx:api/v5=5", "okx:/api/v5/market/ticker=soon", "okx:/x=-1"]
+)
+def test_bad_ttl_overrides_stop_start_up_naming_the_setting(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CACHE_TTLS", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None)
+    assert "CACHE_TTLS" in str(caught.value)
