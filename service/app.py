@@ -19,6 +19,7 @@ from providers.redis_link import RedisLink
 from providers.shared_limiter import SharedLimiter
 from scoring import ScoringConfig, load_config
 from service.codegen import DESCRIPTOR_SET
+from service.coin_universe import CoinUniverse
 from service.factor_sources import Clients
 from service.openapi import build_openapi
 from service.settings import Settings
@@ -122,7 +123,9 @@ class App:
             configured,
             settings.source_order.split(","),
             settings.signal_cache_seconds if settings.cache_enabled else 0.0,
+            CoinUniverse(clients.coinglass.supported_coins if configured["coinglass"] else None),
         )
+        await desk.universe.start()
         document = build_openapi(
             DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
         )
@@ -151,6 +154,7 @@ class App:
         return cache, SharedLimiter(link, limits, wait), link
 
     async def aclose(self) -> None:
+        await self.desk.universe.aclose()
         if self.cache is not None:
             await self.cache.aclose()  # first: a refresh must not reopen a closed session
         for layer in self.http.values():

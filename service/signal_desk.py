@@ -19,6 +19,7 @@ from providers.deadline import caller_is_hurried
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
+from service.coin_universe import CoinUniverse
 from service.coinglass_factors import coinglass_market
 from service.factor_sources import Clients, FactorSource, okx_open_interest, okx_ticker, ordered_sources
 from service.fetch_scope import FetchScope
@@ -58,7 +59,9 @@ class SignalDesk:
         configured: Mapping[str, bool],
         source_order: Sequence[str] = ("coinglass", "okx"),
         signal_cache_seconds: float = 0.0,
+        universe: CoinUniverse | None = None,
     ) -> None:
+        self.universe = universe or CoinUniverse(None)
         self._signal_ttl = signal_cache_seconds
         self._memo = UpstreamCache(max_stale=0)
         self._sources: dict[str, tuple[FactorSource, ...]] = ordered_sources(source_order)
@@ -73,6 +76,16 @@ class SignalDesk:
         Upstream data is fresh for 5 s at best, so recomputing the same signal for every request
         only burns CPU; concurrent identical requests also share one computation.
         """
+        if self.universe.refuses(symbol):  # before any upstream call: unknown coins cost no quota
+            raise SignalUnavailableError(symbol, {}, not_found=True)
+        try:
+            return await self._signal(symbol, debug)
+        except SignalUnavailableError as exc:
+            if exc.not_found:
+                self.universe.remember_unknown(symbol)
+            raise
+
+    async def _signal(self, symbol: str, debug: bool) -> signal_pb2.Signal:
         if self._signal_ttl <= 0:
             return await self._compute(symbol, debug)
         key = ("signal", symbol, debug)

@@ -52,10 +52,12 @@ async def test_rubik_statistics_have_their_own_budget(twin: RecordedTwin) -> Non
 async def test_limit_is_shared_by_every_caller_of_the_service(twin: RecordedTwin) -> None:
     async with (
         running_stack(
-            twin, envoy=False, rate_limits="coinglass=1", rate_limit_max_wait_seconds=0.1, cache_enabled=False
+            twin, envoy=False, rate_limits="coinglass=2", rate_limit_max_wait_seconds=0.1, cache_enabled=False
         ) as stack,
         grpc.aio.insecure_channel(stack.grpc_target) as channel,
     ):
+        # The server's own background load of the supported coins spends from the same budget.
+        await stack.server.app.desk.universe.settled()
         stub = coinglass_pb2_grpc.CoinglassServiceStub(channel)
         await stub.ListSupportedCoins(coinglass_pb2.ListSupportedCoinsRequest())
         with pytest.raises(grpc.aio.AioRpcError) as caught:

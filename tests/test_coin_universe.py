@@ -1,0 +1,52 @@
+"""Unknown coins are refused before they cost upstream quota; known coins are never refused."""
+
+from __future__ import annotations
+
+import grpc
+from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
+
+from providers.twin import RecordedTwin
+from tests.stack import Stack, running_stack
+
+
+async def _signal_status(stack: Stack, symbol: str) -> grpc.StatusCode:
+    async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+        stub = signal_pb2_grpc.SignalServiceStub(channel)
+        try:
+            await stub.GetSignal(signal_pb2.GetSignalRequest(symbol=symbol), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+async def _until_listed(stack: Stack) -> None:
+    await stack.server.app.desk.universe.settled()
+    assert stack.server.app.desk.universe.listed_count == 3  # the twin lists BTC, ETH, SOL
+
+
+async def test_a_coin_coinglass_does_not_list_costs_no_upstream_call(twin: RecordedTwin) -> None:
+    async with running_stack(twin, envoy=False) as stack:
+        await _until_listed(stack)
+        twin.clear_requests()
+        status = await _signal_status(stack, "NOPECOIN")
+        assert twin.request_count() == 0
+        assert status == grpc.StatusCode.NOT_FOUND
+        assert await _signal_status(stack, "ETH") == grpc.StatusCode.OK  # listed coins are untouched
+
+
+async def test_keyless_an_unknown_coin_is_asked_about_once(twin: RecordedTwin) -> None:
+    async with running_stack(twin, envoy=False, keys=False) as stack:
+        twin.clear_requests()
+        assert await _signal_status(stack, "NOPECOIN") == grpc.StatusCode.NOT_FOUND
+        first = twin.request_count()
+        assert await _signal_status(stack, "NOPECOIN") == grpc.StatusCode.NOT_FOUND
+        assert first > 0 and twin.request_count() == first  # the second time: no upstream call
+
+
+async def test_a_listed_coin_with_no_data_anywhere_is_asked_about_again(faults: RecordedTwin) -> None:
+    async with running_stack(faults, envoy=False, cache_enabled=False) as stack:
+        await _until_listed(stack)
+        faults.set_fault("*", "*", "empty")
+        assert await _signal_status(stack, "SOL") == grpc.StatusCode.NOT_FOUND
+        faults.clear_faults()
+        assert await _signal_status(stack, "SOL") == grpc.StatusCode.OK
