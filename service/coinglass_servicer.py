@@ -17,8 +17,8 @@ from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc
 from providers.coinglass import CoinglassClient, to_v4_interval
 from providers.errors import ProviderError
 from service import coinglass_mapping as mapping
-from service.errors import abort_with
-from service.symbols import InvalidSymbolError, normalize_symbol
+from service.coin_universe import CoinUniverse
+from service.errors import abort_with, coin_or_abort
 
 T = TypeVar("T")
 HISTORY_BARS = 48
@@ -28,8 +28,11 @@ SEED_SPELLING = {"1h": "h1", "4h": "h4", "8h": "h8", "12h": "h12", "1d": "d1"}
 
 
 class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
-    def __init__(self, client: CoinglassClient, exchange: str, exchanges: Sequence[str]) -> None:
+    def __init__(
+        self, client: CoinglassClient, exchange: str, exchanges: Sequence[str], universe: CoinUniverse
+    ) -> None:
         self._client = client
+        self._universe = universe
         self._exchange = exchange
         self._exchanges = tuple(exchanges)
 
@@ -40,13 +43,8 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
             await abort_with(context, error)
             raise
 
-    @staticmethod
-    async def _symbol(raw: str, context: grpc.aio.ServicerContext) -> str:
-        try:
-            return normalize_symbol(raw)
-        except InvalidSymbolError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise
+    async def _symbol(self, raw: str, context: grpc.aio.ServicerContext) -> str:
+        return await coin_or_abort(raw, context, self._universe)
 
     @staticmethod
     async def _interval(raw: str, default: str, allowed: tuple[str, ...], context: grpc.aio.ServicerContext) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 
 from providers.errors import ErrorKind, ProviderError
+from service.coin_universe import CoinUniverse
+from service.symbols import InvalidSymbolError, normalize_symbol
 
 # ARCHITECTURE.md: INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
 # NOT_FOUND 404, RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504.
@@ -36,3 +38,20 @@ def message_for(error: ProviderError) -> str:
 async def abort_with(context: grpc.aio.ServicerContext, error: ProviderError) -> None:
     """Abort the RPC with the status and message for ``error`` (raises)."""
     await context.abort(status_for(error), message_for(error))
+
+
+def unknown_coin_message(symbol: str) -> str:
+    return f"unknown coin {symbol}: no provider has data for it"
+
+
+async def coin_or_abort(raw: str, context: grpc.aio.ServicerContext, universe: CoinUniverse) -> str:
+    """The canonical coin for ``raw``; INVALID_ARGUMENT saying why it is not a symbol, or NOT_FOUND
+    (before any upstream call) for a coin known not to exist (service/coin_universe.py)."""
+    try:
+        symbol = normalize_symbol(raw)
+    except InvalidSymbolError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise
+    if universe.refuses(symbol):
+        await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(symbol))
+    return symbol

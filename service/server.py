@@ -75,9 +75,11 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
         ],
     )
-    signal_pb2_grpc.add_SignalServiceServicer_to_server(SignalServicer(app.desk, app.openapi_document), server)
+    signal_pb2_grpc.add_SignalServiceServicer_to_server(
+        SignalServicer(app.desk, app.openapi_document, app.desk.universe), server
+    )
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
-        CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list), server
+        CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

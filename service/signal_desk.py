@@ -21,6 +21,7 @@ from providers.http import ProviderHttp
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
 from service.coin_universe import CoinUniverse
 from service.coinglass_factors import coinglass_market
+from service.errors import unknown_coin_message
 from service.factor_sources import Clients, FactorSource, okx_open_interest, okx_ticker, ordered_sources
 from service.fetch_scope import FetchScope
 from service.market_snapshot import build_market_snapshot, probe_premium_endpoints
@@ -36,7 +37,7 @@ class SignalUnavailableError(Exception):
     def __init__(self, symbol: str, reasons: Mapping[str, str], not_found: bool) -> None:
         self.not_found = not_found
         if not_found:
-            message = f"unknown coin {symbol}: no provider has data for it"
+            message = unknown_coin_message(symbol)
         else:
             message = "no market data available: " + "; ".join(f"{k}: {v}" for k, v in reasons.items())
         super().__init__(message)
@@ -76,8 +77,8 @@ class SignalDesk:
         Upstream data is fresh for 5 s at best, so recomputing the same signal for every request
         only burns CPU; concurrent identical requests also share one computation.
         """
-        if self.universe.refuses(symbol):  # before any upstream call: unknown coins cost no quota
-            raise SignalUnavailableError(symbol, {}, not_found=True)
+        # Coins refused before this point cost nothing (service/errors.py coin_or_abort); a coin that
+        # turns out unknown here is remembered, so asking again costs nothing either.
         try:
             return await self._signal(symbol, debug)
         except SignalUnavailableError as exc:

@@ -12,9 +12,9 @@ from google.api import httpbody_pb2
 
 from providers.errors import ProviderError
 from service import docs_pages
-from service.errors import abort_with
+from service.coin_universe import CoinUniverse
+from service.errors import abort_with, coin_or_abort
 from service.signal_desk import SignalUnavailableError
-from service.symbols import InvalidSymbolError, normalize_symbol
 
 VERSION = "1.0.0"
 
@@ -38,8 +38,9 @@ def endpoints_from_openapi(document: dict[str, Any]) -> list[signal_pb2.Endpoint
 
 
 class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
-    def __init__(self, desk: SignalDesk, openapi_document: dict[str, Any]) -> None:
+    def __init__(self, desk: SignalDesk, openapi_document: dict[str, Any], universe: CoinUniverse) -> None:
         self._desk = desk
+        self._universe = universe
         self._openapi = json.dumps(openapi_document, indent=2).encode()
         self._info = signal_pb2.ApiInfo(
             name="cryptosignals",
@@ -49,13 +50,8 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         )
         self._started = time.monotonic()
 
-    @staticmethod
-    async def _symbol(raw: str, context: grpc.aio.ServicerContext) -> str:
-        try:
-            return normalize_symbol(raw)
-        except InvalidSymbolError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise  # unreachable: abort raises
+    async def _symbol(self, raw: str, context: grpc.aio.ServicerContext) -> str:
+        return await coin_or_abort(raw, context, self._universe)
 
     async def GetApiInfo(
         self, request: signal_pb2.GetApiInfoRequest, context: grpc.aio.ServicerContext

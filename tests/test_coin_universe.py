@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
+import pytest
+from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 
 from providers.twin import RecordedTwin
 from tests.stack import Stack, running_stack
@@ -29,6 +30,17 @@ async def test_a_coin_coinglass_does_not_list_costs_no_upstream_call(twin: Recor
         await _until_listed(stack)
         twin.clear_requests()
         status = await _signal_status(stack, "NOPECOIN")
+        async with grpc.aio.insecure_channel(stack.grpc_target) as channel:
+            for call in (
+                signal_pb2_grpc.SignalServiceStub(channel).GetMarket(signal_pb2.GetMarketRequest(symbol="NOPECOIN")),
+                coinglass_pb2_grpc.CoinglassServiceStub(channel).GetDashboard(
+                    coinglass_pb2.GetDashboardRequest(symbol="NOPECOIN")
+                ),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await call
+                assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+                assert caught.value.details() == "unknown coin NOPECOIN: no provider has data for it"
         assert twin.request_count() == 0
         assert status == grpc.StatusCode.NOT_FOUND
         assert await _signal_status(stack, "ETH") == grpc.StatusCode.OK  # listed coins are untouched
