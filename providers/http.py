@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -33,7 +33,13 @@ from providers.cache import UpstreamCache
 from providers.deadline import deadline_in, upstream_budget, within_budget
 from providers.errors import ErrorKind, ProviderError
 from providers.ratelimit import RateLimitedLocally, UpstreamLimiter
-from providers.telemetry import UPSTREAM_ERRORS, UPSTREAM_LATENCY, UPSTREAM_REQUESTS, endpoint_label
+from providers.telemetry import (
+    UPSTREAM_ERRORS,
+    UPSTREAM_LATENCY,
+    UPSTREAM_REQUESTS,
+    endpoint_label,
+    record_cache_event,
+)
 
 log = logging.getLogger("cryptosignals.upstream")
 T = TypeVar("T")
@@ -82,6 +88,19 @@ def _retry_after(response: _Reply) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+# How long an endpoint the plan does not include is answered "plan" without asking (an upgraded
+# plan is used within this time, or at once after a restart).
+PLAN_DENIAL_SECONDS = 3600.0
+MAX_DENIALS = 10_000
+
+
+@dataclass(frozen=True)
+class _Denial:
+    until: float
+    message: str
+    http_status: int | None
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,7 @@ class ProviderHttp:
         self._headers = {"accept": "application/json", **(headers or {})}
         self._session: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
         self._closed = False
+        self._denials: dict[Hashable, _Denial] = {}
 
     def redact(self, text: str) -> str:
         """Remove the key from any text that may have echoed it (upstream messages, URLs)."""
@@ -214,6 +234,12 @@ class ProviderHttp:
         if self._cache is None or ttl <= 0:
             return await load()
         key = (self.name, endpoint, tuple(sorted((k, str(v)) for k, v in (params or {}).items())))
+        denied = self._denials.get(key)
+        if denied is not None:
+            if time.monotonic() < denied.until:
+                record_cache_event("denied", self.name)
+                raise self.error(endpoint, ErrorKind.PLAN, denied.message, http_status=denied.http_status)
+            del self._denials[key]
 
         async def shared_load() -> T:
             # Shared by every caller waiting on this key: bounded by the upstream timeout, not by
@@ -224,6 +250,10 @@ class ProviderHttp:
         try:
             async with asyncio.timeout(upstream_budget()) as waiting:
                 value: T = await self._cache.get(key, ttl, shared_load, f"{self.name}:{endpoint}")
+        except ProviderError as error:
+            if error.kind is ErrorKind.PLAN:
+                self._remember_denial(key, error)
+            raise
         except TimeoutError:
             if not waiting.expired():
                 raise
@@ -231,6 +261,13 @@ class ProviderHttp:
                 endpoint, ErrorKind.TIMEOUT, "no answer before the request's deadline (the call goes on for the cache)"
             ) from None
         return value
+
+    def _remember_denial(self, key: Hashable, error: ProviderError) -> None:
+        """A plan that does not cover an endpoint will not cover it a minute later: without this, a
+        Hobbyist key spent 5 of its 30 calls a minute per signal on answers it already had."""
+        if len(self._denials) >= MAX_DENIALS:
+            self._denials.clear()  # bounded: endpoints x listed coins stays far below this
+        self._denials[key] = _Denial(time.monotonic() + PLAN_DENIAL_SECONDS, error.message, error.http_status)
 
     def mark_success(self) -> None:
         self.health.last_success = datetime.now(UTC)

@@ -152,3 +152,23 @@ def test_bad_ttl_overrides_stop_start_up_naming_the_setting(monkeypatch: pytest.
     with pytest.raises(SettingsError) as caught:
         load_settings(_env_file=None)
     assert "CACHE_TTLS" in str(caught.value)
+
+
+async def test_an_endpoint_outside_the_plan_is_not_asked_again(twin: RecordedTwin) -> None:
+    """Hobbyist has no 1h history: without remembering the denial, every signal spent five of its
+    30 calls a minute on answers it already had."""
+    twin.set_plan("hobbyist")
+    try:
+        async with (
+            running_stack(twin, envoy=False, signal_cache_seconds=0) as stack,
+            grpc.aio.insecure_channel(stack.grpc_target) as channel,
+        ):
+            stub = signal_pb2_grpc.SignalServiceStub(channel)
+            await stub.GetSignal(signal_pb2.GetSignalRequest(symbol="BTC"), timeout=10)
+            twin.clear_requests()
+            again = await stub.GetSignal(signal_pb2.GetSignalRequest(symbol="BTC", debug=True), timeout=10)
+    finally:
+        twin.set_plan("professional")
+    assert twin.request_count("coinglass") == 0
+    reasons = {f.factor: f.fallback_reason for f in again.factors}
+    assert "coinglass: plan" in reasons["liquidations"]  # still explained, without the call
