@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -56,8 +56,16 @@ async def wait_http(url: str, seconds: float = 20) -> None:
 class Deployment:
     """Twin, ``replicas`` server processes (sharing ``redis_url`` when given) and one Envoy over them."""
 
-    def __init__(self, latency_ms: float, replicas: int = 1, redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        latency_ms: float,
+        replicas: int = 1,
+        redis_url: str | None = None,
+        endpoint_latency: Mapping[str, float] | None = None,
+    ) -> None:
         self.latency_ms = latency_ms
+        # "provider:/path" -> extra milliseconds on that endpoint (a twin latency fault).
+        self.endpoint_latency = dict(endpoint_latency or {})
         self.redis_url = redis_url
         self.twin_port, self.port, self.admin_port = free_port(), free_port(), free_port()
         self.grpc_ports = [free_port() for _ in range(replicas)]
@@ -81,6 +89,11 @@ class Deployment:
             )
         )
         await wait_http(f"{self.twin}/_twin/health")
+        async with httpx.AsyncClient() as control:
+            for target, extra_ms in self.endpoint_latency.items():
+                provider, _, endpoint = target.partition(":")
+                fault = {"provider": provider, "endpoint": endpoint, "kind": "latency", "latency_ms": extra_ms}
+                (await control.post(f"{self.twin}/_twin/faults", json=fault)).raise_for_status()
         env = {
             **os.environ,
             "GRPC_HOST": "127.0.0.1",
@@ -214,9 +227,12 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
 
 
-async def run(latency_ms: float, warm_requests: int, rss_requests: int) -> None:
-    print(f"# service benchmarks (twin latency {latency_ms:g} ms per upstream call, {os.cpu_count()} cores)")
-    deployment = Deployment(latency_ms)
+async def run(
+    latency_ms: float, warm_requests: int, rss_requests: int, endpoint_latency: Mapping[str, float] | None = None
+) -> None:
+    extra = "".join(f", +{ms:g} ms on {target}" for target, ms in (endpoint_latency or {}).items())
+    print(f"# service benchmarks (twin latency {latency_ms:g} ms per upstream call{extra}, {os.cpu_count()} cores)")
+    deployment = Deployment(latency_ms, endpoint_latency=endpoint_latency)
     await deployment.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{deployment.grpc_port}") as channel:
@@ -244,7 +260,7 @@ async def run(latency_ms: float, warm_requests: int, rss_requests: int) -> None:
             )
         # 2. Coalescing: a fresh server process, so the cache is cold.
         deployment.stop()
-        deployment = Deployment(latency_ms)
+        deployment = Deployment(latency_ms, endpoint_latency=endpoint_latency)
         await deployment.start()
         await deployment.clear_twin_requests()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{deployment.grpc_port}") as channel:
@@ -309,8 +325,19 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100.0, help="twin latency per upstream call")
     parser.add_argument("--warm-requests", type=int, default=5000)
     parser.add_argument("--rss-requests", type=int, default=100_000)
+    parser.add_argument(
+        "--endpoint-latency",
+        action="append",
+        default=[],
+        metavar="PROVIDER:/PATH=MS",
+        help="extra latency on one upstream endpoint, e.g. coinglass:/api/futures/coins-markets=200 (repeatable)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.latency_ms, args.warm_requests, args.rss_requests))
+    endpoint_latency = {}
+    for item in args.endpoint_latency:
+        target, _, ms = item.rpartition("=")
+        endpoint_latency[target] = float(ms)
+    asyncio.run(run(args.latency_ms, args.warm_requests, args.rss_requests, endpoint_latency))
 
 
 if __name__ == "__main__":
