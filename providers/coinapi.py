@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from providers.errors import ErrorKind, ProviderError
-from providers.http import ProviderHttp, parse_float
+from providers.http import ProviderHttp
+from providers.values import parse_float
 
 PROVIDER = "coinapi"
 TTLS = {"/v1/exchangerate/": 5}

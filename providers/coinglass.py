@@ -26,7 +26,8 @@ from providers.coinglass_models import (
     RatioPoint,
 )
 from providers.errors import ErrorKind, ProviderError
-from providers.http import ProviderHttp, from_millis, from_seconds, parse_float
+from providers.http import ProviderHttp
+from providers.values import from_millis, from_seconds, parse_float
 
 PROVIDER = "coinglass"
 T = TypeVar("T")

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from providers.errors import ErrorKind
-from providers.http import ProviderHttp, from_seconds, parse_float
+from providers.http import ProviderHttp
+from providers.values import from_seconds, parse_float
 
 PROVIDER = "feargreed"
 ENDPOINT = "/fng/"

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.errors import ErrorKind, ProviderError
-from providers.http import ProviderHttp, parse_float
+from providers.http import ProviderHttp
+from providers.values import parse_float
 
 PROVIDER = "lunarcrush"
 TOPICS = {"BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana", "XRP": "xrp", "DOGE": "dogecoin"}

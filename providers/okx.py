@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from providers.errors import ErrorKind
-from providers.http import ProviderHttp, from_millis, parse_float
+from providers.http import ProviderHttp
+from providers.values import from_millis, parse_float
 
 PROVIDER = "okx"
 T = TypeVar("T")

@@ -62,15 +62,17 @@ def test_demo_serves_signals_offline_and_stops_cleanly_on_ctrl_c(tmp_path) -> No
     try:
         _wait_ready(port, process)
         reply = httpx.get(f"http://127.0.0.1:{port}/signals/BTC", timeout=10)
-        assert reply.status_code == 200
-        assert reply.json()["signal"] in {"LONG", "SHORT", "NEUTRAL"}
-        assert reply.headers["x-ratelimit-limit"] == "2000"
         process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 0
+        code = process.wait(20)
     finally:
         if process.poll() is None:
             process.kill()
     output = process.stdout.read().decode() if process.stdout else ""
+    # The launcher's own output explains any failure below.
+    assert reply.status_code == 200, (reply.text, output)
+    assert reply.json()["signal"] in {"LONG", "SHORT", "NEUTRAL"}
+    assert reply.headers["x-ratelimit-limit"] == "2000"
+    assert code == 0, output
     assert "ready" in output and f"localhost:{port}" in output
 
 
