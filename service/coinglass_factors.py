@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from providers.errors import ErrorKind, ProviderError
 from scoring import (
     FearGreedInput,
     FundingInput,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from service.factor_sources import Clients
 
 HOURS_24 = 24
+T = TypeVar("T")
 
 
 def coinglass_market(c: Clients, scope: FetchScope, coin: str) -> Awaitable[Any]:
@@ -32,9 +34,23 @@ def _pair(coin: str) -> str:
     return f"{coin}USDT"
 
 
+async def _hourly_else_4h(fetch: Callable[[str, int], Awaitable[list[T]]], hours: int) -> list[T]:
+    """``hours`` of 1h bars, or the same span in 4h bars when the plan has no 1h history (Hobbyist):
+    aggregated data at a coarser grain beats one exchange's data from the fallback. The denial is
+    remembered (providers/http.py), so only the first call pays for asking."""
+    try:
+        return await fetch("1h", hours)
+    except ProviderError as error:
+        if error.kind is not ErrorKind.PLAN:
+            raise
+        return await fetch("4h", -(-hours // 4))
+
+
 async def liquidations(c: Clients, scope: FetchScope, coin: str) -> LiquidationInput:
     # aggregated-history is on every plan (coins-markets needs Standard) and sums our exchange list.
-    buckets = await c.coinglass.liquidation_aggregated_history(coin, c.exchanges, "1h", HOURS_24)
+    buckets = await _hourly_else_4h(
+        lambda interval, bars: c.coinglass.liquidation_aggregated_history(coin, c.exchanges, interval, bars), HOURS_24
+    )
     return LiquidationInput(
         sum(b.long_usd for b in buckets),
         sum(b.short_usd for b in buckets),
@@ -56,21 +72,34 @@ async def momentum(c: Clients, scope: FetchScope, coin: str) -> MomentumInput:
 
 
 async def long_short(c: Clients, scope: FetchScope, coin: str) -> LongShortInput:
-    rows = await c.coinglass.global_long_short_account_ratio(_pair(coin), c.reference_exchange, "1h", 1)
+    rows = await _hourly_else_4h(
+        lambda interval, bars: c.coinglass.global_long_short_account_ratio(
+            _pair(coin), c.reference_exchange, interval, bars
+        ),
+        1,
+    )
     return LongShortInput(
         rows[-1].long_pct, Provenance("coinglass:/api/futures/global-long-short-account-ratio/history", rows[-1].time)
     )
 
 
 async def smart_money(c: Clients, scope: FetchScope, coin: str) -> SmartMoneyInput:
-    rows = await c.coinglass.top_long_short_position_ratio(_pair(coin), c.reference_exchange, "1h", 1)
+    rows = await _hourly_else_4h(
+        lambda interval, bars: c.coinglass.top_long_short_position_ratio(
+            _pair(coin), c.reference_exchange, interval, bars
+        ),
+        1,
+    )
     return SmartMoneyInput(
         rows[-1].long_pct, Provenance("coinglass:/api/futures/top-long-short-position-ratio/history", rows[-1].time)
     )
 
 
 async def open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenInterestInput:
-    history = await c.coinglass.open_interest_history(coin, "1h", HOURS_24 + 1)
+    # One bar more than the span: the change is measured from the close before it.
+    history = await _hourly_else_4h(
+        lambda interval, bars: c.coinglass.open_interest_history(coin, interval, bars + 1), HOURS_24
+    )
     market = await coinglass_market(c, scope, coin)
     first, last = history[0].close, history[-1].close
     return OpenInterestInput(

@@ -171,4 +171,4 @@ async def test_an_endpoint_outside_the_plan_is_not_asked_again(twin: RecordedTwi
         twin.set_plan("professional")
     assert twin.request_count("coinglass") == 0
     reasons = {f.factor: f.fallback_reason for f in again.factors}
-    assert "coinglass: plan" in reasons["liquidations"]  # still explained, without the call
+    assert "coinglass: plan" in reasons["momentum"]  # still explained, without the call

@@ -187,3 +187,20 @@ async def test_source_order_is_configurable(twin: RecordedTwin) -> None:
     sources = {f.factor: f.source.split(":")[0] for f in signal.factors}
     assert {sources[f] for f in FACTORS_BY_PROVIDER["coinglass"]} == {"okx"}
     assert sources["fear_greed"] == "coinglass"  # OKX has no fear & greed: the next source in order
+
+
+async def test_a_plan_without_1h_history_keeps_aggregated_data_at_4h(twin: RecordedTwin) -> None:
+    twin.set_plan("hobbyist")
+    try:
+        async with running_stack(twin, envoy=False) as stack:
+            twin.clear_requests()
+            signal = await _signal(stack)
+    finally:
+        twin.set_plan("professional")
+    sources = {f.factor: f.source.split(":")[0] for f in signal.factors}
+    for factor in ("liquidations", "long_short_ratio", "smart_money"):
+        assert sources[factor] == "coinglass", (factor, sources)
+    # Both also read coins-markets, which needs Standard: no coarser grain to fall back to.
+    assert sources["momentum"] == sources["open_interest"] == "okx"
+    ratio_queries = [r.query for r in twin.requests if r.path == "/api/futures/global-long-short-account-ratio/history"]
+    assert [q["interval"] for q in ratio_queries] == ["1h", "4h"]
