@@ -28,6 +28,7 @@ import aiohttp
 import grpc
 import httpx
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.envoy import envoy_binary, write_config
 from tests.stack import free_port
@@ -51,6 +52,21 @@ async def wait_http(url: str, seconds: float = 20) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
+
+
+async def wait_grpc_serving(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"the gRPC server on port {port} did not start")
 
 
 class Deployment:
@@ -140,6 +156,8 @@ class Deployment:
                 **quiet,  # type: ignore[call-overload]
             )
         )
+        for grpc_port in self.grpc_ports:  # every replica, not just the first Envoy finds healthy
+            await wait_grpc_serving(grpc_port)
         await wait_http(f"http://127.0.0.1:{self.port}/health")
 
     async def twin_requests(self) -> dict[str, int]:
