@@ -76,12 +76,12 @@ def classify_envelope(body: Any) -> tuple[ErrorKind, str]:
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
     msg = str(body.get("msg", "")) if isinstance(body, dict) else ""
     lowered = msg.lower()
+    if code == "429":  # first: a rate-limit message may mention the plan; a denial is remembered for an hour
+        return ErrorKind.RATE_LIMITED, f"rate limited (code {code}: {msg})"
     if "upgrade" in lowered or "plan" in lowered:
         return ErrorKind.PLAN, f"plan does not include this endpoint (code {code}: {msg})"
     if code in {"400", "401", "403"} and ("key" in lowered or code in {"401", "403"}):
         return ErrorKind.AUTH, f"API key rejected (code {code}: {msg})"
-    if code == "429":
-        return ErrorKind.RATE_LIMITED, f"rate limited (code {code}: {msg})"
     if code == "404":
         return ErrorKind.NOT_FOUND, f"not found (code {code}: {msg})"
     return ErrorKind.UPSTREAM, f"error code {code or '?'}: {msg or 'no message'}"

@@ -241,6 +241,13 @@ class ProviderHttp:
                 raise self.error(endpoint, ErrorKind.PLAN, denied.message, http_status=denied.http_status)
             del self._denials[key]
 
+        budget = upstream_budget()
+        if budget is not None and budget <= 0:  # too late to start a paid call: only what is cached
+            fresh: T | None = await self._cache.peek(key)
+            if fresh is not None:
+                return fresh
+            raise self.error(endpoint, ErrorKind.TIMEOUT, "no time left before the request's deadline")
+
         async def shared_load() -> T:
             # Shared by every caller waiting on this key: bounded by the upstream timeout, not by
             # whichever caller happened to start it (providers/deadline.py).
@@ -248,7 +255,7 @@ class ProviderHttp:
                 return await load()
 
         try:
-            async with asyncio.timeout(upstream_budget()) as waiting:
+            async with asyncio.timeout(budget) as waiting:
                 value: T = await self._cache.get(key, ttl, shared_load, f"{self.name}:{endpoint}")
         except ProviderError as error:
             if error.kind is ErrorKind.PLAN:

@@ -154,7 +154,7 @@ class App:
         return cache, SharedLimiter(link, limits, wait), link
 
     async def aclose(self) -> None:
-        await self.desk.universe.aclose()
+        await self.desk.aclose()
         if self.cache is not None:
             await self.cache.aclose()  # first: a refresh must not reopen a closed session
         for layer in self.http.values():

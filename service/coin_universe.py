@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from providers.deadline import deadline_in
 from providers.errors import ProviderError
 
 log = logging.getLogger("cryptosignals.universe")
@@ -46,12 +47,14 @@ class CoinUniverse:
         """True when ``symbol`` is known not to exist; also starts a (re)load of the list when due."""
         now = self._clock()
         self._maybe_reload(now)
+        if self._listed is not None and symbol in self._listed:
+            return False  # listed: never refused, whatever was remembered before the list loaded
         until = self._unknown.get(symbol)
         if until is not None:
             if now < until:
                 return True
             del self._unknown[symbol]
-        return self._listed is not None and symbol not in self._listed
+        return self._listed is not None
 
     def remember_unknown(self, symbol: str) -> None:
         if self._listed is not None and symbol in self._listed:
@@ -74,7 +77,8 @@ class CoinUniverse:
     async def _reload(self) -> None:
         assert self._load_listed is not None
         try:
-            coins = await self._load_listed()
+            with deadline_in(None):  # not the deadline of whichever request happened to trigger it
+                coins = await self._load_listed()
         except ProviderError as error:
             log.warning("supported coins unavailable, unknown symbols are not refused early: %s", error.reason)
             return

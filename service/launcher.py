@@ -41,7 +41,9 @@ class Part:
 
 
 async def _spawn(name: str, *argv: str, env: dict[str, str]) -> Part:
-    process = await asyncio.create_subprocess_exec(*argv, env=env)
+    # Own session: a terminal's Ctrl-C reaches the launcher only, which stops the servers (drained)
+    # before Envoy; otherwise Envoy got it too and cut in-flight REST calls at once.
+    process = await asyncio.create_subprocess_exec(*argv, env=env, start_new_session=True)
     return Part(name, process)
 
 

@@ -175,6 +175,11 @@ class SignalDesk:
             debug=debug,
         )
 
+    async def aclose(self) -> None:
+        """Stop the coin list's refresh and any signal computation nobody waits for (shutdown)."""
+        await self.universe.aclose()
+        await self._memo.aclose()
+
     async def market(self, symbol: str) -> signal_pb2.MarketSnapshot:
         return await build_market_snapshot(self._clients, symbol, self._configured)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 
 from providers.twin import RecordedTwin
+from service.coin_universe import CoinUniverse
 from tests.stack import Stack, running_stack
 
 
@@ -62,3 +65,21 @@ async def test_a_listed_coin_with_no_data_anywhere_is_asked_about_again(faults: 
         assert await _signal_status(stack, "SOL") == grpc.StatusCode.NOT_FOUND
         faults.clear_faults()
         assert await _signal_status(stack, "SOL") == grpc.StatusCode.OK
+
+
+async def test_a_coin_remembered_unknown_before_the_list_loaded_is_served_once_listed() -> None:
+    listing = asyncio.Event()
+
+    async def listed() -> list[str]:
+        await listing.wait()
+        return ["BTC", "NEWCOIN"]
+
+    universe = CoinUniverse(listed)
+    assert not universe.refuses("NEWCOIN")  # starts the load; nothing refused before it lands
+    universe.remember_unknown("NEWCOIN")  # e.g. every provider said "not found" meanwhile
+    assert universe.refuses("NEWCOIN")
+    listing.set()
+    await universe.settled()
+    assert not universe.refuses("NEWCOIN")
+    assert universe.refuses("NOPECOIN")
+    await universe.aclose()

@@ -12,6 +12,11 @@ import httpx
 import pytest
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 
+from providers.cache import UpstreamCache
+from providers.deadline import deadline_in
+from providers.errors import ErrorKind, ProviderError
+from providers.http import ProviderHttp
+from providers.okx import OkxClient
 from providers.twin import RecordedTwin
 from tests.stack import Stack, running_stack
 
@@ -141,3 +146,19 @@ async def test_an_impatient_caller_answers_in_time_without_degrading_a_patient_o
     # The impatient caller's loads went on and served the patient one: no endpoint asked twice.
     coinglass_paths = {r.path for r in faults.requests if r.provider == "coinglass"}
     assert coinglass_paths and all(faults.request_count("coinglass", path) == 1 for path in coinglass_paths)
+
+
+async def test_with_no_time_left_only_cached_data_is_served_and_nothing_is_sent(twin: RecordedTwin) -> None:
+    http = ProviderHttp("okx", twin.base_urls()["OKX_BASE_URL"], cache=UpstreamCache())
+    okx = OkxClient(http)
+    try:
+        twin.clear_requests()
+        with deadline_in(0.05), pytest.raises(ProviderError) as caught:  # less than the reserve: no time left
+            await okx.ticker("BTC")
+        assert caught.value.kind is ErrorKind.TIMEOUT
+        assert twin.request_count() == 0  # a paid call is not started for a caller who cannot wait for it
+        cached = await okx.ticker("BTC")
+        with deadline_in(0.05):
+            assert await okx.ticker("BTC") == cached  # what is cached is still served
+    finally:
+        await http.aclose()

@@ -32,6 +32,9 @@ REJECTED = [
     # The transcoder would let the query override the path's symbol (BTC answered as ETH).
     ("/signals/BTC?symbol=ETH", "symbol", "in the path"),
     ("/coinglass/funding-rate/BTC?interval=h8&symbol=ETH", "symbol", "in the path"),
+    ("/signals/BTC?%73ymbol=ETH", "symbol", "in the path"),  # the transcoder decodes parameter names
+    ("/market/BTC?sym%62ol=ETH", "symbol", "in the path"),
+    ("/signals/BTC?debug=true&symbol", "symbol", "in the path"),
     # Not UTF-8: the proto string cannot hold it; was a 500 quoting a DecodeError.
     ("/market/%FF", "UTF-8", "UTF-8"),
     ("/coinglass/funding-rate/BTC?interval=%C3%28", "UTF-8", "UTF-8"),
