@@ -51,6 +51,9 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 def _wrap_unary(
     method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], deadline_seconds: float
 ) -> Any:
+    # Envoy checks every replica's health four times a second: those lines would drown the access log.
+    level = logging.DEBUG if method.startswith("/grpc.health.v1.Health/") else logging.INFO
+
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         # The server's own deadline, or the client's (grpc-timeout) when that comes sooner; upstream
@@ -87,8 +90,6 @@ def _wrap_unary(
             RPC_LATENCY.labels(method, code_name).observe(elapsed)
             log.log(level, "rpc %s %s %.1f ms", method, code_name, elapsed * 1000)
 
-    # Envoy checks every replica's health twice a second: those lines would drown the access log.
-    level = logging.DEBUG if method.startswith("/grpc.health.v1.Health/") else logging.INFO
     return guarded
 
 
