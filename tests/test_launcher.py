@@ -44,30 +44,34 @@ def _launch(tmp_path, *args: str, **extra_env: str) -> tuple[subprocess.Popen[by
     return process, port
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 40) -> None:
+def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 40) -> str:
+    """Until the launcher says it is ready (from then on it supervises its parts); returns its output
+    so far. Envoy answering is not enough: the launcher may still be running its own checks."""
+    assert process.stdout is not None
+    lines: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("launcher did not become ready")
+        line = process.stdout.readline().decode()
+        if not line:
+            pytest.fail("launcher exited before it was ready:\n" + "".join(lines))
+        lines.append(line)
+        if "ready; Ctrl-C" in line:
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+            return "".join(lines)
+    pytest.fail("launcher did not become ready:\n" + "".join(lines))
 
 
 def test_demo_serves_signals_offline_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
     process, port = _launch(tmp_path, "--demo")
     try:
-        _wait_ready(port, process)
+        early = _wait_ready(port, process)
         reply = httpx.get(f"http://127.0.0.1:{port}/signals/BTC", timeout=10)
         process.send_signal(signal.SIGINT)
         code = process.wait(20)
     finally:
         if process.poll() is None:
             process.kill()
-    output = process.stdout.read().decode() if process.stdout else ""
+    output = early + (process.stdout.read().decode() if process.stdout else "")
     # The launcher's own output explains any failure below.
     assert reply.status_code == 200, (reply.text, output)
     assert reply.json()["signal"] in {"LONG", "SHORT", "NEUTRAL"}
@@ -80,7 +84,6 @@ def test_launcher_exits_nonzero_naming_envoy_when_envoy_dies(tmp_path) -> None:
     process, port = _launch(tmp_path, "--demo")
     try:
         _wait_ready(port, process)
-        time.sleep(1.0)  # let the launcher finish its own readiness checks and start supervising
         envoy = subprocess.run(["pgrep", "-f", f"envoy.*base-id {port}"], capture_output=True, text=True, check=False)
         pids = [int(p) for p in envoy.stdout.split()]
         assert pids, "envoy process not found"
@@ -120,7 +123,7 @@ def test_replicas_start_behind_one_envoy_sharing_redis(tmp_path, redis_url: str)
         METRICS_PORT=str(_two_free_ports()),
     )
     try:
-        _wait_ready(port, process)
+        early = _wait_ready(port, process)
         answers = [httpx.get(f"http://127.0.0.1:{port}/signals/BTC", timeout=10) for _ in range(6)]
         clusters = httpx.get(f"http://127.0.0.1:{admin_port}/clusters", timeout=5).text
         process.send_signal(signal.SIGINT)
@@ -131,4 +134,4 @@ def test_replicas_start_behind_one_envoy_sharing_redis(tmp_path, redis_url: str)
     assert {a.status_code for a in answers} == {200}
     served = [line for line in clusters.splitlines() if line.startswith("grpc_server::") and "::rq_total::" in line]
     assert len(served) == 2 and all(int(line.rsplit("::", 1)[1]) >= 2 for line in served), served
-    assert "replicas 2 servers" in (process.stdout.read().decode() if process.stdout else "")
+    assert "replicas 2 servers" in early
