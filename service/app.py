@@ -19,11 +19,11 @@ from providers.redis_link import RedisLink
 from providers.shared_limiter import SharedLimiter
 from scoring import ScoringConfig, load_config
 from service.codegen import DESCRIPTOR_SET
-from service.coin_universe import CoinUniverse
-from service.factor_sources import Clients
 from service.openapi import build_openapi
 from service.settings import Settings
-from service.signal_desk import SignalDesk
+from signals.coin_universe import CoinUniverse
+from signals.desk import SignalDesk
+from signals.sources import Clients
 
 
 @dataclass
@@ -118,9 +118,7 @@ class App:
         configured = {name: layer is not None for name, layer in layers.items()}
         desk = SignalDesk(
             clients,
-            layers,
             scoring,
-            configured,
             settings.source_order.split(","),
             settings.signal_cache_seconds if settings.cache_enabled else 0.0,
             CoinUniverse(clients.coinglass.supported_coins if configured["coinglass"] else None),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import grpc
 
 from providers.errors import ErrorKind, ProviderError
-from service.coin_universe import CoinUniverse
 from service.symbols import InvalidSymbolError, normalize_symbol
+from signals.coin_universe import CoinUniverse
+from signals.desk import unknown_coin_message
 
 # ARCHITECTURE.md: INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
 # NOT_FOUND 404, RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504.
@@ -38,10 +39,6 @@ def message_for(error: ProviderError) -> str:
 async def abort_with(context: grpc.aio.ServicerContext, error: ProviderError) -> None:
     """Abort the RPC with the status and message for ``error`` (raises)."""
     await context.abort(status_for(error), message_for(error))
-
-
-def unknown_coin_message(symbol: str) -> str:
-    return f"unknown coin {symbol}: no provider has data for it"
 
 
 async def coin_or_abort(raw: str, context: grpc.aio.ServicerContext, universe: CoinUniverse) -> str:

@@ -12,8 +12,8 @@ from cryptosignals.v1 import signal_pb2
 from providers.coinglass import classify_envelope
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
-from service.factor_sources import Clients
 from service.signal_mapping import timestamp
+from signals.sources import Clients
 
 # Coinglass endpoints that need a paid plan (Startup and above), probed with typical parameters.
 PREMIUM_ENDPOINTS: tuple[tuple[str, Callable[[str, str], dict[str, str]]], ...] = (
@@ -201,4 +201,25 @@ async def probe_premium_endpoints(http: ProviderHttp | None, coin: str, exchange
     report.endpoints.extend(
         await asyncio.gather(*(probe(e, params(coin, exchange)) for e, params in PREMIUM_ENDPOINTS))
     )
+    return report
+
+
+def provider_health(
+    http_by_provider: Mapping[str, ProviderHttp | None], configured: Mapping[str, bool]
+) -> list[signal_pb2.ProviderHealth]:
+    """Per provider: configured, last success, last error kind (GET /health)."""
+    report = []
+    for provider, is_configured in configured.items():
+        entry = signal_pb2.ProviderHealth(provider=provider, configured=is_configured)
+        http = http_by_provider.get(provider)
+        if http is not None:
+            health = http.health
+            if health.last_success is not None:
+                entry.last_success.CopyFrom(timestamp(health.last_success))
+            if health.last_error_time is not None:
+                entry.last_error_time.CopyFrom(timestamp(health.last_error_time))
+            entry.last_error_kind = health.last_error_kind
+        elif not is_configured:
+            entry.last_error_kind = ErrorKind.NOT_CONFIGURED.value
+        report.append(entry)
     return report

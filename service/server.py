@@ -76,7 +76,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         ],
     )
     signal_pb2_grpc.add_SignalServiceServicer_to_server(
-        SignalServicer(app.desk, app.openapi_document, app.desk.universe), server
+        SignalServicer(app.desk, app.clients, app.http, app.openapi_document), server
     )
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server

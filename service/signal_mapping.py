@@ -1,15 +1,14 @@
-"""ScoredSignal (scoring/) -> Signal message (proto). Pure functions, no I/O."""
+"""LiveSignal (signals/) -> Signal message (proto). Pure functions, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
 from datetime import datetime
 
 from cryptosignals.v1 import signal_pb2
 from google.protobuf import timestamp_pb2
 
-from scoring import ScoredSignal, ScoringConfig
+from scoring import ScoringConfig
+from signals.desk import LiveSignal
 
 _DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}
 _CONFIDENCE = {"high": signal_pb2.high, "medium": signal_pb2.medium, "low": signal_pb2.low}
@@ -21,20 +20,11 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def signal_message(
-    symbol: str,
-    scored: ScoredSignal,
-    *,
-    computed_at: datetime,
-    headline: Mapping[str, float | None],
-    fallback_reasons: Mapping[str, str],
-    stale_endpoints: AbstractSet[str] = frozenset(),
-    config: ScoringConfig,
-    debug: bool,
-) -> signal_pb2.Signal:
+def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> signal_pb2.Signal:
+    scored = live.scored
     message = signal_pb2.Signal(
-        symbol=symbol,
-        timestamp=timestamp(computed_at),
+        symbol=live.symbol,
+        timestamp=timestamp(live.computed_at),
         signal=_DIRECTION[scored.direction],
         reason=scored.reason,
         score=round(scored.score, 2),
@@ -48,10 +38,14 @@ def signal_message(
         ],
         missing_factors=[signal_pb2.MissingFactor(factor=name, reason=reason) for name, reason in scored.missing],
     )
-    for field in ("price", "funding_rate", "open_interest", "social_score"):
-        value = headline.get(field)
-        if value is not None:
-            setattr(message, field, value)
+    if live.price is not None:
+        message.price = live.price
+    if live.funding_rate_pct is not None:
+        message.funding_rate = live.funding_rate_pct
+    if live.open_interest_usd is not None:
+        message.open_interest = live.open_interest_usd
+    if live.social_score is not None:
+        message.social_score = live.social_score
     if debug:
         for f in scored.factors:
             detail = signal_pb2.FactorDetail(
@@ -62,8 +56,8 @@ def signal_message(
                 source=f.source,
                 metrics=dict(f.metrics),
                 explanation=f.explanation,
-                fallback_reason=fallback_reasons.get(f.name, ""),
-                stale=f.source.split(":", 1)[-1] in stale_endpoints,
+                fallback_reason=live.fallback_reasons.get(f.name, ""),
+                stale=f.source.split(":", 1)[-1] in live.stale_endpoints,
             )
             if f.as_of is not None:
                 detail.data_time.CopyFrom(timestamp(f.as_of))

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from google.api import httpbody_pb2
 
 from providers.errors import ProviderError
+from providers.http import ProviderHttp
 from service import docs_pages
-from service.coin_universe import CoinUniverse
 from service.errors import abort_with, coin_or_abort
-from service.signal_desk import SignalUnavailableError
+from service.market_snapshot import build_market_snapshot, probe_premium_endpoints, provider_health
+from service.signal_mapping import signal_message
+from signals.desk import LiveSignal, SignalDesk, SignalUnavailableError
+from signals.sources import Clients
 
 VERSION = "1.0.0"
-
-
-class SignalDesk(Protocol):
-    """The domain behind SignalService (service/signal_desk.py)."""
-
-    async def signal(self, symbol: str, debug: bool) -> signal_pb2.Signal: ...
-    async def market(self, symbol: str) -> signal_pb2.MarketSnapshot: ...
-    async def probe_premium(self, symbol: str) -> signal_pb2.PremiumProbeReport: ...
-    def provider_health(self) -> list[signal_pb2.ProviderHealth]: ...
 
 
 def endpoints_from_openapi(document: dict[str, Any]) -> list[signal_pb2.Endpoint]:
@@ -38,9 +33,21 @@ def endpoints_from_openapi(document: dict[str, Any]) -> list[signal_pb2.Endpoint
 
 
 class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
-    def __init__(self, desk: SignalDesk, openapi_document: dict[str, Any], universe: CoinUniverse) -> None:
+    def __init__(
+        self,
+        desk: SignalDesk,
+        clients: Clients,
+        http_by_provider: Mapping[str, ProviderHttp | None],
+        openapi_document: dict[str, Any],
+    ) -> None:
         self._desk = desk
-        self._universe = universe
+        self._universe = desk.universe
+        self._clients = clients
+        self._http = http_by_provider
+        self._configured = {name: layer is not None for name, layer in http_by_provider.items()}
+        # The message last rendered per (symbol, debug) and the signal it came from: while the desk
+        # hands out the same memoised signal, its message is reused instead of rebuilt.
+        self._rendered: dict[tuple[str, bool], tuple[LiveSignal, signal_pb2.Signal]] = {}
         self._openapi = json.dumps(openapi_document, indent=2).encode()
         self._info = signal_pb2.ApiInfo(
             name="cryptosignals",
@@ -65,7 +72,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             status="SERVING",
             version=VERSION,
             uptime_seconds=round(time.monotonic() - self._started, 3),
-            providers=self._desk.provider_health(),
+            providers=provider_health(self._http, self._configured),
         )
 
     async def GetSignal(
@@ -73,18 +80,27 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     ) -> signal_pb2.Signal:
         symbol = await self._symbol(request.symbol, context)
         try:
-            return await self._desk.signal(symbol, request.debug)
+            live = await self._desk.signal(symbol)
         except SignalUnavailableError as exc:
             status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
             await context.abort(status, str(exc))
             raise
+        key = (symbol, request.debug)
+        rendered = self._rendered.get(key)
+        if rendered is not None and rendered[0] is live:
+            return rendered[1]
+        message = signal_message(live, config=self._desk.config, debug=request.debug)
+        if len(self._rendered) >= 4096:  # bounded: symbols are validated, but there are many coins
+            self._rendered.clear()
+        self._rendered[key] = (live, message)
+        return message
 
     async def GetMarket(
         self, request: signal_pb2.GetMarketRequest, context: grpc.aio.ServicerContext
     ) -> signal_pb2.MarketSnapshot:
         symbol = await self._symbol(request.symbol, context)
         try:
-            return await self._desk.market(symbol)
+            return await build_market_snapshot(self._clients, symbol, self._configured)
         except ProviderError as exc:
             await abort_with(context, exc)
             raise
@@ -93,7 +109,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         self, request: signal_pb2.ProbePremiumEndpointsRequest, context: grpc.aio.ServicerContext
     ) -> signal_pb2.PremiumProbeReport:
         symbol = await self._symbol(request.symbol, context)
-        return await self._desk.probe_premium(symbol)
+        return await probe_premium_endpoints(self._http.get("coinglass"), symbol, self._clients.reference_exchange)
 
     async def GetActionSchema(
         self, request: signal_pb2.GetActionSchemaRequest, context: grpc.aio.ServicerContext

@@ -9,7 +9,7 @@ import pytest
 from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 
 from providers.twin import RecordedTwin
-from service.coin_universe import CoinUniverse
+from signals.coin_universe import CoinUniverse
 from tests.stack import Stack, running_stack
 
 

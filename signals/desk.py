@@ -1,4 +1,4 @@
-"""The domain behind SignalService: gather provider data concurrently, score it, explain it.
+"""The live clock of the signal domain: gather provider data concurrently, score it, explain it.
 
 Degrade, don't fail: a factor whose sources all failed is reported missing with the reason, and
 only when no factor has data does the signal fail (UNAVAILABLE naming each provider's failure, or
@@ -9,26 +9,41 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from cryptosignals.v1 import signal_pb2
 
 from providers.cache import UpstreamCache, stale_sources
 from providers.deadline import caller_is_hurried
 from providers.errors import ErrorKind, ProviderError
-from providers.http import ProviderHttp
-from scoring import FACTOR_NAMES, Missing, NoDataError, ScoringConfig, SignalInputs, score_signal
-from service.coin_universe import CoinUniverse
-from service.coinglass_factors import coinglass_market
-from service.errors import unknown_coin_message
-from service.factor_sources import Clients, FactorSource, okx_open_interest, okx_ticker, ordered_sources
-from service.fetch_scope import FetchScope
-from service.market_snapshot import build_market_snapshot, probe_premium_endpoints
-from service.signal_mapping import signal_message, timestamp
+from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
+from signals.coin_universe import CoinUniverse
+from signals.coinglass_sources import coinglass_market
+from signals.fetch_scope import FetchScope
+from signals.sources import Clients, FactorSource, okx_open_interest, okx_ticker, ordered_sources
 
 # Factors read from the coin's own market; fear & greed is one reading for the whole market.
 COIN_FACTORS = tuple(name for name in FACTOR_NAMES if name != "fear_greed")
+
+
+def unknown_coin_message(symbol: str) -> str:
+    return f"unknown coin {symbol}: no provider has data for it"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSignal:
+    """One computed signal with its headline numbers, as the desk serves it (service/ maps it to proto)."""
+
+    symbol: str
+    scored: ScoredSignal
+    computed_at: datetime
+    price: float | None  # USD
+    funding_rate_pct: float | None  # percent per 8h, the funding factor's reading
+    open_interest_usd: float | None
+    social_score: float | None  # LunarCrush galaxy score, 0-100
+    fallback_reasons: Mapping[str, str]  # factor -> why its preferred source was skipped
+    stale_endpoints: AbstractSet[str]  # upstream endpoints served past their TTL
 
 
 class SignalUnavailableError(Exception):
@@ -55,9 +70,7 @@ class SignalDesk:
     def __init__(
         self,
         clients: Clients,
-        http_by_provider: Mapping[str, ProviderHttp | None],
         config: ScoringConfig,
-        configured: Mapping[str, bool],
         source_order: Sequence[str] = ("coinglass", "okx"),
         signal_cache_seconds: float = 0.0,
         universe: CoinUniverse | None = None,
@@ -67,12 +80,10 @@ class SignalDesk:
         self._memo = UpstreamCache(max_stale=0)
         self._sources: dict[str, tuple[FactorSource, ...]] = ordered_sources(source_order)
         self._clients = clients
-        self._http = http_by_provider
-        self._config = config
-        self._configured = configured
+        self.config = config
 
-    async def signal(self, symbol: str, debug: bool) -> signal_pb2.Signal:
-        """The signal, computed at most once per ``signal_cache_seconds`` per (symbol, debug).
+    async def signal(self, symbol: str) -> LiveSignal:
+        """The signal, computed at most once per ``signal_cache_seconds`` per symbol.
 
         Upstream data is fresh for 5 s at best, so recomputing the same signal for every request
         only burns CPU; concurrent identical requests also share one computation.
@@ -80,27 +91,27 @@ class SignalDesk:
         # Coins refused before this point cost nothing (service/errors.py coin_or_abort); a coin that
         # turns out unknown here is remembered, so asking again costs nothing either.
         try:
-            return await self._signal(symbol, debug)
+            return await self._signal(symbol)
         except SignalUnavailableError as exc:
             if exc.not_found:
                 self.universe.remember_unknown(symbol)
             raise
 
-    async def _signal(self, symbol: str, debug: bool) -> signal_pb2.Signal:
+    async def _signal(self, symbol: str) -> LiveSignal:
         if self._signal_ttl <= 0:
-            return await self._compute(symbol, debug)
-        key = ("signal", symbol, debug)
+            return await self._compute(symbol)
+        key = ("signal", symbol)
         if caller_is_hurried():
             # A caller with a tighter deadline than ours computes its own (possibly degraded) signal
             # and does not share it: the others would get its missing factors.
-            fresh: signal_pb2.Signal | None = await self._memo.peek(key)
-            return fresh if fresh is not None else await self._compute(symbol, debug)
-        signal: signal_pb2.Signal = await self._memo.get(
-            key, self._signal_ttl, lambda: self._compute(symbol, debug), "signal:/signals"
+            fresh: LiveSignal | None = await self._memo.peek(key)
+            return fresh if fresh is not None else await self._compute(symbol)
+        signal: LiveSignal = await self._memo.get(
+            key, self._signal_ttl, lambda: self._compute(symbol), "signal:/signals"
         )
         return signal
 
-    async def _compute(self, symbol: str, debug: bool) -> signal_pb2.Signal:
+    async def _compute(self, symbol: str) -> LiveSignal:
         scope = FetchScope()
         stale: set[str] = set()
         stale_sources.set(stale)  # tasks created below share this set through their copied context
@@ -146,7 +157,7 @@ class SignalDesk:
             **{name: chosen.get(name, Missing(missing_reasons.get(name, "no source"))) for name in FACTOR_NAMES}
         )
         try:
-            scored = score_signal(inputs, self._config)
+            scored = score_signal(inputs, self.config)
         except NoDataError:
             raise SignalUnavailableError(symbol, missing_reasons, all_not_found) from None
         ticker = headline_jobs["ticker"].result()
@@ -158,50 +169,22 @@ class SignalDesk:
             # Only when OKX's ticker failed: CoinAPI's quota is paid for.
             rate = await _settle(self._clients.coinapi.exchange_rate(symbol, "USD"))
             price = None if isinstance(rate, ProviderError) else rate.rate
-        headline = {
-            "price": price,
-            "funding_rate": funding.rate_pct if funding is not None else None,
-            "open_interest": _open_interest_usd(headline_jobs["cg_market"].result(), okx_oi),
-            "social_score": social.galaxy_score if social is not None else None,
-        }
-        return signal_message(
+        return LiveSignal(
             symbol,
             scored,
-            computed_at=datetime.now(UTC),
-            headline=headline,
-            fallback_reasons=fallback_reasons,
-            stale_endpoints={source.split(":", 1)[1] for source in stale},
-            config=self._config,
-            debug=debug,
+            datetime.now(UTC),
+            price,
+            funding.rate_pct if funding is not None else None,
+            _open_interest_usd(headline_jobs["cg_market"].result(), okx_oi),
+            social.galaxy_score if social is not None else None,
+            fallback_reasons,
+            frozenset(source.split(":", 1)[1] for source in stale),
         )
 
     async def aclose(self) -> None:
         """Stop the coin list's refresh and any signal computation nobody waits for (shutdown)."""
         await self.universe.aclose()
         await self._memo.aclose()
-
-    async def market(self, symbol: str) -> signal_pb2.MarketSnapshot:
-        return await build_market_snapshot(self._clients, symbol, self._configured)
-
-    async def probe_premium(self, symbol: str) -> signal_pb2.PremiumProbeReport:
-        return await probe_premium_endpoints(self._http.get("coinglass"), symbol, self._clients.reference_exchange)
-
-    def provider_health(self) -> list[signal_pb2.ProviderHealth]:
-        report = []
-        for provider, configured in self._configured.items():
-            entry = signal_pb2.ProviderHealth(provider=provider, configured=configured)
-            http = self._http.get(provider)
-            if http is not None:
-                health = http.health
-                if health.last_success is not None:
-                    entry.last_success.CopyFrom(timestamp(health.last_success))
-                if health.last_error_time is not None:
-                    entry.last_error_time.CopyFrom(timestamp(health.last_error_time))
-                entry.last_error_kind = health.last_error_kind
-            elif not configured:
-                entry.last_error_kind = ErrorKind.NOT_CONFIGURED.value
-            report.append(entry)
-        return report
 
 
 def _open_interest_usd(coinglass_market: Any, okx_oi: Any) -> float | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from providers.coinapi import CoinApiClient
 from providers.coinglass import CoinglassClient
@@ -31,11 +32,13 @@ from scoring import (
     SmartMoneyInput,
     SocialInput,
 )
-from service import coinglass_factors
-from service.fetch_scope import FetchScope
+from signals import coinglass_sources, inputs
+from signals.coinglass_sources import now_ms, read
+from signals.fetch_scope import FetchScope
+from signals.inputs import HOUR_MS, Series
 
 HOURS_24 = 24
-MOMENTUM_HORIZONS = {"1h": 1, "4h": 4, "24h": 24}
+T = TypeVar("T")
 # OKX liquidation sizes are in contracts; the contract value (coin per contract) cancels out of the
 # long/short imbalance the factor reads, but USD figures need it. Unknown coins fall back to 1.
 OKX_CONTRACT_VALUE = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0, "XRP": 100.0, "DOGE": 1000.0}
@@ -64,10 +67,6 @@ class FactorSource:
 def long_pct(ratio: float) -> float:
     """Long share in percent from a long/short ratio (longs / shorts)."""
     return ratio / (1.0 + ratio) * 100.0 if ratio > 0 else 0.0
-
-
-def pct_change(new: float, old: float) -> float:
-    return (new / old - 1.0) * 100.0 if old else 0.0
 
 
 # ---- shared OKX calls (memoised per request) ----------------------------------------------------
@@ -100,17 +99,18 @@ def feargreed_latest(c: Clients, scope: FetchScope, coin: str) -> Awaitable[Any]
 # ---- OKX adapters -------------------------------------------------------------------------------
 
 
+OKX_CANDLES = "okx:/api/v5/market/candles"
+OKX_OI_HISTORY = "okx:/api/v5/rubik/stat/contracts/open-interest-history"
+
+
+def _okx_read(build: Callable[[], T], source: str) -> T:
+    return read(build, "okx", source.split(":", 1)[1])
+
+
 async def _okx_momentum(c: Clients, scope: FetchScope, coin: str) -> MomentumInput:
-    candles = await okx_candles(c, scope, coin)  # newest first; [0] may still be open
-    last = candles[0].close
-    changes = {
-        horizon: pct_change(last, candles[hours].close)
-        for horizon, hours in MOMENTUM_HORIZONS.items()
-        if hours < len(candles)
-    }
-    if not changes:
-        raise ProviderError("okx", "/api/v5/market/candles", ErrorKind.NOT_FOUND, "not enough candles")
-    return MomentumInput(changes, Provenance("okx:/api/v5/market/candles", candles[0].time))
+    # The newest candle may still be open: it is the latest price, as live momentum wants.
+    series = Series(await okx_candles(c, scope, coin), OKX_CANDLES, HOUR_MS)
+    return _okx_read(lambda: inputs.momentum(series, now_ms()), OKX_CANDLES)
 
 
 async def _okx_funding(c: Clients, scope: FetchScope, coin: str) -> FundingInput:
@@ -130,19 +130,18 @@ async def _okx_smart_money(c: Clients, scope: FetchScope, coin: str) -> SmartMon
     return SmartMoneyInput(long_pct(rows[0].ratio), Provenance(endpoint, rows[0].time))
 
 
+@dataclass(frozen=True)
+class _OiClose:
+    time: datetime
+    close: float
+
+
 async def _okx_open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenInterestInput:
     history = await c.okx.open_interest_history(coin, period="1H", limit=HOURS_24 + 1)
-    candles = await okx_candles(c, scope, coin)
-    n = min(len(history), len(candles)) - 1
-    if n < 1:
-        raise ProviderError(
-            "okx", "/api/v5/rubik/stat/contracts/open-interest-history", ErrorKind.NOT_FOUND, "too few rows"
-        )
-    return OpenInterestInput(
-        pct_change(history[0].oi_usd, history[n].oi_usd),
-        pct_change(candles[0].close, candles[n].close),
-        Provenance("okx:/api/v5/rubik/stat/contracts/open-interest-history", history[0].time),
-    )
+    candles = Series(await okx_candles(c, scope, coin), OKX_CANDLES, HOUR_MS)
+    oi = Series([_OiClose(p.time, p.oi_usd) for p in history], OKX_OI_HISTORY, HOUR_MS)
+    t = now_ms()
+    return _okx_read(lambda: inputs.open_interest(oi, t, inputs.price_change(candles, t)), OKX_OI_HISTORY)
 
 
 async def _okx_liquidations(c: Clients, scope: FetchScope, coin: str) -> LiquidationInput:
@@ -185,26 +184,26 @@ def ordered_sources(preference: Sequence[str]) -> dict[str, tuple[FactorSource, 
 # Default preference per factor: aggregated (Coinglass) first, then OKX's single exchange.
 FACTOR_SOURCES: dict[str, tuple[FactorSource, ...]] = {
     "liquidations": (
-        FactorSource("coinglass", coinglass_factors.liquidations),
+        FactorSource("coinglass", coinglass_sources.liquidations),
         FactorSource("okx", _okx_liquidations),
     ),
-    "funding_rate": (FactorSource("coinglass", coinglass_factors.funding), FactorSource("okx", _okx_funding)),
-    "momentum": (FactorSource("coinglass", coinglass_factors.momentum), FactorSource("okx", _okx_momentum)),
+    "funding_rate": (FactorSource("coinglass", coinglass_sources.funding), FactorSource("okx", _okx_funding)),
+    "momentum": (FactorSource("coinglass", coinglass_sources.momentum), FactorSource("okx", _okx_momentum)),
     "long_short_ratio": (
-        FactorSource("coinglass", coinglass_factors.long_short),
+        FactorSource("coinglass", coinglass_sources.long_short),
         FactorSource("okx", _okx_long_short),
     ),
     "smart_money": (
-        FactorSource("coinglass", coinglass_factors.smart_money),
+        FactorSource("coinglass", coinglass_sources.smart_money),
         FactorSource("okx", _okx_smart_money),
     ),
     "open_interest": (
-        FactorSource("coinglass", coinglass_factors.open_interest),
+        FactorSource("coinglass", coinglass_sources.open_interest),
         FactorSource("okx", _okx_open_interest),
     ),
     "social": (FactorSource("lunarcrush", _lunar_social),),
     "fear_greed": (
-        FactorSource("coinglass", coinglass_factors.fear_greed),
+        FactorSource("coinglass", coinglass_sources.fear_greed),
         FactorSource("feargreed", _alternative_fear_greed),
     ),
 }
