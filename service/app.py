@@ -21,6 +21,7 @@ from scoring import ScoringConfig, load_config
 from service.codegen import DESCRIPTOR_SET
 from service.openapi import build_openapi
 from service.settings import Settings
+from signals.backtester import Backtester
 from signals.coin_universe import CoinUniverse
 from signals.desk import SignalDesk
 from signals.sources import Clients
@@ -32,6 +33,7 @@ class App:
     clients: Clients
     http: dict[str, ProviderHttp | None]
     desk: SignalDesk
+    backtester: Backtester
     scoring: ScoringConfig
     openapi_document: dict[str, Any]
     cache: UpstreamCache | None
@@ -127,7 +129,8 @@ class App:
         document = build_openapi(
             DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
         )
-        return cls(settings, clients, layers, desk, scoring, document, cache, link)
+        backtester = Backtester(clients, scoring, memo_seconds=60.0 if settings.cache_enabled else 0.0)
+        return cls(settings, clients, layers, desk, backtester, scoring, document, cache, link)
 
     @staticmethod
     def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, UpstreamLimiter, RedisLink | None]:
@@ -153,6 +156,7 @@ class App:
 
     async def aclose(self) -> None:
         await self.desk.aclose()
+        await self.backtester.aclose()
         if self.cache is not None:
             await self.cache.aclose()  # first: a refresh must not reopen a closed session
         for layer in self.http.values():

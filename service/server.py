@@ -12,13 +12,21 @@ import signal
 from dataclasses import dataclass
 
 import grpc
-from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
+from cryptosignals.v1 import (
+    backtest_pb2,
+    backtest_pb2_grpc,
+    coinglass_pb2,
+    coinglass_pb2_grpc,
+    signal_pb2,
+    signal_pb2_grpc,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from service.app import App
 from service.auth import AuthInterceptor
+from service.backtest_servicer import BacktestServicer
 from service.coinglass_servicer import CoinglassServicer
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
@@ -32,6 +40,7 @@ MAX_METADATA_BYTES = 96 * 1024
 SERVICE_NAMES = (
     signal_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name,
     coinglass_pb2.DESCRIPTOR.services_by_name["CoinglassService"].full_name,
+    backtest_pb2.DESCRIPTOR.services_by_name["BacktestService"].full_name,
 )
 
 
@@ -81,6 +90,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server
     )
+    backtest_pb2_grpc.add_BacktestServiceServicer_to_server(BacktestServicer(app.backtester, app.desk.universe), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -1,0 +1,379 @@
+"""Is the signal any good? The replay's verdicts against what the price did next, with honest statistics.
+
+Definitions (the API documents the same):
+- A bar's ``time`` is the open time of the last closed bar the signal could see; its decision price
+  is that bar's close. ``forward_return_pct = (close[t + horizon] / close[t] - 1) * 100``.
+- A LONG is a hit when the forward return is > 0, a SHORT when it is < 0; NEUTRAL takes no
+  position (its "hit rate" is the share of rises, what a long would have hit: the base rate).
+- Bars without enough history for every series are warm-up, not scored; bars whose horizon runs
+  past ``end`` have no forward return and are counted nowhere.
+- Intervals and p-values respect the overlap of consecutive forward returns (signals/statistics.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scoring import FACTOR_NAMES, ScoringConfig
+from signals import statistics
+from signals.inputs import Series
+from signals.replay import History, ReplayedBar, replay
+
+BOOTSTRAP_DRAWS = 1000
+PERMUTATION_DRAWS = 2000
+LOOKAHEAD_CUTS = 3
+LOOKAHEAD_WINDOW_BARS = 30  # bars before each cut re-scored on the changed data (the service's check)
+SIGNIFICANCE = 0.05
+METHOD = (
+    "Overlapping forward returns are not independent: hit-rate intervals are Wilson intervals at the "
+    "effective sample size measured by a circular moving-block bootstrap, and p-values come from "
+    "block permutations, with blocks of blockBars bars (at least the horizon)."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeStats:
+    name: str  # a signal class (LONG, SHORT, NEUTRAL) or a baseline's name
+    count: int
+    hit_rate: float
+    hit_rate_ci95_low: float
+    hit_rate_ci95_high: float
+    mean_forward_return_pct: float  # for positions: the return of the position taken (shorts gain on falls)
+    median_forward_return_pct: float
+    effective_sample_size: float
+
+
+@dataclass(frozen=True, slots=True)
+class FactorStats:
+    factor: str
+    coverage: float  # share of scored bars with data, 0-1
+    information_coefficient: float  # Spearman of sub-score vs forward return
+    ic_p_value: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationRow:
+    confidence: str
+    count: int
+    hit_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class LookaheadCheck:
+    cut_points: int
+    mismatches: int
+    bars_compared: int
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestBar:
+    time_ms: int
+    price: float
+    score: float
+    signal: str
+    confidence: str
+    forward_return_pct: float | None
+
+
+@dataclass(frozen=True)
+class BacktestReport:
+    interval_ms: int
+    start_ms: int
+    end_ms: int
+    horizon_bars: int
+    bars_scored: int
+    warmup_bars: int
+    bars_without_outcome: int
+    classes: tuple[OutcomeStats, ...]
+    positions: OutcomeStats  # the signal's LONG and SHORT bars together, as the baselines
+    baselines: tuple[OutcomeStats, ...]
+    random_entries_draws: int
+    random_entries_p_value: float
+    factors: tuple[FactorStats, ...]
+    confidence_calibration: tuple[CalibrationRow, ...]
+    lookahead: LookaheadCheck
+    block_bars: int
+    effective_sample_size: float
+    verdict: str
+    notes: tuple[str, ...]
+    bars: tuple[BacktestBar, ...]
+    method: str = METHOD
+    bootstrap_draws: int = BOOTSTRAP_DRAWS
+    permutation_draws: int = PERMUTATION_DRAWS
+
+
+class TooFewBarsError(ValueError):
+    """The period has too few scored bars with an outcome to say anything."""
+
+
+MIN_SCORED_BARS = 30
+
+
+def forward_returns(bars: Sequence[ReplayedBar], history: History, horizon: int, end_ms: int) -> list[float | None]:
+    """Percent return from each bar's close to the close ``horizon`` bars later (None past ``end``)."""
+    close_at = dict(zip(history.price.times, (r.close for r in history.price.rows), strict=True))
+    span = horizon * history.interval_ms
+    out: list[float | None] = []
+    for bar in bars:
+        later = bar.time_ms + span
+        future = close_at.get(later) if later <= end_ms else None
+        out.append((future / bar.price - 1.0) * 100.0 if future is not None and bar.price else None)
+    return out
+
+
+def _seed(history: History, horizon: int, config: ScoringConfig) -> int:
+    """Same request, same data -> same draws: answers are reproducible."""
+    times = history.price.times
+    key = f"{times[:1]}{times[-1:]}{len(times)}{horizon}{sorted(config.weights.items())}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
+def run_backtest(
+    history: History,
+    config: ScoringConfig,
+    start_ms: int,
+    end_ms: int,
+    horizon_bars: int,
+    *,
+    notes: Sequence[str] = (),
+    lookahead_window_bars: int | None = LOOKAHEAD_WINDOW_BARS,
+) -> BacktestReport:
+    replayed = replay(history, config, start_ms, end_ms)
+    returns = forward_returns(replayed, history, horizon_bars, end_ms)
+    scored = [(bar, r) for bar, r in zip(replayed, returns, strict=True) if bar.scored is not None]
+    evaluated = [(bar, r) for bar, r in scored if r is not None]
+    if len(evaluated) < MIN_SCORED_BARS:
+        raise TooFewBarsError(
+            f"only {len(evaluated)} bars have both a signal and a {horizon_bars}-bar outcome in this period "
+            f"(at least {MIN_SCORED_BARS} are needed): choose a longer period or a shorter horizon_bars"
+        )
+    rng = np.random.default_rng(_seed(history, horizon_bars, config))
+    n = len(evaluated)
+    block = statistics.block_length(horizon_bars, n)
+    resamples = statistics.moving_block_indices(n, block, BOOTSTRAP_DRAWS, rng)
+    r = np.array([ret for _, ret in evaluated], dtype=np.float64)
+    direction = np.array([bar.scored.direction for bar, _ in evaluated])  # type: ignore[union-attr]
+    rises, falls = r > 0, r < 0
+
+    def outcome(name: str, members: np.ndarray, hits: np.ndarray, signed: np.ndarray) -> OutcomeStats:
+        p = statistics.proportion(hits, members, resamples, horizon_bars)
+        chosen = signed[members]
+        return OutcomeStats(
+            name,
+            p.count,
+            p.rate,
+            p.low,
+            p.high,
+            float(chosen.mean()) if chosen.size else 0.0,
+            float(np.median(chosen)) if chosen.size else 0.0,
+            p.effective_n,
+        )
+
+    longs, shorts, neutral = direction == "LONG", direction == "SHORT", direction == "NEUTRAL"
+    classes = (
+        outcome("LONG", longs, rises, r),
+        outcome("SHORT", shorts, falls, r),
+        outcome("NEUTRAL", neutral, rises, r),
+    )
+    positions_sign = np.where(longs, 1, np.where(shorts, -1, 0)).astype(np.int8)
+    directional = positions_sign * r
+    position_hits = (longs & rises) | (shorts & falls)
+    positions = outcome("signal", longs | shorts, position_hits, directional)
+    everything = np.ones(n, dtype=bool)
+    always_long = outcome("always_long", everything, rises, r)
+    baselines = [always_long, _momentum_only(evaluated, r, config, outcome)]
+    permutations = statistics.block_permutations(n, block, PERMUTATION_DRAWS, rng)
+    randomised = statistics.random_entries(positions_sign, r, permutations)
+    baselines.append(
+        OutcomeStats(
+            "random_entries",
+            positions.count,
+            randomised.hit_rate,
+            randomised.hit_rate_low,
+            randomised.hit_rate_high,
+            randomised.mean_return,
+            randomised.median_return,
+            positions.effective_sample_size,
+        )
+    )
+    factors = _factor_stats(evaluated, r, block, permutations, rng)
+    calibration = tuple(
+        CalibrationRow(
+            level,
+            int(((conf := np.array([bar.scored.confidence for bar, _ in evaluated])) == level)[longs | shorts].sum()),  # type: ignore[union-attr]
+            float(position_hits[(conf == level) & (longs | shorts)].mean())
+            if ((conf == level) & (longs | shorts)).any()
+            else 0.0,
+        )
+        for level in ("high", "medium", "low")
+    )
+    lookahead = check_lookahead(history, config, replayed, start_ms, end_ms, lookahead_window_bars)
+    return BacktestReport(
+        history.interval_ms,
+        start_ms,
+        end_ms,
+        horizon_bars,
+        bars_scored=n,
+        warmup_bars=sum(1 for bar in replayed if bar.scored is None),
+        bars_without_outcome=len(scored) - n,
+        classes=classes,
+        positions=positions,
+        baselines=tuple(baselines),
+        random_entries_draws=randomised.draws,
+        random_entries_p_value=randomised.p_value,
+        factors=factors,
+        confidence_calibration=calibration,
+        lookahead=lookahead,
+        block_bars=block,
+        effective_sample_size=always_long.effective_sample_size,
+        verdict=_verdict(positions, always_long, randomised, horizon_bars),
+        notes=tuple(notes),
+        bars=tuple(_bar(bar, ret) for bar, ret in scored),
+    )
+
+
+def _bar(bar: ReplayedBar, forward_return_pct: float | None) -> BacktestBar:
+    assert bar.scored is not None
+    s = bar.scored
+    return BacktestBar(bar.time_ms, bar.price, s.score, s.direction, s.confidence, forward_return_pct)
+
+
+def _momentum_only(
+    evaluated: Sequence[tuple[ReplayedBar, float | None]], r: np.ndarray, config: ScoringConfig, outcome: Any
+) -> OutcomeStats:
+    """The momentum factor alone, read with the signal's thresholds (a trend-following baseline)."""
+    sub = np.array([_sub_score(bar, "momentum") for bar, _ in evaluated], dtype=np.float64)
+    longs = sub >= config.long_threshold
+    shorts = sub <= config.short_threshold
+    sign = np.where(longs, 1.0, np.where(shorts, -1.0, 0.0))
+    hits = (longs & (r > 0)) | (shorts & (r < 0))
+    return outcome("momentum_only", longs | shorts, hits, sign * r)  # type: ignore[no-any-return]
+
+
+def _sub_score(bar: ReplayedBar, factor: str) -> float:
+    assert bar.scored is not None
+    for f in bar.scored.factors:
+        if f.name == factor:
+            return f.sub_score
+    return float("nan")
+
+
+def _factor_stats(
+    evaluated: Sequence[tuple[ReplayedBar, float | None]],
+    r: np.ndarray,
+    block: int,
+    permutations: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[FactorStats, ...]:
+    out = []
+    for factor in FACTOR_NAMES:
+        sub = np.array([_sub_score(bar, factor) for bar, _ in evaluated], dtype=np.float64)
+        present = ~np.isnan(sub)
+        coverage = float(present.mean())
+        source = next(
+            (f.source for bar, _ in evaluated for f in bar.scored.factors if f.name == factor),  # type: ignore[union-attr]
+            "",
+        )
+        if present.sum() >= 3:
+            # A factor present at only some bars gets permutations of its own length.
+            shuffles = (
+                permutations
+                if present.all()
+                else statistics.block_permutations(int(present.sum()), block, PERMUTATION_DRAWS, rng)
+            )
+            corr = statistics.rank_correlation(sub[present], r[present], shuffles)
+            out.append(FactorStats(factor, coverage, corr.coefficient, corr.p_value, source))
+        else:
+            out.append(FactorStats(factor, coverage, 0.0, 1.0, source))
+    return tuple(out)
+
+
+def _verdict(
+    positions: OutcomeStats, always_long: OutcomeStats, randomised: statistics.RandomEntries, horizon: int
+) -> str:
+    if positions.count == 0:
+        return "No edge measurable: the signal took no position (every scored bar was NEUTRAL)."
+    figures = (
+        f"following the signal returned {positions.mean_forward_return_pct:+.3f}% per {horizon}-bar trade "
+        f"({positions.count} LONG/SHORT bars), random entries with the same longs and shorts "
+        f"{randomised.mean_return:+.3f}%, always long {always_long.mean_forward_return_pct:+.3f}% "
+        f"(block-permutation p = {randomised.p_value:.3f})"
+    )
+    if randomised.p_value < SIGNIFICANCE and positions.mean_forward_return_pct > 0:
+        return f"Edge at the 5% level: {figures}."
+    return f"No edge: {figures}; the difference is within what chance produces."
+
+
+# ---- look-ahead check (freqtrade's lookahead-analysis idea) -------------------------------------
+
+
+def _changed(row: Any, donor: Any, names: Sequence[str]) -> Any:
+    """``row`` with ``donor``'s values scaled (same timestamp): what a different future looks like."""
+    values = {}
+    for name in names:
+        value = getattr(donor, name)
+        values[name] = value * 1.25 + 1.0 if isinstance(value, float) else value
+    return dataclasses.replace(row, **values)
+
+
+def change_future(history: History, cut_ms: int) -> History:
+    """The same history with every row after ``cut_ms`` changed (timestamps kept)."""
+    replaced: dict[str, Series[Any]] = {}
+    for name, series in history.series().items():
+        keep = [row for t, row in zip(series.times, series.rows, strict=True) if t <= cut_ms]
+        future = [row for t, row in zip(series.times, series.rows, strict=True) if t > cut_ms]
+        donors = list(reversed(future))
+        names = [f.name for f in dataclasses.fields(future[0]) if f.name != "time"] if future else []
+        changed = [_changed(row, donor, names) for row, donor in zip(future, donors, strict=True)]
+        replaced[name] = Series(keep + changed, series.source, series.step_ms, series.max_age_ms)
+    return history.with_series(replaced)
+
+
+def check_lookahead(
+    history: History,
+    config: ScoringConfig,
+    replayed: Sequence[ReplayedBar],
+    start_ms: int,
+    end_ms: int,
+    window_bars: int | None,
+    cuts: int = LOOKAHEAD_CUTS,
+) -> LookaheadCheck:
+    """Re-score bars up to each cut point on data whose future was changed: every bar must score the
+    same, and the bar at the cut must still be scored (a replay peeking ahead would skip it)."""
+    scored = [bar for bar in replayed if bar.scored is not None]
+    if not scored:
+        return LookaheadCheck(0, 0, 0)
+    picks = sorted({scored[len(scored) * (k + 1) // (cuts + 1)].time_ms for k in range(cuts)})
+    mismatches = compared = 0
+    by_time = {bar.time_ms: bar for bar in replayed}
+    for cut in picks:
+        window = [bar.time_ms for bar in replayed if bar.time_ms <= cut]
+        if window_bars is not None:
+            window = window[-window_bars:]
+        again = replay(change_future(history, cut), config, start_ms, end_ms, bars=set(window))
+        seen = {bar.time_ms: bar for bar in again}
+        for t in window:
+            compared += 1
+            if not _same(by_time[t], seen.get(t)):
+                mismatches += 1
+    return LookaheadCheck(len(picks), mismatches, compared)
+
+
+def _same(a: ReplayedBar, b: ReplayedBar | None) -> bool:
+    if b is None or (a.scored is None) != (b.scored is None):
+        return False
+    if a.scored is None or b.scored is None:
+        return True
+    return (
+        a.scored.score == b.scored.score
+        and a.scored.direction == b.scored.direction
+        and a.price == b.price
+        and [f.sub_score for f in a.scored.factors] == [f.sub_score for f in b.scored.factors]
+    )

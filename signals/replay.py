@@ -1,0 +1,123 @@
+"""The replay clock: the live scorer run at every bar of history, seeing only what was known then.
+
+For each bar ``t`` of the price series, every factor input is built by the same builder the live
+sources use (signals/inputs.py) from the series cut at ``t``, and scored by the same
+``score_signal`` with the same config. A bar's ``time`` is the open time of the last closed bar
+the signal could see; its decision price is that bar's close, known when the bar closes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any
+
+from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
+from signals import inputs
+from signals.inputs import Series, SeriesGap
+
+NO_SOCIAL_HISTORY = "no history: LunarCrush social data is live only, so the replay scores without it"
+
+
+@dataclass(frozen=True)
+class History:
+    """Every series a replay reads, oldest first. ``price`` is required; a factor without a series
+    (``None``) is missing at every bar, with ``unavailable[factor]`` saying why."""
+
+    interval_ms: int
+    price: Series[Any]
+    liquidations: Series[Any] | None = None
+    funding: Series[Any] | None = None
+    long_short: Series[Any] | None = None
+    smart_money: Series[Any] | None = None
+    open_interest: Series[Any] | None = None
+    fear_greed: Series[Any] | None = None
+    unavailable: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def series(self) -> dict[str, Series[Any]]:
+        named = {
+            "price": self.price,
+            "liquidations": self.liquidations,
+            "funding": self.funding,
+            "long_short": self.long_short,
+            "smart_money": self.smart_money,
+            "open_interest": self.open_interest,
+            "fear_greed": self.fear_greed,
+        }
+        return {name: s for name, s in named.items() if s is not None}
+
+    def with_series(self, replaced: Mapping[str, Series[Any]]) -> History:
+        return dataclasses.replace(self, **replaced)  # type: ignore[arg-type]
+
+
+def _open_interest(h: History, t: int) -> Any:
+    assert h.open_interest is not None
+    return inputs.open_interest(h.open_interest, t, inputs.price_change(h.price, t))
+
+
+# factor -> (the History series it needs, how its input is built at t); social has no history.
+BUILDERS: dict[str, tuple[str, Callable[[History, int], Any]]] = {
+    "liquidations": ("liquidations", lambda h, t: inputs.liquidations(h.liquidations, t)),  # type: ignore[arg-type]
+    "funding_rate": ("funding", lambda h, t: inputs.funding(h.funding, t)),  # type: ignore[arg-type]
+    "momentum": ("price", lambda h, t: inputs.momentum(h.price, t)),
+    "long_short_ratio": ("long_short", lambda h, t: inputs.long_short(h.long_short, t)),  # type: ignore[arg-type]
+    "smart_money": ("smart_money", lambda h, t: inputs.smart_money(h.smart_money, t)),  # type: ignore[arg-type]
+    "open_interest": ("open_interest", _open_interest),
+    "fear_greed": ("fear_greed", lambda h, t: inputs.fear_greed(h.fear_greed, t)),  # type: ignore[arg-type]
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedBar:
+    time_ms: int  # open time of the last closed bar the signal saw
+    price: float  # that bar's close: the decision price
+    scored: ScoredSignal | None  # None: warm-up (not enough history yet for every series)
+    warmup_reason: str = ""
+
+
+def inputs_at(history: History, t_ms: int) -> tuple[SignalInputs, str]:
+    """The factor inputs visible at ``t`` and, when some series lacks history before ``t``, why."""
+    available = history.series()
+    values: dict[str, Any] = {}
+    warmup = ""
+    for factor in FACTOR_NAMES:
+        if factor == "social":
+            values[factor] = Missing(NO_SOCIAL_HISTORY)
+            continue
+        needs, build = BUILDERS[factor]
+        if needs not in available:
+            values[factor] = Missing(history.unavailable.get(factor, "no history for this factor"))
+            continue
+        try:
+            values[factor] = build(history, t_ms)
+        except SeriesGap as gap:
+            values[factor] = Missing(gap.reason)
+            if gap.warmup and not warmup:
+                warmup = f"{factor}: {gap.reason}"
+    return SignalInputs(**values), warmup
+
+
+def replay(
+    history: History, config: ScoringConfig, start_ms: int, end_ms: int, bars: AbstractSet[int] | None = None
+) -> list[ReplayedBar]:
+    """The signal at every bar of the price series with ``start <= time <= end`` (or at ``bars``)."""
+    price = history.price
+    out: list[ReplayedBar] = []
+    for i, t in enumerate(price.times):
+        if t < start_ms or t > end_ms:
+            continue
+        if bars is not None and t not in bars:
+            continue
+        signal_inputs, warmup = inputs_at(history, t)
+        if warmup:
+            out.append(ReplayedBar(t, price.rows[i].close, None, warmup))
+            continue
+        try:
+            scored = score_signal(signal_inputs, config)
+        except NoDataError as exc:
+            out.append(ReplayedBar(t, price.rows[i].close, None, str(exc)))
+            continue
+        out.append(ReplayedBar(t, price.rows[i].close, scored))
+    return out
