@@ -21,6 +21,16 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
+def funding_fraction(pct_per_8h: float) -> float:
+    """The headline funding rate as exchanges and the seed write it: a fraction per 8h (0.0001 = 0.01 %).
+
+    The signal's funding input is percent per 8h (``FundingInput.rate_pct``; the provider clients
+    convert other funding intervals to 8h). Kept to 12 significant digits: no float noise from the
+    division (0.01799 -> 0.0001799, not 0.00017990000000000002).
+    """
+    return float(f"{pct_per_8h / 100:.12g}")
+
+
 def signal_message(
     symbol: str,
     scored: ScoredSignal,
@@ -51,7 +61,7 @@ def signal_message(
     for field in ("price", "funding_rate", "open_interest", "social_score"):
         value = headline.get(field)
         if value is not None:
-            setattr(message, field, value)
+            setattr(message, field, funding_fraction(value) if field == "funding_rate" else value)
     if debug:
         for f in scored.factors:
             detail = signal_pb2.FactorDetail(
