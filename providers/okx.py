@@ -71,13 +71,43 @@ class Ticker:
     time: datetime
 
 
+# The interval every funding rate we hand on is expressed over (OKX's, Binance's usual period).
+FUNDING_BASIS_HOURS = 8.0
+
+
 @dataclass(frozen=True)
 class FundingRate:
     instrument: str
-    rate_pct: float  # per funding period, in percent (OKX sends a decimal: 0.0001 -> 0.01)
+    # Percent per 8 hours, whatever the instrument's funding interval: OKX sends a fraction per
+    # interval (0.0001 = 0.01 %), and some instruments settle every 1, 2 or 4 hours, so the rate
+    # is multiplied by 8 / interval_hours (0.0001 every 4h -> 0.02 per 8h).
+    rate_pct: float
     funding_time: datetime
     next_funding_time: datetime | None
     time: datetime
+    interval_hours: float = FUNDING_BASIS_HOURS  # the instrument's funding interval, as OKX reported it
+
+
+def _interval_hours(start_millis: Any, end_millis: Any) -> float:
+    """Hours between two funding settlements (OKX's ms timestamps); 8 when the second is missing."""
+    if not end_millis:
+        return FUNDING_BASIS_HOURS
+    hours = (parse_float(end_millis) - parse_float(start_millis)) / 3_600_000
+    if not 0 < hours <= 24:
+        raise ValueError(f"funding interval of {hours:g} hours")
+    return hours
+
+
+def _funding(
+    instrument: str,
+    fraction: float,
+    interval_hours: float,
+    funding_time: datetime,
+    next_funding_time: datetime | None,
+    time: datetime,
+) -> FundingRate:
+    pct_per_8h = fraction * 100 * FUNDING_BASIS_HOURS / interval_hours
+    return FundingRate(instrument, pct_per_8h, funding_time, next_funding_time, time, interval_hours)
 
 
 @dataclass(frozen=True)
@@ -184,9 +214,11 @@ class OkxClient:
         return self._rows(
             endpoint,
             data[:1],
-            lambda f: FundingRate(
+            lambda f: _funding(
                 f["instId"],
-                parse_float(f["fundingRate"]) * 100,
+                parse_float(f["fundingRate"]),
+                # fundingTime is this period's settlement, nextFundingTime the one after it.
+                _interval_hours(f["fundingTime"], f.get("nextFundingTime")),
                 from_millis(f["fundingTime"]),
                 from_millis(f["nextFundingTime"]) if f.get("nextFundingTime") else None,
                 from_millis(f.get("ts") or f["fundingTime"]),
@@ -194,19 +226,23 @@ class OkxClient:
         )[0]
 
     async def funding_rate_history(self, coin: str, limit: int = 30) -> list[FundingRate]:
+        """Settled funding rates, newest first; a rate's interval is the gap since the settlement before it."""
         endpoint = "/api/v5/public/funding-rate-history"
         data = await self._data(endpoint, {"instId": swap_instrument(coin), "limit": limit})
-        return self._rows(
-            endpoint,
-            data,
-            lambda f: FundingRate(
-                f["instId"],
-                parse_float(f.get("realizedRate") or f["fundingRate"]) * 100,
-                from_millis(f["fundingTime"]),
-                None,
-                from_millis(f["fundingTime"]),
-            ),
-        )
+
+        def parse(k: int) -> FundingRate:
+            f = data[k]
+            if k + 1 < len(data):
+                interval = _interval_hours(data[k + 1]["fundingTime"], f["fundingTime"])
+            elif k > 0:  # the oldest row: the gap after it
+                interval = _interval_hours(f["fundingTime"], data[k - 1]["fundingTime"])
+            else:
+                interval = FUNDING_BASIS_HOURS
+            settled = from_millis(f["fundingTime"])
+            fraction = parse_float(f.get("realizedRate") or f["fundingRate"])
+            return _funding(f["instId"], fraction, interval, settled, None, settled)
+
+        return self._rows(endpoint, list(range(len(data))), parse)
 
     async def open_interest(self, coin: str) -> OpenInterest:
         endpoint = "/api/v5/public/open-interest"

@@ -137,7 +137,7 @@ class ScoredSignal:
     @property
     def reason(self) -> str:
         """The top factors' sentences joined (seed-compatible ``reason``), rendered on demand."""
-        return "; ".join(f.explanation for f in self.top_factors)
+        return " | ".join(f.explanation for f in self.top_factors)
 
 
 class NoDataError(Exception):

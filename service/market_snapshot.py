@@ -12,7 +12,7 @@ from cryptosignals.v1 import signal_pb2
 from providers.coinglass import classify_envelope
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
-from service.signal_mapping import timestamp
+from service.signal_mapping import funding_fraction, timestamp
 from signals.sources import Clients
 
 # Coinglass endpoints that need a paid plan (Startup and above), probed with typical parameters.
@@ -69,7 +69,7 @@ async def _okx(clients: Clients, coin: str) -> signal_pb2.OkxMarket:
         high_24h=ticker.high_24h,
         low_24h=ticker.low_24h,
         volume_24h_coin=ticker.volume_24h_coin,
-        funding_rate=funding.rate_pct,
+        funding_rate=funding_fraction(funding.rate_pct),
         open_interest_usd=oi.oi_usd,
         open_interest_coin=oi.oi_coin,
         long_short_account_ratio=ratios[0].ratio,

@@ -59,7 +59,10 @@ _ERROR_SCHEMA = {
     "type": "object",
     "description": "An error: the gRPC status code, a message a person can act on, and details.",
     "properties": {
-        "code": {"type": "integer", "description": "gRPC status code (3 invalid argument, 5 not found ...)."},
+        "code": {
+            "type": "integer",
+            "description": "gRPC status code, an identifier, not a quantity (3 invalid argument, 5 not found ...).",
+        },
         "message": {"type": "string", "description": "What went wrong, in plain words."},
         "details": {"type": "array", "items": {"type": "object"}},
     },

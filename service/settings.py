@@ -95,7 +95,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @field_validator(
-        "coinglass_api_key", "coinapi_key", "lunarcrush_api_key", "signal_api_keys", "redis_url", mode="before"
+        "coinglass_api_key",
+        "coinapi_key",
+        "lunarcrush_api_key",
+        "signal_api_keys",
+        "redis_url",
+        "scoring_config",  # SCORING_CONFIG= (as in .env.example) means the shipped defaults
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

@@ -20,6 +20,16 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
+def funding_fraction(pct_per_8h: float) -> float:
+    """The headline funding rate as exchanges and the seed write it: a fraction per 8h (0.0001 = 0.01 %).
+
+    The signal's funding input is percent per 8h (``FundingInput.rate_pct``; the provider clients
+    convert other funding intervals to 8h). Kept to 12 significant digits: no float noise from the
+    division (0.01799 -> 0.0001799, not 0.00017990000000000002).
+    """
+    return float(f"{pct_per_8h / 100:.12g}")
+
+
 def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> signal_pb2.Signal:
     scored = live.scored
     message = signal_pb2.Signal(
@@ -41,7 +51,7 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
     if live.price is not None:
         message.price = live.price
     if live.funding_rate_pct is not None:
-        message.funding_rate = live.funding_rate_pct
+        message.funding_rate = funding_fraction(live.funding_rate_pct)
     if live.open_interest_usd is not None:
         message.open_interest = live.open_interest_usd
     if live.social_score is not None:

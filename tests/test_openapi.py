@@ -69,7 +69,7 @@ def test_interval_parameters_list_their_allowed_values(document: dict[str, Any])
 def test_signal_schema_uses_json_names_and_documents_units(document: dict[str, Any]) -> None:
     signal = document["components"]["schemas"]["Signal"]["properties"]
     assert {"fundingRate", "openInterest", "socialScore", "topFactors", "signal", "confidence"} <= set(signal)
-    assert "percent" in signal["fundingRate"]["description"]
+    assert "fraction per 8 hours" in signal["fundingRate"]["description"]
     assert "USD" in signal["openInterest"]["description"]
     assert signal["signal"]["enum"] == ["LONG", "SHORT", "NEUTRAL"]
     assert signal["timestamp"] == {**signal["timestamp"], "type": "string", "format": "date-time"}

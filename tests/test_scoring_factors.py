@@ -133,7 +133,7 @@ def test_explanations_quote_the_metrics_shown() -> None:
     assert by_name["long_short_ratio"].metrics["long_account_pct"] == 71.6
     assert "71.6% of accounts" in by_name["long_short_ratio"].explanation
     assert f"{by_name['funding_rate'].metrics['funding_rate_pct']:+.4f}%" in by_name["funding_rate"].explanation
-    assert scored.reason == "; ".join(f.explanation for f in scored.top_factors)
+    assert scored.reason == " | ".join(f.explanation for f in scored.top_factors)
 
 
 def test_thin_coverage_is_never_high_confidence() -> None:
