@@ -36,11 +36,16 @@ _CODE_KINDS = {
 TTLS = {
     "/api/v5/market/ticker": 5,
     "/api/v5/market/candles": 30,
+    "/api/v5/market/history-candles": 300,  # closed bars of the past (a still-open newest one at most)
     "/api/v5/public/funding-rate": 60,
+    "/api/v5/public/funding-rate-history": 300,  # settled every 8 h
     "/api/v5/public/open-interest": 60,
     "/api/v5/public/liquidation-orders": 30,
     "/api/v5/rubik/": 300,
 }
+
+
+HISTORY_MAX_LIMIT = 100  # rows per call of history-candles and (per the team's reference) funding-rate-history
 
 
 def swap_instrument(coin: str) -> str:
@@ -175,19 +180,25 @@ class OkxClient:
         """Candles of the swap, newest first."""
         endpoint = "/api/v5/market/candles"
         data = await self._data(endpoint, {"instId": swap_instrument(coin), "bar": bar, "limit": limit})
-        return self._rows(
-            endpoint,
-            data,
-            lambda r: Candle(
-                from_millis(r[0]),
-                parse_float(r[1]),
-                parse_float(r[2]),
-                parse_float(r[3]),
-                parse_float(r[4]),
-                parse_float(r[7]),
-                r[8] == "1",
-            ),
-        )
+        return self._rows(endpoint, data, _candle)
+
+    async def history_candles(
+        self,
+        coin: str,
+        bar: str = "1H",
+        after_ms: int | None = None,
+        before_ms: int | None = None,
+        limit: int = HISTORY_MAX_LIMIT,
+    ) -> list[Candle]:
+        """Older candles of the swap, NEWEST FIRST, at most 100 per call.
+
+        OKX's cursors are exclusive timestamps on the bar's open: ``after_ms`` asks for bars older
+        than it, ``before_ms`` for bars newer than it; None sends nothing. One window [a, b] is
+        ``after_ms=b + 1, before_ms=a - 1`` (providers/history.py: okx_cursors).
+        """
+        endpoint = "/api/v5/market/history-candles"
+        params = {"instId": swap_instrument(coin), "bar": bar, **_paging(limit, after_ms, before_ms)}
+        return self._rows(endpoint, await self._data(endpoint, params), _candle)
 
     async def ticker(self, coin: str) -> Ticker:
         endpoint = "/api/v5/market/ticker"
@@ -225,10 +236,15 @@ class OkxClient:
             ),
         )[0]
 
-    async def funding_rate_history(self, coin: str, limit: int = 30) -> list[FundingRate]:
-        """Settled funding rates, newest first; a rate's interval is the gap since the settlement before it."""
+    async def funding_rate_history(
+        self, coin: str, limit: int = 30, after_ms: int | None = None, before_ms: int | None = None
+    ) -> list[FundingRate]:
+        """Settled funding rates, NEWEST FIRST; ``after_ms``/``before_ms`` are exclusive cursors on
+        ``fundingTime`` as in history_candles. A rate's interval is the gap since the settlement
+        before it (percent per 8h after conversion)."""
         endpoint = "/api/v5/public/funding-rate-history"
-        data = await self._data(endpoint, {"instId": swap_instrument(coin), "limit": limit})
+        params = {"instId": swap_instrument(coin), **_paging(limit, after_ms, before_ms)}
+        data = await self._data(endpoint, params)
 
         def parse(k: int) -> FundingRate:
             f = data[k]
@@ -292,3 +308,27 @@ class OkxClient:
             details,
             lambda d: Liquidation(d["posSide"], parse_float(d["bkPx"]), parse_float(d["sz"]), from_millis(d["ts"])),
         )
+
+
+def _candle(r: Any) -> Candle:
+    # [ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]
+    return Candle(
+        from_millis(r[0]),
+        parse_float(r[1]),
+        parse_float(r[2]),
+        parse_float(r[3]),
+        parse_float(r[4]),
+        parse_float(r[7]),
+        r[8] == "1",
+    )
+
+
+def _paging(limit: int, after_ms: int | None, before_ms: int | None) -> dict[str, Any]:
+    if not 1 <= limit <= HISTORY_MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {HISTORY_MAX_LIMIT}, got {limit}")
+    params: dict[str, Any] = {"limit": limit}
+    if after_ms is not None:
+        params["after"] = int(after_ms)
+    if before_ms is not None:
+        params["before"] = int(before_ms)
+    return params

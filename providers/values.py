@@ -23,3 +23,19 @@ def from_millis(value: Any) -> datetime:
 
 def from_seconds(value: Any) -> datetime:
     return datetime.fromtimestamp(parse_float(value), UTC)
+
+
+def from_epoch(value: Any) -> datetime:
+    """Epoch seconds or milliseconds, told apart by size (ms since 1973 are above 1e11; seconds
+    stay below it until the year 5138). Coinglass documents fear & greed times in seconds and
+    sends milliseconds."""
+    number = parse_float(value)
+    return datetime.fromtimestamp(number / 1000 if abs(number) >= 100_000_000_000 else number, UTC)
+
+
+def float_field(row: dict[str, Any], key: str, default: float = 0.0) -> float:
+    """``row[key]`` as a float (number or string); ``default`` when absent, null or empty."""
+    value = row.get(key)
+    if value is None or value == "":
+        return default
+    return parse_float(value)

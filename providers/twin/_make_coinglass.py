@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from providers.twin._model import END_MS, HOUR_MS, Market, fear_greed_days
+from providers.twin._model import END_MS, HOUR_MS, Market, fear_greed_days, fmt
 
 EXCHANGES = [
     "OKX", "Binance", "HTX", "Bitmex", "Bitfinex", "Bybit", "Deribit", "Gate", "Kraken", "KuCoin", "CME", "Bitget",
@@ -352,4 +352,37 @@ def coinglass_files(markets: dict[str, Market]) -> dict[str, Any]:
         out[f"{coin}/futures_funding-rate_oi-weight-history"] = ok(ohlc_strings(funding_pct, m.ts, 6, rng))
         vol_weighted = [f * 0.96 for f in funding_pct]
         out[f"{coin}/futures_funding-rate_vol-weight-history"] = ok(ohlc_strings(vol_weighted, m.ts, 6, rng))
+        # Added after the files above, without the rng: they stay byte-identical.
+        out[f"{coin}/futures_price_history"] = ok(price_rows(m))
+        out[f"{coin}/futures_open-interest_aggregated-stablecoin-history"] = ok(stablecoin_oi_rows(m))
     return out
+
+
+def price_rows(m: Market) -> list[dict[str, Any]]:
+    """Binance-like BTCUSDT bars: the model's OHLC; Binance trades about three times OKX's volume.
+    Strings, as the real price history sends them."""
+    dp, ct_val = m.profile.price_dp, m.profile.ct_val
+    return [
+        {
+            "time": m.ts[i],
+            "open": fmt(m.open[i], dp),
+            "high": fmt(m.high[i], dp),
+            "low": fmt(m.low[i], dp),
+            "close": fmt(m.close[i], dp),
+            "volume_usd": fmt(m.contracts[i] * ct_val * m.close[i] * 3, 4),
+        }
+        for i in range(len(m.ts))
+    ]
+
+
+def stablecoin_oi_rows(m: Market) -> list[dict[str, Any]]:
+    """Binance's USDT-margined open interest in COIN QUANTITY (what the real capture holds, numbers
+    not strings): about half of Binance's share of all OI, from OKX's contracts."""
+    scale = m.profile.ct_val * OI_SHARES["Binance"] / OI_SHARES["OKX"] * 0.5
+    coins = [c * scale for c in m.oi_contracts]
+    rows, prev = [], coins[0]
+    for t, q in zip(m.ts, coins, strict=True):
+        rows.append({"time": t, "open": round(prev, 3), "high": round(max(prev, q), 3),
+                     "low": round(min(prev, q), 3), "close": round(q, 3)})  # fmt: skip
+        prev = q
+    return rows

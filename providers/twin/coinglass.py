@@ -1,7 +1,9 @@
 """Coinglass v4: key in CG-API-KEY, envelope {"code": "0", "msg": "success", "data": ...}.
 
 Coinglass answers its errors with HTTP 200 and a string code in the body (recorded/coinglass/errors).
-History lists are OLDEST FIRST; `limit` keeps the newest N rows.
+History lists are OLDEST FIRST; `limit` keeps the newest N rows in range. History endpoints serve
+the generated recent rows merged with the bundled REAL 4h history (BTC, 2024-11..2025-05) for
+intervals that are multiples of 4h: cg_history.py says how, and the start_time/end_time/limit rules.
 Unknown coin or pair: HTTP 200 {"code": "0", "msg": "success", "data": []} (an empty list, or an
 empty object for object-shaped data): that is what Coinglass does for a symbol it has no data for,
 so clients must treat "empty" as "no data", not as success with zero values.
@@ -13,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from providers.twin import cg_history
 from providers.twin.reply import Reply, json_reply
-from providers.twin.store import COINS, HOUR, Reducer, Store, period_ms, resample_dicts
+from providers.twin.store import COINS, HOUR, Reducer, Store, period_ms
 
 PLANS = ("hobbyist", "startup", "standard", "professional")
 RATE_LIMITS = {"hobbyist": 30, "startup": 80, "standard": 300, "professional": 1200}
@@ -66,6 +69,21 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     F + "open-interest/aggregated-history": Endpoint(
         "futures_open-interest_aggregated-history", scope="coin", required=("symbol", "interval"), reducer="ohlc"
+    ),
+    F + "open-interest/aggregated-stablecoin-history": Endpoint(
+        "futures_open-interest_aggregated-stablecoin-history", scope="coin",
+        required=("exchange_list", "symbol", "interval"), reducer="ohlc",
+    ),
+    F + "open-interest/aggregated-coin-margin-history": Endpoint(
+        "futures_open-interest_aggregated-coin-margin-history", scope="coin",
+        required=("exchange_list", "symbol", "interval"), reducer="ohlc",
+    ),
+    F + "aggregated-taker-buy-sell-volume/history": Endpoint(
+        "futures_aggregated-taker-buy-sell-volume_history", scope="coin",
+        required=("exchange_list", "symbol", "interval"), reducer="sum",
+    ),
+    F + "price/history": Endpoint(
+        "futures_price_history", scope="pair", required=("exchange", "symbol", "interval", "limit"), reducer="ohlc"
     ),
     F + "open-interest/exchange-list": Endpoint(
         "futures_open-interest_exchange-list", scope="coin", required=("symbol",)
@@ -131,6 +149,8 @@ def handle(store: Store, path: str, query: Mapping[str, str], plan: str) -> Repl
             return _envelope("400", f"Required String parameter '{name}' is not present")
     if path == "/api/user/account/subscription":
         return store.cached(("cg", "plan", plan), lambda: _subscription(store, plan))
+    if path == "/api/index/fear-greed-history":
+        return cg_history.fear_greed_reply(store)
     if endpoint.scope == "global":
         if path == F + "liquidation/coin-list" and query["exchange"].lower() not in EXCHANGES:
             return _empty(store, endpoint.file)
@@ -142,14 +162,20 @@ def handle(store: Store, path: str, query: Mapping[str, str], plan: str) -> Repl
     coin = pair_coin(symbol) if endpoint.scope == "pair" else symbol.upper() if symbol.upper() in COINS else None
     if endpoint.scope == "pair" and query["exchange"].lower() not in EXCHANGES:
         coin = None
+    if endpoint.reducer is not None:
+        if coin is None or not cg_history.has_series(store, coin, endpoint.file):
+            return json_reply({"code": "0", "msg": "success", "data": []})
+        return _history(store, endpoint.file, endpoint.reducer, coin, query)
     key = f"coinglass/{coin}/{endpoint.file}"
     if coin is None or not store.has(key):
         return _empty(store, f"{COINS[0]}/{endpoint.file}")
-    if endpoint.reducer is None:
-        if path == F + "liquidation/order":
-            return _orders(store, key, query["min_liquidation_amount"])
-        # Pair data is the same for every supported exchange: the twin records one venue per coin.
-        return store.raw_reply(key)
+    if path == F + "liquidation/order":
+        return _orders(store, key, query["min_liquidation_amount"])
+    # Pair data is the same for every supported exchange: the twin records one venue per coin.
+    return store.raw_reply(key)
+
+
+def _history(store: Store, file: str, reducer: Reducer, coin: str, query: Mapping[str, str]) -> Reply:
     interval = query["interval"]
     period = period_ms(interval)
     if interval not in INTERVALS or period is None:
@@ -159,18 +185,10 @@ def handle(store: Store, path: str, query: Mapping[str, str], plan: str) -> Repl
     if not limit_raw.isdigit() or start is None or end is None:
         return _envelope("400", "Invalid parameter")
     limit = max(1, min(int(limit_raw), 1000))
-    reducer = endpoint.reducer
     return store.cached(
-        ("cg", key, period, limit, start, end),
-        lambda: _history(store, key, reducer, period, limit, start, end),
+        ("cg", coin, file, period, limit, start, end),
+        lambda: cg_history.history_reply(store, coin, file, reducer, period, limit, start, end),
     )
-
-
-def _history(store: Store, key: str, reducer: Reducer, period: int, limit: int, start: int, end: int) -> Reply:
-    rows = resample_dicts(store.doc(key)["data"], period, reducer)
-    if start or end:
-        rows = [r for r in rows if (not start or r["time"] >= start) and (not end or r["time"] <= end)]
-    return json_reply({"code": "0", "msg": "success", "data": rows[-limit:]})
 
 
 def _orders(store: Store, key: str, minimum: str) -> Reply:

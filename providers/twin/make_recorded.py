@@ -5,12 +5,13 @@ shapes copy /work/shared/providers/recorded (the documented/recorded examples); 
 from one seeded model per coin (see _model.py) so they agree across providers.
 Layout: recorded/<provider>/<COIN>/<endpoint>.json for per-coin data, recorded/<provider>/<name>.json
 for coin-independent data, recorded/<provider>/errors/<name>.http<status>.json for real error bodies.
+recorded/coinglass/history/ holds REAL responses copied in (see its README.md): never generated,
+never deleted here.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from providers.twin._make_coinglass import coinglass_files
 from providers.twin._model import END_MS, HOUR_MS, PROFILES, Market, build_market, classify, fear_greed_days, fmt
 
 OUT = Path(__file__).with_name("recorded")
+BUNDLED = OUT / "coinglass" / "history"  # real data, copied in by hand
 
 # Real error bodies, verbatim from /work/shared/providers/recorded/*/errors (kept here so the
 # generator does not need the shared folder, which CI does not have).
@@ -297,9 +299,19 @@ def write(rel: str, payload: Any) -> None:
     path.write_text(json.dumps(payload, separators=(",", ":")) + "\n", encoding="utf-8")
 
 
+def clear_generated() -> None:
+    """Delete everything under OUT except the bundled real history (BUNDLED and what it holds)."""
+    for path in sorted(OUT.rglob("*"), reverse=True):  # children before their folders
+        if path == BUNDLED or BUNDLED in path.parents:
+            continue
+        if not path.is_dir():
+            path.unlink()
+        elif not any(path.iterdir()):
+            path.rmdir()
+
+
 def main() -> None:
-    if OUT.exists():
-        shutil.rmtree(OUT)
+    clear_generated()
     markets = {coin: build_market(p) for coin, p in PROFILES.items()}
     for rel, body in ERRORS.items():
         write(rel, body)

@@ -41,6 +41,16 @@ def _num(x: float, like: str) -> str:
     return f"{x:.{decimals(like)}f}"
 
 
+def _like(x: float, sample: Any) -> Any:
+    """``x`` written as ``sample`` is: a string with as many decimals, an int, or a float (the real
+    Coinglass history mixes all three)."""
+    if isinstance(sample, str):
+        return _num(x, sample)
+    if isinstance(sample, int) and not isinstance(sample, bool):
+        return round(x)
+    return round(x, 8)
+
+
 def bucket_start(ts: int, period: int, offset: int) -> int:
     return (ts + offset) // period * period - offset
 
@@ -70,9 +80,10 @@ def resample_arrays(rows: list[list[str]], period: int, offset: int, reducer: Re
     return out
 
 
-def resample_dicts(rows: list[dict[str, Any]], period: int, reducer: Reducer) -> list[dict[str, Any]]:
-    """Coinglass rows {"time": ms, ...}, OLDEST FIRST, to coarser UTC buckets (still oldest first)."""
-    if period <= HOUR:
+def resample_dicts(rows: list[dict[str, Any]], period: int, reducer: Reducer, base: int = HOUR) -> list[dict[str, Any]]:
+    """Coinglass rows {"time": ms, ...} of ``base`` ms bars, OLDEST FIRST, to coarser UTC buckets
+    (still oldest first). ``period`` must be a whole multiple of ``base`` to be exact."""
+    if period <= base:
         return rows
     groups: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
@@ -86,20 +97,21 @@ def resample_dicts(rows: list[dict[str, Any]], period: int, reducer: Reducer) ->
             merged: dict[str, Any] = {"time": start}
             for key in first:
                 if key != "time":
-                    merged[key] = round(sum(float(r[key]) for r in group), 5)
+                    merged[key] = round(sum(float(r[key]) for r in group), 5)  # liquidation, taker volume USD
             out.append(merged)
         else:  # OHLC with numbers as strings, as Coinglass sends them
             high = max(float(r["high"]) for r in group)
             low = min(float(r["low"]) for r in group)
-            out.append(
-                {
-                    "time": start,
-                    "open": first["open"],
-                    "high": _num(high, last["high"]),
-                    "low": _num(low, last["low"]),
-                    "close": last["close"],
-                }
-            )
+            bar = {
+                "time": start,
+                "open": first["open"],
+                "high": _like(high, last["high"]),
+                "low": _like(low, last["low"]),
+                "close": last["close"],
+            }
+            if "volume_usd" in last:  # price history
+                bar["volume_usd"] = _like(sum(float(r["volume_usd"]) for r in group), last["volume_usd"])
+            out.append(bar)
     return out
 
 
@@ -114,6 +126,7 @@ class Store:
         if not self.docs:
             raise FileNotFoundError(f"no recorded data under {root}: run python -m providers.twin.make_recorded")
         self._bytes: dict[tuple[Any, ...], Reply] = {}
+        self._built: dict[tuple[Any, ...], Any] = {}  # derived documents (merged, resampled series)
 
     def doc(self, key: str) -> Any:
         return self.docs[key]
@@ -133,6 +146,14 @@ class Store:
                 self._bytes.clear()
             reply = self._bytes[key] = build()
         return reply
+
+    def built(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """A document derived from the recorded ones, built once (callers must not mutate it)."""
+        if key not in self._built:
+            if len(self._built) >= _CACHE_LIMIT:
+                self._built.clear()
+            self._built[key] = build()
+        return self._built[key]
 
     def raw_reply(self, key: str, status: int = 200) -> Reply:
         return self.cached(("raw", key, status), lambda: Reply(status, dumps(self.docs[key])))
