@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from providers.history import fetch_range, okx_cursors
-
 from providers.errors import ErrorKind, ProviderError
+from providers.history import fetch_range, okx_cursors
 from signals.inputs import DAY_MS, HOUR_MS, Series
 from signals.replay import History
 from signals.sources import Clients
@@ -71,6 +70,11 @@ async def _optional(call: Awaitable[list[T]], factor: str, unavailable: dict[str
         raise
 
 
+def _time(row: Any) -> datetime:
+    moment: datetime = row.time
+    return moment
+
+
 def _series(rows: list[Any] | None, source: str, step_ms: int) -> Series[Any] | None:
     if not rows:
         return None
@@ -95,8 +99,8 @@ async def _coinglass(clients: Clients, coin: str, step: int, start: int, end: in
     pair, ex, exchanges = f"{coin}USDT", clients.reference_exchange, clients.exchanges
     unavailable: dict[str, str] = {}
 
-    def paged(fetch: Callable[[int, int], Awaitable[list[T]]]) -> Awaitable[list[T]]:
-        return fetch_range(fetch, start, end, step, COINGLASS_PAGE, lambda row: row.time)
+    def paged(fetch: Callable[[int, int], Awaitable[list[Any]]]) -> Awaitable[list[Any]]:
+        return fetch_range(fetch, start, end, step, COINGLASS_PAGE, _time)
 
     def optional(factor: str, fetch: Callable[[int, int], Awaitable[list[Any]]]) -> Awaitable[list[Any] | None]:
         return _optional(paged(fetch), factor, unavailable)
@@ -184,8 +188,8 @@ async def _okx(clients: Clients, coin: str, step: int, start: int, end: int) -> 
 
     funding_step = 8 * HOUR_MS
     price_rows, funding_rows, fear_greed = await asyncio.gather(
-        fetch_range(candles, start, end, step, OKX_PAGE, lambda row: row.time),
-        fetch_range(funding, start, end, funding_step, OKX_PAGE, lambda row: row.time),
+        fetch_range(candles, start, end, step, OKX_PAGE, _time),
+        fetch_range(funding, start, end, funding_step, OKX_PAGE, _time),
         _optional(clients.feargreed.history(limit=0), "fear_greed", unavailable),
     )
     if fear_greed:

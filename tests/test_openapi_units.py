@@ -30,6 +30,7 @@ UNITS = {
     "coins (quantity of the base asset)": r"\bin (the base )?coins?\b",
     "rank": r"\brank\b",
     "status code (an identifier, not a quantity)": r"\bstatus code\b",
+    "probability 0-1 (p-values)": r"\bprobability\b",
 }
 _UNIT = re.compile("|".join(f"(?:{pattern})" for pattern in UNITS.values()), re.IGNORECASE)
 _INT64 = {"int64", "uint64"}
