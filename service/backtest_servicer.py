@@ -50,7 +50,8 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         try:
             start = parse_time(request.start, "start")
             end = parse_time(request.end, "end")
-            period = plan_period(interval_ms, start, end, request.horizon_bars or DEFAULT_HORIZON_BARS)
+            horizon = request.horizon_bars if request.HasField("horizon_bars") else DEFAULT_HORIZON_BARS
+            period = plan_period(interval_ms, start, end, horizon)
             report = await self._backtester.run(symbol, period)
         except (ValueError, BacktestRefusedError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

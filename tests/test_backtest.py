@@ -1,0 +1,175 @@
+"""GET /backtest/{symbol}: the served scorer replayed over the bundled real Coinglass history.
+
+Through the real stack (Envoy, grpc.aio server, provider clients over loopback to the recorded
+twin, which serves the bundled BTC 4h history of 2024-11-14..2025-05-13 with Coinglass's paging
+semantics). Figures are re-derived here with the test's own arithmetic from the bars the API
+returns, so a report that disagrees with its own bars fails.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics as stats
+from typing import Any
+
+import httpx
+import pytest
+
+from providers.twin import RecordedTwin
+
+PERIOD = {"start": "2024-11-15T00:00:00Z", "end": "2025-05-13T08:00:00Z"}
+SERIES_ENDPOINTS = (
+    "/api/futures/price/history",
+    "/api/futures/liquidation/aggregated-history",
+    "/api/futures/funding-rate/oi-weight-history",
+    "/api/futures/global-long-short-account-ratio/history",
+    "/api/futures/top-long-short-position-ratio/history",
+    "/api/futures/open-interest/aggregated-history",
+)
+
+
+@pytest.fixture(scope="module")
+async def report(rest: httpx.AsyncClient) -> dict[str, Any]:
+    response = await rest.get("/backtest/BTC", params={**PERIOD, "include_bars": "true"})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_backtest_answers_every_documented_section(report: dict[str, Any]) -> None:
+    assert report["symbol"] == "BTC" and report["interval"] == "4h" and report["horizonBars"] == 6
+    # 2024-11-15 00:00 .. 2025-05-13 08:00 is 1075 bars of 4h; the last 6 have no outcome yet.
+    assert report["barsScored"] + report["barsWithoutOutcome"] + report["warmupBars"] == 1075
+    assert report["barsWithoutOutcome"] == 6
+    assert report["barsScored"] >= 1000
+    assert [c["signal"] for c in report["classes"]] == ["LONG", "SHORT", "NEUTRAL"]
+    assert sum(c["count"] for c in report["classes"]) == report["barsScored"]
+    assert [b["name"] for b in report["baselines"]] == ["always_long", "momentum_only", "random_entries"]
+    assert report["randomEntries"]["draws"] >= 1000 and 0 < report["randomEntries"]["pValue"] <= 1
+    assert report["lookahead"]["cutPoints"] >= 3 and report["lookahead"]["mismatches"] == 0
+    assert report["statistics"]["blockBars"] >= report["horizonBars"]
+    assert 1 < report["statistics"]["effectiveSampleSize"] < report["barsScored"]
+    assert report["verdict"].startswith(("No edge", "Edge"))
+    factors = {f["factor"]: f for f in report["factors"]}
+    assert factors["social"]["coverage"] == 0  # LunarCrush has no history: said, not hidden
+    assert any("social" in note for note in report["notes"])
+    for name in ("liquidations", "funding_rate", "momentum", "long_short_ratio", "smart_money", "fear_greed"):
+        assert factors[name]["coverage"] > 0.95, name
+        assert -1 <= factors[name]["informationCoefficient"] <= 1 and 0 < factors[name]["icPValue"] <= 1
+    # The capture has no all-exchange OI for this period: the stablecoin-margined series stands in, and says so.
+    assert factors["open_interest"]["source"].endswith("aggregated-stablecoin-history")
+    assert any("stablecoin" in note for note in report["notes"])
+
+
+async def test_every_interval_contains_its_hit_rate(report: dict[str, Any]) -> None:
+    for row in [*report["classes"], report["signalPositions"], *report["baselines"]]:
+        if row["count"]:
+            assert row["hitRateCi95Low"] <= row["hitRate"] <= row["hitRateCi95High"], row
+            # Overlapping outcomes are worth fewer trials than bars: the interval is wider than naive.
+            naive = 1.96 * math.sqrt(row["hitRate"] * (1 - row["hitRate"]) / row["count"])
+            assert row["hitRateCi95High"] - row["hitRateCi95Low"] > 2 * naive * 0.99, row
+
+
+async def test_report_agrees_with_its_own_bars_recomputed_independently(report: dict[str, Any]) -> None:
+    bars = report["bars"]
+    horizon = report["horizonBars"]
+    assert len(bars) == report["barsScored"] + report["barsWithoutOutcome"]
+    # Our own arithmetic: forward return from the bars' prices (consecutive 4h bars, no gaps here).
+    for i, bar in enumerate(bars):
+        if i + horizon < len(bars):
+            expected = (bars[i + horizon]["price"] / bar["price"] - 1) * 100
+            assert bar["forwardReturnPct"] == pytest.approx(expected, abs=1e-4)
+        else:
+            assert "forwardReturnPct" not in bar  # the horizon runs past end: counted nowhere
+    with_outcome = [b for b in bars if "forwardReturnPct" in b]
+    returns = [b["forwardReturnPct"] for b in with_outcome]
+    always_long = report["baselines"][0]
+    assert always_long["count"] == len(with_outcome)
+    assert always_long["hitRate"] == pytest.approx(sum(r > 0 for r in returns) / len(returns), abs=1e-4)
+    assert always_long["meanForwardReturnPct"] == pytest.approx(stats.fmean(returns), abs=1e-4)
+    for row in report["classes"]:
+        mine = [b["forwardReturnPct"] for b in with_outcome if b["signal"] == row["signal"]]
+        assert row["count"] == len(mine)
+        if mine:
+            hits = sum(r < 0 for r in mine) if row["signal"] == "SHORT" else sum(r > 0 for r in mine)
+            assert row["hitRate"] == pytest.approx(hits / len(mine), abs=1e-4)
+            assert row["meanForwardReturnPct"] == pytest.approx(stats.fmean(mine), abs=1e-4)
+            assert row["medianForwardReturnPct"] == pytest.approx(stats.median(mine), abs=1e-4)
+    positions = [
+        (1 if b["signal"] == "LONG" else -1) * b["forwardReturnPct"] for b in with_outcome if b["signal"] != "NEUTRAL"
+    ]
+    assert report["signalPositions"]["count"] == len(positions)
+    if positions:
+        assert report["signalPositions"]["meanForwardReturnPct"] == pytest.approx(stats.fmean(positions), abs=1e-4)
+    # Scores obey the documented thresholds.
+    for bar in bars:
+        expected = "LONG" if bar["score"] >= 65 else "SHORT" if bar["score"] <= 35 else "NEUTRAL"
+        assert bar["signal"] == expected
+
+
+async def test_answer_without_bars_fits_a_gpt_action(rest: httpx.AsyncClient) -> None:
+    response = await rest.get("/backtest/BTC", params=PERIOD)
+    assert response.status_code == 200
+    assert len(response.text) < 100_000
+    assert "bars" not in response.json() or response.json()["bars"] == []
+
+
+async def test_a_backtest_costs_a_few_paged_calls_per_series_never_one_per_bar(
+    rest: httpx.AsyncClient, twin: RecordedTwin
+) -> None:
+    twin.clear_requests()
+    # A period not asked before (no cached pages): 1,000 bars of 4h fit two pages per series.
+    response = await rest.get(
+        "/backtest/BTC", params={"start": "2024-11-20T00:00:00Z", "end": "2025-05-10T00:00:00Z", "horizon_bars": 3}
+    )
+    assert response.status_code == 200, response.text
+    for endpoint in SERIES_ENDPOINTS:
+        assert 1 <= twin.request_count("coinglass", endpoint) <= 2, endpoint
+    assert twin.request_count("coinglass") <= 2 * len(SERIES_ENDPOINTS) + 3  # + stablecoin OI, fear & greed
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"start": "2025-03-01T00:00:00Z", "end": "2025-02-01T00:00:00Z"}, "must be before end"),
+        ({"interval": "d1"}, "interval must be h4 or h1"),
+        ({"horizon_bars": 0}, "horizon_bars must be between 1 and 100"),
+        ({"horizon_bars": 101}, "horizon_bars must be between 1 and 100"),
+        ({"start": "yesterday"}, "start must be an RFC 3339 time"),
+        ({"start": "2025-03-01T00:00:00Z", "end": "2025-03-04T00:00:00Z"}, "at least"),
+        ({"start": "2015-01-01T00:00:00Z", "end": "2025-03-04T00:00:00Z"}, "over the limit"),
+        ({"end": "2099-01-01T00:00:00Z"}, "in the future"),
+    ],
+)
+async def test_bad_backtest_parameters_are_a_400_naming_the_problem(
+    rest: httpx.AsyncClient, params: dict[str, Any], words: str
+) -> None:
+    response = await rest.get("/backtest/BTC", params=params)
+    assert response.status_code == 400, response.text
+    assert words in response.json()["message"]
+
+
+async def test_a_period_before_any_history_is_a_400_not_an_empty_report(rest: httpx.AsyncClient) -> None:
+    response = await rest.get("/backtest/BTC", params={"start": "2023-01-01T00:00:00Z", "end": "2023-06-01T00:00:00Z"})
+    assert response.status_code == 400, response.text
+    assert "history" in response.json()["message"]
+
+
+async def test_a_provider_failing_halfway_is_a_503_naming_it_never_a_partial_report(
+    rest: httpx.AsyncClient, faults: RecordedTwin
+) -> None:
+    faults.set_fault("coinglass", "/api/futures/top-long-short-position-ratio/history", "server_error")
+    # A period of its own: nothing cached, so the failing series is really asked for.
+    response = await rest.get("/backtest/BTC", params={"start": "2024-12-01T00:00:00Z", "end": "2025-04-01T00:00:00Z"})
+    assert response.status_code == 503, response.text
+    message = response.json()["message"]
+    assert "coinglass /api/futures/top-long-short-position-ratio/history" in message
+    assert "partial" in message
+
+
+async def test_backtest_is_in_the_openapi_document_for_gpt_actions(rest: httpx.AsyncClient) -> None:
+    document = (await rest.get("/openapi.json")).json()
+    operation = document["paths"]["/backtest/{symbol}"]["get"]
+    assert operation["operationId"]
+    names = {p["name"] for p in operation["parameters"]}
+    assert {"symbol", "interval", "start", "end", "horizon_bars", "include_bars"} <= names
