@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test gen lint bench clean
+.PHONY: run demo test gen lint bench backtest walk-forward clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,13 @@ lint: gen
 
 bench: gen
 	$(BIN)/python -m bench
+
+# Offline on the bundled real history unless COINGLASS_API_KEY is set; ARGS="--symbol ETH ..." for more.
+backtest: gen
+	$(BIN)/python -m service.backtest_cli $(ARGS)
+
+walk-forward: gen
+	$(BIN)/python -m service.backtest_cli --walk-forward $(ARGS)
 
 clean:
 	rm -rf $(GEN) $(VENV)

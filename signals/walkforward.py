@@ -121,7 +121,8 @@ def walk_forward(
     oos: list[tuple[ReplayedBar, float | None]] = []
     base: list[tuple[ReplayedBar, float | None]] = []
     train_start = start_ms
-    while train_start + (train_bars + test_bars) * step - step <= end_ms:
+    # The last test window may be shorter, down to half a window.
+    while train_start + (train_bars + test_bars // 2) * step <= end_ms:
         train_end = train_start + (train_bars - 1) * step
         test_start, test_end = train_end + step, min(train_end + test_bars * step, end_ms)
         train = replay(history, shipped, train_start, train_end)
