@@ -23,7 +23,7 @@ from providers.http import ProviderHttp
 from providers.okx import OkxClient
 from providers.twin import RecordedTwin
 from providers.twin.cg_history import BUNDLED_DIR
-from providers.twin.store import RECORDED
+from providers.twin.store import RECORDED, Store
 
 H4 = bar_ms("4h")
 START = 1_731_585_600_000  # 2024-11-14 12:00 UTC: first bar of every bundled series but price
@@ -115,6 +115,22 @@ SERIES = [
 
 async def whole(cg: CoinglassClient, series: Series, start: int = START, end: int = END) -> list[Any]:
     return await fetch_range(lambda a, b: series.fetch(cg, a, b), start, end, H4, COINGLASS_PAGE_BARS, lambda r: r.time)
+
+
+def test_bundled_files_have_keys_of_their_own_in_the_store() -> None:
+    store = Store()
+    ours = sorted(k.removeprefix(BUNDLED_DIR + "/") for k in store.docs if k.startswith(BUNDLED_DIR + "/"))
+    assert len(ours) == 10 and ours[-1] == "index_fear-greed-history"
+    assert all(name.endswith(".BTC") for name in ours[:-1])
+    assert "coinglass/BTC/futures_liquidation_aggregated-history" in store.docs  # generated keys as before
+
+
+async def test_hourly_answers_are_the_generated_rows_as_before(twin: RecordedTwin) -> None:
+    generated = twin.store.doc("coinglass/BTC/futures_liquidation_aggregated-history")["data"]
+    async with httpx.AsyncClient(base_url=f"{twin.url}/coinglass", headers={"CG-API-KEY": "k"}) as http:
+        params: dict[str, str | int] = {"exchange_list": "Binance", "symbol": "BTC", "interval": "1h", "limit": 1000}
+        rows = (await http.get("/api/futures/liquidation/aggregated-history", params=params)).json()["data"]
+    assert rows == generated[-1000:] and len(rows) == 720
 
 
 @pytest.mark.parametrize("series", SERIES, ids=[s.file for s in SERIES])

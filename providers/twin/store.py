@@ -3,6 +3,8 @@
 Recorded series are hourly. Coarser bars/periods are resampled from them (OHLC, last value or sum,
 as the metric demands) so a client asking for 4H or 1D gets rows spaced as it expects. Sub-hour
 bars are answered with the hourly rows: the recording has nothing finer (a known twin limitation).
+Documents are keyed by their path under recorded/ without ".json"; the bundled real Coinglass 4h
+history sits under its own prefix, coinglass/history/ (cg_history.py merges it with the hourly rows).
 """
 
 from __future__ import annotations
