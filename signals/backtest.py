@@ -135,6 +135,62 @@ def _seed(history: History, horizon: int, config: ScoringConfig) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
+@dataclass(frozen=True)
+class Summary:
+    """Per-class outcomes, the signal's positions and always long, over one sample of outcomes."""
+
+    classes: tuple[OutcomeStats, ...]
+    positions: OutcomeStats
+    always_long: OutcomeStats
+    position_signs: np.ndarray  # +1 long, -1 short, 0 none, per outcome
+
+
+class Sample:
+    """Outcomes in time order (forward returns, percent), with the block bootstrap they share.
+
+    The one place hit rates, intervals and means are computed: the backtest (bars of history) and
+    the live track record (recorded signals) both summarise through it.
+    """
+
+    def __init__(self, returns: np.ndarray, horizon_bars: int, rng: np.random.Generator) -> None:
+        self.r = returns
+        self.n = int(returns.size)
+        self.horizon_bars = horizon_bars
+        self.block = statistics.block_length(horizon_bars, self.n)
+        self.resamples = statistics.moving_block_indices(self.n, self.block, BOOTSTRAP_DRAWS, rng)
+
+    def stats(self, name: str, members: np.ndarray, hits: np.ndarray, signed: np.ndarray) -> OutcomeStats:
+        p = statistics.proportion(hits, members, self.resamples, self.horizon_bars)
+        chosen = signed[members]
+        return OutcomeStats(
+            name,
+            p.count,
+            p.rate,
+            p.low,
+            p.high,
+            float(chosen.mean()) if chosen.size else 0.0,
+            float(np.median(chosen)) if chosen.size else 0.0,
+            p.effective_n,
+        )
+
+    def summarize(self, direction: np.ndarray) -> Summary:
+        """``direction``: LONG / SHORT / NEUTRAL per outcome."""
+        r = self.r
+        rises, falls = r > 0, r < 0
+        longs, shorts, neutral = direction == "LONG", direction == "SHORT", direction == "NEUTRAL"
+        signs = np.where(longs, 1, np.where(shorts, -1, 0)).astype(np.int8)
+        return Summary(
+            (
+                self.stats("LONG", longs, rises, r),
+                self.stats("SHORT", shorts, falls, r),
+                self.stats("NEUTRAL", neutral, rises, r),
+            ),
+            self.stats("signal", longs | shorts, (longs & rises) | (shorts & falls), signs * r),
+            self.stats("always_long", np.ones(self.n, dtype=bool), rises, r),
+            signs,
+        )
+
+
 def run_backtest(
     history: History,
     config: ScoringConfig,
@@ -155,42 +211,18 @@ def run_backtest(
             f"(at least {MIN_SCORED_BARS} are needed): choose a longer period or a shorter horizon_bars"
         )
     rng = np.random.default_rng(_seed(history, horizon_bars, config))
-    n = len(evaluated)
-    block = statistics.block_length(horizon_bars, n)
-    resamples = statistics.moving_block_indices(n, block, BOOTSTRAP_DRAWS, rng)
     r = np.array([ret for _, ret in evaluated], dtype=np.float64)
     direction = np.array([bar.scored.direction for bar, _ in evaluated])  # type: ignore[union-attr]
-    rises, falls = r > 0, r < 0
-
-    def outcome(name: str, members: np.ndarray, hits: np.ndarray, signed: np.ndarray) -> OutcomeStats:
-        p = statistics.proportion(hits, members, resamples, horizon_bars)
-        chosen = signed[members]
-        return OutcomeStats(
-            name,
-            p.count,
-            p.rate,
-            p.low,
-            p.high,
-            float(chosen.mean()) if chosen.size else 0.0,
-            float(np.median(chosen)) if chosen.size else 0.0,
-            p.effective_n,
-        )
-
-    longs, shorts, neutral = direction == "LONG", direction == "SHORT", direction == "NEUTRAL"
-    classes = (
-        outcome("LONG", longs, rises, r),
-        outcome("SHORT", shorts, falls, r),
-        outcome("NEUTRAL", neutral, rises, r),
-    )
-    positions_sign = np.where(longs, 1, np.where(shorts, -1, 0)).astype(np.int8)
-    directional = positions_sign * r
-    position_hits = (longs & rises) | (shorts & falls)
-    positions = outcome("signal", longs | shorts, position_hits, directional)
-    everything = np.ones(n, dtype=bool)
-    always_long = outcome("always_long", everything, rises, r)
-    baselines = [always_long, _momentum_only(evaluated, r, config, outcome)]
+    sample = Sample(r, horizon_bars, rng)
+    summary = sample.summarize(direction)
+    n, block = sample.n, sample.block
+    positions, always_long = summary.positions, summary.always_long
+    classes = summary.classes
+    longs, shorts = direction == "LONG", direction == "SHORT"
+    position_hits = (longs & (r > 0)) | (shorts & (r < 0))
+    baselines = [always_long, _momentum_only(evaluated, r, config, sample.stats)]
     permutations = statistics.block_permutations(n, block, PERMUTATION_DRAWS, rng)
-    randomised = statistics.random_entries(positions_sign, r, permutations)
+    randomised = statistics.random_entries(summary.position_signs, r, permutations)
     baselines.append(
         OutcomeStats(
             "random_entries",
