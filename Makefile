@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test gen lint bench backtest walk-forward clean
+.PHONY: run demo test gen lint bench backtest walk-forward migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: gen
 # Offline on the bundled real history unless COINGLASS_API_KEY is set; ARGS="--symbol ETH ..." for more.
 backtest: gen
 	$(BIN)/python -m service.backtest_cli $(ARGS)
+
+# The server migrates at start-up too; this is for operators who migrate before deploying.
+migrate: gen
+	$(BIN)/python -m service.migrate $(or $(ARGS),migrate)
 
 walk-forward: gen
 	$(BIN)/python -m service.backtest_cli --walk-forward $(ARGS)

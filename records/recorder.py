@@ -88,6 +88,8 @@ class Recorder:
         self._recorded: dict[str, int] = {}  # symbol -> last bucket offered by this replica
         self._wake = asyncio.Event()  # the writer: a batch is full, or shutdown
         self._stop = asyncio.Event()  # everything else: shutdown
+        self._drained = asyncio.Event()  # the buffer is empty (set by the writer)
+        self._drained.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.ready = asyncio.Event()  # the schema is migrated
@@ -104,9 +106,15 @@ class Recorder:
             return
         self._recorded[live.symbol] = row["bucket"]
         self._buffer.append(row)
+        self._drained.clear()
         ROWS_WAITING.set(len(self._buffer))
         if len(self._buffer) >= BATCH_ROWS:
             self._wake.set()
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Write what is buffered now and wait until it is written (TimeoutError past ``timeout``)."""
+        self._wake.set()
+        await asyncio.wait_for(self._drained.wait(), timeout)
 
     @property
     def waiting(self) -> int:
@@ -161,6 +169,8 @@ class Recorder:
                 continue
             for _ in batch:
                 self._buffer.popleft()
+            if not self._buffer:
+                self._drained.set()
             ROWS_WRITTEN.inc(len(batch))
             ROWS_WAITING.set(len(self._buffer))
             self.unavailable_reason = ""

@@ -17,6 +17,8 @@ from providers.okx import OkxClient
 from providers.ratelimit import UpstreamLimiter
 from providers.redis_link import RedisLink
 from providers.shared_limiter import SharedLimiter
+from records.archive import SignalArchive
+from records.db import Database
 from scoring import ScoringConfig, load_config
 from service.codegen import DESCRIPTOR_SET
 from service.openapi import build_openapi
@@ -34,6 +36,7 @@ class App:
     http: dict[str, ProviderHttp | None]
     desk: SignalDesk
     backtester: Backtester
+    archive: SignalArchive | None
     scoring: ScoringConfig
     openapi_document: dict[str, Any]
     cache: UpstreamCache | None
@@ -130,7 +133,22 @@ class App:
             DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
         )
         backtester = Backtester(clients, scoring, memo_seconds=60.0 if settings.cache_enabled else 0.0)
-        return cls(settings, clients, layers, desk, backtester, scoring, document, cache, link)
+        archive = None
+        if settings.history_enabled:
+            # Never blocks start-up: the recorder migrates (and retries) in the background, and
+            # signals are served whatever the database does.
+            archive = SignalArchive(
+                Database(settings.history_database_url),
+                desk,
+                clients,
+                scoring,
+                watchlist=settings.watchlist_coins,
+                interval_seconds=settings.history_interval_seconds,
+                retention_days=settings.history_retention_days,
+                buffer_rows=settings.history_buffer_rows,
+            )
+            await archive.start()
+        return cls(settings, clients, layers, desk, backtester, archive, scoring, document, cache, link)
 
     @staticmethod
     def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, UpstreamLimiter, RedisLink | None]:
@@ -155,6 +173,8 @@ class App:
         return cache, SharedLimiter(link, limits, wait), link
 
     async def aclose(self) -> None:
+        if self.archive is not None:
+            await self.archive.aclose()  # first: it flushes rows and may still ask the desk
         await self.desk.aclose()
         await self.backtester.aclose()
         if self.cache is not None:

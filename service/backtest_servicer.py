@@ -15,8 +15,8 @@ from signals.coin_universe import CoinUniverse
 from signals.history import INTERVALS, BacktestRefusedError, HistoryUnavailableError
 from signals.inputs import from_ms
 
-_DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}
-_CONFIDENCE = {"high": signal_pb2.high, "medium": signal_pb2.medium, "low": signal_pb2.low}
+DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}
+CONFIDENCE = {"high": signal_pb2.high, "medium": signal_pb2.medium, "low": signal_pb2.low}
 
 
 def parse_time(raw: str, name: str) -> datetime | None:
@@ -62,7 +62,7 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         return report_message(symbol, period.interval, report, request.include_bars)
 
 
-def _strategy(o: OutcomeStats) -> backtest_pb2.StrategyOutcome:
+def strategy_message(o: OutcomeStats) -> backtest_pb2.StrategyOutcome:
     return backtest_pb2.StrategyOutcome(
         name=o.name,
         count=o.count,
@@ -72,6 +72,19 @@ def _strategy(o: OutcomeStats) -> backtest_pb2.StrategyOutcome:
         mean_forward_return_pct=round(o.mean_forward_return_pct, 4),
         median_forward_return_pct=round(o.median_forward_return_pct, 4),
         effective_sample_size=round(o.effective_sample_size, 1),
+    )
+
+
+def class_message(c: OutcomeStats) -> backtest_pb2.ClassOutcome:
+    return backtest_pb2.ClassOutcome(
+        signal=DIRECTION[c.name],
+        count=c.count,
+        hit_rate=round(c.hit_rate, 4),
+        hit_rate_ci95_low=round(c.hit_rate_ci95_low, 4),
+        hit_rate_ci95_high=round(c.hit_rate_ci95_high, 4),
+        mean_forward_return_pct=round(c.mean_forward_return_pct, 4),
+        median_forward_return_pct=round(c.median_forward_return_pct, 4),
+        effective_sample_size=round(c.effective_sample_size, 1),
     )
 
 
@@ -87,21 +100,9 @@ def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: 
         warmup_bars=r.warmup_bars,
         bars_without_outcome=r.bars_without_outcome,
         verdict=r.verdict,
-        classes=[
-            backtest_pb2.ClassOutcome(
-                signal=_DIRECTION[c.name],
-                count=c.count,
-                hit_rate=round(c.hit_rate, 4),
-                hit_rate_ci95_low=round(c.hit_rate_ci95_low, 4),
-                hit_rate_ci95_high=round(c.hit_rate_ci95_high, 4),
-                mean_forward_return_pct=round(c.mean_forward_return_pct, 4),
-                median_forward_return_pct=round(c.median_forward_return_pct, 4),
-                effective_sample_size=round(c.effective_sample_size, 1),
-            )
-            for c in r.classes
-        ],
-        signal_positions=_strategy(r.positions),
-        baselines=[_strategy(b) for b in r.baselines],
+        classes=[class_message(c) for c in r.classes],
+        signal_positions=strategy_message(r.positions),
+        baselines=[strategy_message(b) for b in r.baselines],
         random_entries=backtest_pb2.RandomEntriesTest(
             draws=r.random_entries_draws, p_value=round(r.random_entries_p_value, 4)
         ),
@@ -117,7 +118,7 @@ def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: 
         ],
         confidence_calibration=[
             backtest_pb2.CalibrationRow(
-                confidence=_CONFIDENCE[row.confidence], count=row.count, hit_rate=round(row.hit_rate, 4)
+                confidence=CONFIDENCE[row.confidence], count=row.count, hit_rate=round(row.hit_rate, 4)
             )
             for row in r.confidence_calibration
         ],
@@ -141,8 +142,8 @@ def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: 
                 time=timestamp(from_ms(bar.time_ms)),
                 price=bar.price,
                 score=round(bar.score, 2),
-                signal=_DIRECTION[bar.signal],
-                confidence=_CONFIDENCE[bar.confidence],
+                signal=DIRECTION[bar.signal],
+                confidence=CONFIDENCE[bar.confidence],
             )
             if bar.forward_return_pct is not None:
                 entry.forward_return_pct = round(bar.forward_return_pct, 4)

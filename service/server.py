@@ -17,6 +17,8 @@ from cryptosignals.v1 import (
     backtest_pb2_grpc,
     coinglass_pb2,
     coinglass_pb2_grpc,
+    history_pb2,
+    history_pb2_grpc,
     signal_pb2,
     signal_pb2_grpc,
 )
@@ -28,9 +30,11 @@ from service.app import App
 from service.auth import AuthInterceptor
 from service.backtest_servicer import BacktestServicer
 from service.coinglass_servicer import CoinglassServicer
+from service.history_servicer import HistoryServicer
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
 from service.metrics import MetricsServer
+from service.page_tokens import PageTokens
 from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
 
@@ -41,6 +45,7 @@ SERVICE_NAMES = (
     signal_pb2.DESCRIPTOR.services_by_name["SignalService"].full_name,
     coinglass_pb2.DESCRIPTOR.services_by_name["CoinglassService"].full_name,
     backtest_pb2.DESCRIPTOR.services_by_name["BacktestService"].full_name,
+    history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
 )
 
 
@@ -85,12 +90,16 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         ],
     )
     signal_pb2_grpc.add_SignalServiceServicer_to_server(
-        SignalServicer(app.desk, app.clients, app.http, app.openapi_document), server
+        SignalServicer(app.desk, app.clients, app.http, app.openapi_document, app.archive), server
     )
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server
     )
     backtest_pb2_grpc.add_BacktestServiceServicer_to_server(BacktestServicer(app.backtester, app.desk.universe), server)
+    tokens = PageTokens(settings.history_database_url)
+    history_pb2_grpc.add_HistoryServiceServicer_to_server(
+        HistoryServicer(app.archive, app.desk.universe, tokens), server
+    )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     # load balancers that health-check stop routing here before new calls are refused.
     shutdown_drain_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
 
+    # Signal history (a recorder, outcomes, track record). The database is an embedded SQLite file
+    # under DATA_DIR unless DATABASE_URL names another (any SQLAlchemy async URL; a secret: it may
+    # hold a password and is never logged).
+    history_enabled: bool = True
+    database_url: SecretStr | None = None
+    data_dir: Path = Path("data")
+    watchlist: str = "BTC,ETH,SOL"
+    history_interval_seconds: Annotated[int, Field(ge=60, le=86400)] = 300
+    history_retention_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    history_buffer_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None
     log_level: str = "INFO"
@@ -100,6 +111,7 @@ class Settings(BaseSettings):
         "lunarcrush_api_key",
         "signal_api_keys",
         "redis_url",
+        "database_url",
         "scoring_config",  # SCORING_CONFIG= (as in .env.example) means the shipped defaults
         mode="before",
     )
@@ -177,6 +189,35 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(ASYNC_DATABASE_SCHEMES):
+            # The value itself is not echoed: it may hold a password.
+            raise ValueError(
+                "must be an async SQLAlchemy URL starting with "
+                + " or ".join(f"{s}://" for s in ASYNC_DATABASE_SCHEMES)
+            )
+        return value
+
+    @field_validator("watchlist")
+    @classmethod
+    def _watchlist(cls, value: str) -> str:
+        for coin in filter(None, (part.strip() for part in value.split(","))):
+            if not re.fullmatch(r"[A-Za-z0-9]{1,20}", coin):
+                raise ValueError(f"must be coin symbols separated by commas (e.g. BTC,ETH,SOL), got {coin[:32]!r}")
+        return value
+
+    @property
+    def history_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'history.db').resolve()}"
+
+    @property
+    def watchlist_coins(self) -> tuple[str, ...]:
+        return tuple(c.strip().upper() for c in self.watchlist.split(",") if c.strip())
+
     @field_validator("redis_prefix")
     @classmethod
     def _redis_prefix(cls, value: str) -> str:
@@ -231,6 +272,7 @@ class Settings(BaseSettings):
 
 
 CACHED_PROVIDERS = ("coinglass", "okx", "coinapi", "lunarcrush", "feargreed")
+ASYNC_DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
 def _parse_cache_ttls(value: str) -> dict[str, dict[str, float]]:

@@ -13,6 +13,7 @@ from google.api import httpbody_pb2
 
 from providers.errors import ProviderError
 from providers.http import ProviderHttp
+from records.archive import SignalArchive
 from service import docs_pages
 from service.errors import abort_with, coin_or_abort
 from service.market_snapshot import build_market_snapshot, probe_premium_endpoints, provider_health
@@ -39,8 +40,10 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         clients: Clients,
         http_by_provider: Mapping[str, ProviderHttp | None],
         openapi_document: dict[str, Any],
+        archive: SignalArchive | None = None,
     ) -> None:
         self._desk = desk
+        self._archive = archive
         self._universe = desk.universe
         self._clients = clients
         self._http = http_by_provider
@@ -73,6 +76,17 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             version=VERSION,
             uptime_seconds=round(time.monotonic() - self._started, 3),
             providers=provider_health(self._http, self._configured),
+            history=self._history_health(),
+        )
+
+    def _history_health(self) -> signal_pb2.HistoryHealth:
+        archive = self._archive
+        if archive is None:
+            return signal_pb2.HistoryHealth(available=False, detail="off (HISTORY_ENABLED=false)")
+        return signal_pb2.HistoryHealth(
+            available=archive.available,
+            detail=archive.unavailable_reason,
+            rows_waiting=archive.recorder.waiting,
         )
 
     async def GetSignal(
@@ -85,6 +99,8 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
             await context.abort(status, str(exc))
             raise
+        if self._archive is not None:
+            self._archive.offer(live)  # buffered, never waits; at most once per interval and coin
         key = (symbol, request.debug)
         rendered = self._rendered.get(key)
         if rendered is not None and rendered[0] is live:

@@ -54,6 +54,10 @@ def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -
         # Off unless a test turns it on: the suite sends bursts far above production client limits.
         "client_rate_limit_per_second": 0,
         **(FAKE_KEYS if keys else {}),
+        # Each stack records its history in a database of its own, and computes no watchlist in the
+        # background (tests that count upstream requests count only their own).
+        "data_dir": tempfile.mkdtemp(prefix="cryptosignals-data-"),
+        "watchlist": "",
         **overrides,
     }
     # _env_file=None: tests never read a developer's .env

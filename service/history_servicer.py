@@ -1,0 +1,129 @@
+"""HistoryService: recorded signals a page at a time, and the live track record."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+from cryptosignals.v1 import history_pb2, history_pb2_grpc
+
+from records.archive import SignalArchive
+from records.models import HORIZONS, SignalRow
+from service.backtest_servicer import CONFIDENCE, DIRECTION, class_message, parse_time, strategy_message
+from service.errors import coin_or_abort
+from service.page_tokens import PageTokenError, PageTokens
+from service.signal_mapping import timestamp
+from signals.coin_universe import CoinUniverse
+from signals.inputs import from_ms, to_ms
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+DEFAULT_DAYS = 30
+
+
+def entry(row: SignalRow) -> history_pb2.HistoryEntry:
+    message = history_pb2.HistoryEntry(
+        time=timestamp(from_ms(row.computed_ms)),
+        score=round(row.score, 2),
+        signal=DIRECTION[row.signal],
+        confidence=CONFIDENCE[row.confidence],
+        coverage=row.coverage,
+        config_hash=row.config_hash,
+    )
+    if row.price is not None:
+        message.price = row.price
+    for f in row.factors:
+        factor = history_pb2.RecordedFactor(
+            factor=f["factor"],
+            sub_score=f["sub_score"],
+            weight=f["weight"],
+            contribution=f["contribution"],
+            source=f["source"],
+            metrics=f["metrics"],
+        )
+        if f.get("data_time_ms") is not None:
+            factor.data_time.CopyFrom(timestamp(from_ms(f["data_time_ms"])))
+        message.factors.append(factor)
+    for horizon in HORIZONS:
+        value = getattr(row, f"return_{horizon}_pct")
+        if value is not None:
+            setattr(message, f"forward_return_{horizon}_pct", round(value, 4))
+    return message
+
+
+class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
+    def __init__(self, archive: SignalArchive | None, universe: CoinUniverse, tokens: PageTokens) -> None:
+        self._archive = archive
+        self._universe = universe
+        self._tokens = tokens
+
+    async def _available(self, context: grpc.aio.ServicerContext) -> SignalArchive:
+        archive = self._archive
+        if archive is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "signal history is off (HISTORY_ENABLED=false)")
+            raise AssertionError("unreachable")
+        if not archive.recorder.ready.is_set():
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"signal history is unavailable: {archive.unavailable_reason}"
+            )
+        return archive
+
+    async def GetSignalHistory(
+        self, request: history_pb2.GetSignalHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> history_pb2.SignalHistoryPage:
+        symbol = await coin_or_abort(request.symbol, context, self._universe)
+        size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE
+        try:
+            if not 1 <= size <= MAX_PAGE_SIZE:
+                raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
+            end = parse_time(request.end, "end")
+            start = parse_time(request.start, "start")
+            end_ms = to_ms(end) if end is not None else int(time.time() * 1000)
+            start_ms = to_ms(start) if start is not None else end_ms - DEFAULT_DAYS * 86_400_000
+            if start_ms > end_ms:
+                raise ValueError("start must not be after end")
+            request_key = {"s": symbol, "a": start_ms, "b": end_ms, "n": size}
+            before = None
+            if request.page_token:
+                position = self._tokens.decode(request.page_token, request_key)
+                before = (int(position["t"]), int(position["i"]))
+        except (ValueError, PageTokenError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        archive = await self._available(context)
+        rows = await archive.page(symbol, start_ms, end_ms, size + 1, before)
+        page = history_pb2.SignalHistoryPage(symbol=symbol, entries=[entry(r) for r in rows[:size]])
+        if len(rows) > size:
+            last = rows[size - 1]
+            page.next_page_token = self._tokens.encode({**request_key, "t": last.computed_ms, "i": last.id})
+        return page
+
+    async def GetTrackRecord(
+        self, request: history_pb2.GetTrackRecordRequest, context: grpc.aio.ServicerContext
+    ) -> history_pb2.TrackRecord:
+        symbol = await coin_or_abort(request.symbol, context, self._universe)
+        horizon = (request.horizon or "24h").strip().lower()
+        days = request.days if request.HasField("days") else DEFAULT_DAYS
+        if horizon not in HORIZONS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"horizon must be 1h, 4h or 24h, got {request.horizon[:32]!r}"
+            )
+        if not 1 <= days <= 365:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"days must be between 1 and 365, got {days}")
+        archive = await self._available(context)
+        record = await archive.track_record(symbol, horizon, days)
+        message = history_pb2.TrackRecord(
+            symbol=symbol,
+            horizon=horizon,
+            days=days,
+            signals_with_outcome=record.signals_with_outcome,
+            horizon_rows=record.horizon_rows,
+            block_rows=record.block_rows,
+            verdict=record.verdict,
+        )
+        if record.summary is not None:
+            summary = record.summary
+            message.classes.extend(class_message(c) for c in summary.classes)
+            message.signal_positions.CopyFrom(strategy_message(summary.positions))
+            message.baselines.append(strategy_message(summary.always_long))
+        return message
