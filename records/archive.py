@@ -12,9 +12,12 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Row
 
 from records.db import Database
-from records.models import HORIZONS, SignalRow
+from records.models import HORIZONS
 from records.outcomes import fill_outcomes
 from records.recorder import Recorder
 from scoring import ScoringConfig
@@ -93,7 +96,7 @@ class SignalArchive:
 
     async def page(
         self, symbol: str, start_ms: int, end_ms: int, size: int, before: tuple[int, int] | None
-    ) -> list[SignalRow]:
+    ) -> Sequence[Row[Any]]:
         return await self.database.page(symbol, start_ms, end_ms, size, before)
 
     async def track_record(self, symbol: str, horizon: str, days: int) -> TrackRecord:

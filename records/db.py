@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import and_, delete, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from records.models import HORIZONS, SignalRow
@@ -134,9 +134,9 @@ class Database:
 
     async def page(
         self, symbol: str, start_ms: int, end_ms: int, limit: int, before: tuple[int, int] | None
-    ) -> list[SignalRow]:
+    ) -> Sequence[Row[Any]]:
         """Rows of ``symbol`` in [start, end], newest first, after the keyset ``before`` (computed_ms, id)."""
-        query = select(SignalRow).where(
+        query = select(*SignalRow.__table__.columns).where(
             SignalRow.symbol == symbol, SignalRow.computed_ms >= start_ms, SignalRow.computed_ms <= end_ms
         )
         if before is not None:
@@ -146,8 +146,8 @@ class Database:
             )
         query = query.order_by(SignalRow.computed_ms.desc(), SignalRow.id.desc()).limit(limit)
         async with self.engine.connect() as connection:
-            result = await connection.execute(query)
-            return [SignalRow(**row._mapping) for row in result]
+            # Plain rows (attribute access by column name), not ORM objects: a page of 1000 is read-only.
+            return (await connection.execute(query)).all()
 
     async def due_outcomes(self, horizon: str, now_ms: int, limit: int = 500) -> list[tuple[int, str, int, float]]:
         """Rows whose ``horizon`` has passed and whose forward return is still empty:

@@ -93,6 +93,7 @@ class Recorder:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.ready = asyncio.Event()  # the schema is migrated
+        self.watched = asyncio.Event()  # a round of the watchlist has been offered (set after each)
         self.unavailable_reason = "starting"
 
     # ---- the request path: never waits ---------------------------------------------------------
@@ -111,7 +112,7 @@ class Recorder:
         if len(self._buffer) >= BATCH_ROWS:
             self._wake.set()
 
-    async def flush(self, timeout: float = 30.0) -> None:
+    async def flush(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - a bound, not a deadline API
         """Write what is buffered now and wait until it is written (TimeoutError past ``timeout``)."""
         self._wake.set()
         await asyncio.wait_for(self._drained.wait(), timeout)
@@ -185,6 +186,7 @@ class Recorder:
                     log.warning("history: no signal for %s this interval: %s", coin, exc)
                 except Exception:
                     log.exception("history: computing the signal of %s failed", coin)
+            self.watched.set()
             now = time.time()
             await self.sleep(self._interval - now % self._interval + 0.5)  # just after the next bucket starts
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import grpc
 from cryptosignals.v1 import history_pb2, history_pb2_grpc
+from sqlalchemy.engine import Row
 
 from records.archive import SignalArchive
-from records.models import HORIZONS, SignalRow
+from records.models import HORIZONS
 from service.backtest_servicer import CONFIDENCE, DIRECTION, class_message, parse_time, strategy_message
 from service.errors import coin_or_abort
 from service.page_tokens import PageTokenError, PageTokens
@@ -21,7 +23,7 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_DAYS = 30
 
 
-def entry(row: SignalRow) -> history_pb2.HistoryEntry:
+def entry(row: Row[Any]) -> history_pb2.HistoryEntry:
     message = history_pb2.HistoryEntry(
         time=timestamp(from_ms(row.computed_ms)),
         score=round(row.score, 2),

@@ -135,6 +135,12 @@ def _seed(history: History, horizon: int, config: ScoringConfig) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
+def bootstrap_draws(n: int) -> int:
+    """1000 resamples up to ~4,000 outcomes, fewer beyond (at least 200): the variance of a hit rate
+    is known to a few percent either way, and memory and time stay bounded for long records."""
+    return max(200, min(BOOTSTRAP_DRAWS, 4_000_000 // max(n, 1)))
+
+
 @dataclass(frozen=True)
 class Summary:
     """Per-class outcomes, the signal's positions and always long, over one sample of outcomes."""
@@ -157,7 +163,8 @@ class Sample:
         self.n = int(returns.size)
         self.horizon_bars = horizon_bars
         self.block = statistics.block_length(horizon_bars, self.n)
-        self.resamples = statistics.moving_block_indices(self.n, self.block, BOOTSTRAP_DRAWS, rng)
+        self.draws = bootstrap_draws(self.n)
+        self.resamples = statistics.moving_block_resamples(self.n, self.block, self.draws, rng)
 
     def stats(self, name: str, members: np.ndarray, hits: np.ndarray, signed: np.ndarray) -> OutcomeStats:
         p = statistics.proportion(hits, members, self.resamples, self.horizon_bars)

@@ -43,13 +43,30 @@ def wilson_interval(hits: float, n: float, z: float = Z95) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def moving_block_indices(n: int, block: int, draws: int, rng: np.random.Generator) -> IntArray:
-    """``draws`` circular moving-block resamples of ``range(n)``, shape (draws, n)."""
+@dataclass(frozen=True, slots=True)
+class BlockResamples:
+    """``draws`` circular moving-block resamples of ``range(n)``: each is ``ceil(n / block)`` blocks of
+    consecutive indices (wrapping at n) starting at random, the last one cut so every resample has n.
+
+    Sums over a resample come from prefix sums of each block (draws x blocks work, not draws x n),
+    so long samples (a year of 5-minute signals) cost no more memory than short ones.
+    """
+
+    starts: NDArray[np.int64]  # (draws, blocks)
+    block: int
+    n: int
+
+    def sums(self, values: NDArray[np.float64] | NDArray[np.bool_]) -> FloatArray:
+        prefix = np.concatenate(([0.0], np.cumsum(np.concatenate((values, values)), dtype=np.float64)))
+        lengths = np.full(self.starts.shape[1], self.block)
+        lengths[-1] = self.n - self.block * (self.starts.shape[1] - 1)
+        totals: FloatArray = (prefix[self.starts + lengths[None, :]] - prefix[self.starts]).sum(axis=1)
+        return totals
+
+
+def moving_block_resamples(n: int, block: int, draws: int, rng: np.random.Generator) -> BlockResamples:
     blocks = -(-n // block)
-    starts = rng.integers(0, n, size=(draws, blocks))
-    offsets = np.arange(block)
-    indices = (starts[:, :, None] + offsets[None, None, :]) % n
-    return indices.reshape(draws, blocks * block)[:, :n]
+    return BlockResamples(rng.integers(0, n, size=(draws, blocks)), block, n)
 
 
 def block_permutations(n: int, block: int, draws: int, rng: np.random.Generator) -> IntArray:
@@ -74,21 +91,20 @@ class Proportion:
 
 
 def proportion(
-    hits: NDArray[np.bool_], members: NDArray[np.bool_], resamples: IntArray, horizon_bars: int
+    hits: NDArray[np.bool_], members: NDArray[np.bool_], resamples: BlockResamples, horizon_bars: int
 ) -> Proportion:
     """Hit rate of the ``members`` bars (in time order over all bars) with an overlap-aware interval.
 
-    ``resamples`` are moving-block bootstrap indices over all bars (shared by every class, so the
+    ``resamples`` are moving-block bootstrap resamples over all bars (shared by every class, so the
     same draws serve every interval of one report).
     """
     count = int(members.sum())
     if count == 0:
         return Proportion(0, 0.0, 0.0, 1.0, 0.0)
     rate = float(hits[members].mean())
-    drawn_members = members[resamples]
-    drawn_counts = drawn_members.sum(axis=1)
+    drawn_counts = resamples.sums(members)
     valid = drawn_counts > 0
-    drawn_rates = (hits[resamples] & drawn_members).sum(axis=1)[valid] / drawn_counts[valid]
+    drawn_rates = resamples.sums(hits & members)[valid] / drawn_counts[valid]
     variance = float(drawn_rates.var()) if drawn_rates.size > 1 else 0.0
     if variance > 0 and 0 < rate < 1:
         effective = min(float(count), max(1.0, rate * (1 - rate) / variance))
