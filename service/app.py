@@ -26,6 +26,7 @@ from service.settings import Settings
 from signals.backtester import Backtester
 from signals.coin_universe import CoinUniverse
 from signals.desk import SignalDesk
+from signals.hub import SignalHub
 from signals.sources import Clients
 
 
@@ -37,6 +38,7 @@ class App:
     desk: SignalDesk
     backtester: Backtester
     archive: SignalArchive | None
+    hub: SignalHub
     scoring: ScoringConfig
     openapi_document: dict[str, Any]
     cache: UpstreamCache | None
@@ -148,7 +150,13 @@ class App:
                 buffer_rows=settings.history_buffer_rows,
             )
             await archive.start()
-        return cls(settings, clients, layers, desk, backtester, archive, scoring, document, cache, link)
+        hub = SignalHub(
+            desk.signal,
+            refresh_seconds=settings.watch_refresh_seconds,
+            max_watchers=settings.watch_max_streams,
+            max_per_client=settings.watch_max_per_client,
+        )
+        return cls(settings, clients, layers, desk, backtester, archive, hub, scoring, document, cache, link)
 
     @staticmethod
     def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, UpstreamLimiter, RedisLink | None]:
@@ -173,8 +181,9 @@ class App:
         return cache, SharedLimiter(link, limits, wait), link
 
     async def aclose(self) -> None:
+        await self.hub.aclose()
         if self.archive is not None:
-            await self.archive.aclose()  # first: it flushes rows and may still ask the desk
+            await self.archive.aclose()  # before the desk: it flushes rows and may still ask the desk
         await self.desk.aclose()
         await self.backtester.aclose()
         if self.cache is not None:

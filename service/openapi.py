@@ -222,6 +222,11 @@ class _Generator:
             schema: dict[str, Any] = {"type": "object"} if content_type == "application/json" else {"type": "string"}
             return {"description": "OK", "content": {content_type: {"schema": schema}}}
         ref = self._message_schema(method.output_type)
+        if method.server_streaming:
+            return {
+                "description": f"Server-Sent Events: each `data:` line is one JSON {ref} (schema {ref}).",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
         return {
             "description": "OK",
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},

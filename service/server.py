@@ -19,6 +19,8 @@ from cryptosignals.v1 import (
     coinglass_pb2_grpc,
     history_pb2,
     history_pb2_grpc,
+    live_pb2,
+    live_pb2_grpc,
     signal_pb2,
     signal_pb2_grpc,
 )
@@ -32,6 +34,7 @@ from service.backtest_servicer import BacktestServicer
 from service.coinglass_servicer import CoinglassServicer
 from service.history_servicer import HistoryServicer
 from service.interceptors import GuardInterceptor
+from service.live_servicer import LiveServicer
 from service.logs import configure_logging
 from service.metrics import MetricsServer
 from service.page_tokens import PageTokens
@@ -46,6 +49,7 @@ SERVICE_NAMES = (
     coinglass_pb2.DESCRIPTOR.services_by_name["CoinglassService"].full_name,
     backtest_pb2.DESCRIPTOR.services_by_name["BacktestService"].full_name,
     history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
+    live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name,
 )
 
 
@@ -67,6 +71,9 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         if drain > 0:
             await asyncio.sleep(drain)
+        # Streams never finish by themselves: end each with a final event so the grace period is
+        # spent on unary calls, not waiting for watchers.
+        await self.app.hub.aclose()
         await self.server.stop(grace)
         await self.metrics.stop()
         await self.app.aclose()
@@ -96,6 +103,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server
     )
     backtest_pb2_grpc.add_BacktestServiceServicer_to_server(BacktestServicer(app.backtester, app.desk.universe), server)
+    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(app.hub, app.desk.universe, app.scoring), server)
     tokens = PageTokens(settings.history_database_url)
     history_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(app.archive, app.desk.universe, tokens), server

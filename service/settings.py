@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     history_retention_days: Annotated[int, Field(ge=1, le=3650)] = 365
     history_buffer_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
 
+    # Live streams (GET /signals/{symbol}/stream, WatchSignals): one refresh loop per coin shared by
+    # its watchers, and bounds on how many streams one replica and one client may hold.
+    watch_refresh_seconds: Annotated[float, Field(ge=0.1, le=300)] = 5.0
+    watch_max_streams: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    watch_max_per_client: Annotated[int, Field(ge=1, le=10_000)] = 20
+
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None
     log_level: str = "INFO"

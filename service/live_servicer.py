@@ -1,0 +1,129 @@
+"""LiveService: a coin's signal as a stream (gRPC server streaming; Server-Sent Events over REST)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+from cryptosignals.v1 import live_pb2, live_pb2_grpc
+from google.protobuf import timestamp_pb2
+
+from scoring import ScoringConfig
+from service.signal_mapping import signal_message, timestamp
+from service.symbols import InvalidSymbolError, normalize_symbol
+from signals.coin_universe import CoinUniverse
+from signals.desk import LiveSignal, SignalUnavailableError, unknown_coin_message
+from signals.hub import SignalHub, WatchLimitError
+
+DEFAULT_MIN_SCORE_CHANGE = 2.0
+MAX_SYMBOLS = 20
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    return timestamp(datetime.now(UTC))
+
+
+def client_of(context: grpc.aio.ServicerContext) -> str:
+    """Who is watching: the client key when one is sent, else the caller's address (through Envoy,
+    the first address Envoy appended to x-forwarded-for)."""
+    metadata = {k: v for k, v in (context.invocation_metadata() or ())}
+    key = str(metadata.get("authorization", ""))
+    if key:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    forwarded = str(metadata.get("x-forwarded-for", ""))
+    if forwarded:
+        return "addr:" + forwarded.split(",")[-1].strip()
+    return "peer:" + str(context.peer()).rsplit(":", 1)[0]
+
+
+def changed_enough(previous: LiveSignal, current: LiveSignal, min_score_change: float) -> bool:
+    return (
+        current.scored.direction != previous.scored.direction
+        or abs(current.scored.score - previous.scored.score) >= min_score_change
+    )
+
+
+class LiveServicer(live_pb2_grpc.LiveServiceServicer):
+    def __init__(self, hub: SignalHub, universe: CoinUniverse, config: ScoringConfig) -> None:
+        self._hub = hub
+        self._universe = universe
+        self._config = config
+
+    def _event(self, live: LiveSignal) -> live_pb2.SignalEvent:
+        return live_pb2.SignalEvent(
+            kind=live_pb2.SIGNAL,
+            symbol=live.symbol,
+            time=_now(),
+            signal=signal_message(live, config=self._config, debug=False),
+        )
+
+    @staticmethod
+    def _end(message: str, symbol: str = "") -> live_pb2.SignalEvent:
+        return live_pb2.SignalEvent(kind=live_pb2.END, symbol=symbol, time=_now(), message=message)
+
+    async def WatchSignals(
+        self, request: live_pb2.WatchSignalsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[live_pb2.SignalEvent]:
+        # Over REST (Envoy's transcoder), an error after the stream began cannot change the HTTP
+        # status, and a client reading SSE expects events: refusals become a final END event there.
+        rest = any(key == "x-envoy-original-path" for key, _ in (context.invocation_metadata() or ()))
+        min_change = request.min_score_change if request.HasField("min_score_change") else DEFAULT_MIN_SCORE_CHANGE
+        raw = [s for s in (request.symbol, *request.symbols) if s]
+        try:
+            if not 0 <= min_change <= 50:
+                raise ValueError(f"min_score_change must be between 0 and 50, got {min_change:g}")
+            if not raw:
+                raise ValueError("symbol is required")
+            symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in raw))
+            if len(symbols) > MAX_SYMBOLS:
+                raise ValueError(f"at most {MAX_SYMBOLS} symbols per stream, got {len(symbols)}")
+        except (ValueError, InvalidSymbolError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        for symbol in symbols:
+            if self._universe.refuses(symbol):
+                if rest:
+                    yield self._end(unknown_coin_message(symbol), symbol)
+                    return
+                await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(symbol))
+        try:
+            watcher = self._hub.watch(symbols, client_of(context))
+        except WatchLimitError as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            raise
+        try:
+            last: dict[str, LiveSignal] = {}
+            for symbol in symbols:  # the current signal first, at once
+                try:
+                    live = self._hub.latest(symbol) or await self._hub.current(symbol)
+                except SignalUnavailableError as exc:
+                    if exc.not_found:
+                        self._universe.remember_unknown(symbol)
+                    if rest:
+                        yield self._end(str(exc), symbol)
+                        return
+                    status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
+                    await context.abort(status, str(exc))
+                    raise
+                last[symbol] = live
+                yield self._event(live)
+            while True:
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), self._hub.heartbeat_seconds)
+                except TimeoutError:
+                    yield live_pb2.SignalEvent(
+                        kind=live_pb2.HEARTBEAT, symbol=symbols[0] if len(symbols) == 1 else "", time=_now()
+                    )
+                    continue
+                if item is None:
+                    yield self._end(watcher.ended)
+                    return
+                previous = last.get(item.symbol)
+                if previous is None or changed_enough(previous, item, min_change):
+                    last[item.symbol] = item
+                    yield self._event(item)
+        finally:
+            self._hub.leave(watcher)
