@@ -2,7 +2,7 @@
 
 import asyncio
 
-from bench import backtest, history, load, scaleout, scoring, service
+from bench import backtest, history, live, load, scaleout, scoring, service
 
 scoring.main()
 asyncio.run(service.run(latency_ms=100.0, warm_requests=5000, rss_requests=100_000))
@@ -10,3 +10,4 @@ asyncio.run(scaleout.run(latency_ms=100.0))
 asyncio.run(load.run(total=20_000, concurrency=100, latency_ms=20.0))
 asyncio.run(backtest.run(latency_ms=100.0))
 asyncio.run(history.run())
+asyncio.run(live.run())
