@@ -41,13 +41,17 @@ def render_config(
     client_rate_limit_burst: int = 0,
     descriptor: Path = DESCRIPTOR_SET,
     upstreams: Sequence[tuple[str, int]] = (),
+    tls_sds: Path | None = None,
+    dns_upstreams: bool = False,
 ) -> str:
     """Envoy's config; ``upstreams`` (GRPC_UPSTREAMS) are the gRPC servers it round-robins over,
     by default the one at ``grpc_host:grpc_port``. A client rate limit of 0 per second renders the
     limiter switched off; the burst is the bucket size (at least the per-second rate: a smaller
-    bucket would cap the rate at the burst), 0 meaning "the per-second rate".
+    bucket would cap the rate at the burst), 0 meaning "the per-second rate". ``tls_sds`` (a file
+    written by ``write_tls_sds``) makes the REST listener HTTPS; ``dns_upstreams`` resolves the
+    upstream names (a Kubernetes headless Service: one host per pod IP) instead of fixed IPs.
     """
-    if not descriptor.exists():
+    if descriptor == DESCRIPTOR_SET and not descriptor.exists():
         raise FileNotFoundError(f"{descriptor} is missing: run `make gen`")
     upstream_host = reachable_host(grpc_host)
     servers = list(upstreams) or [(upstream_host, grpc_port)]
@@ -70,6 +74,8 @@ def render_config(
         RATE_LIMIT_ENABLED_PCT=100 if limited else 0,
         RATE_LIMIT_PER_SECOND=per_second,
         RATE_LIMIT_BURST=burst,
+        REST_TLS=rest_tls(tls_sds),
+        GRPC_DISCOVERY=grpc_discovery(dns_upstreams),
     )
 
 
@@ -85,3 +91,58 @@ ROUTE_TIMEOUT_MARGIN_SECONDS = 2.0
 
 def route_timeout_for(rpc_deadline_seconds: float) -> float:
     return rpc_deadline_seconds + ROUTE_TIMEOUT_MARGIN_SECONDS
+
+
+# TLS (TLS_CERT_FILE / TLS_KEY_FILE): the certificate reaches Envoy by file-based secret discovery.
+# Envoy watches the SDS file's directory, and, because the secret names its PEM files by path, the
+# directories of those files too: a renewed certificate (certbot swaps the symlinks in live/) is
+# served from the next handshake on, without a restart.
+TLS_SECRET_NAME = "rest_certificate"  # noqa: S105 - the name of an SDS resource, not a secret
+# Some clients (GPT Actions among them) speak HTTP/1.1 only; browsers and curl prefer h2.
+ALPN_PROTOCOLS = ("h2", "http/1.1")
+
+
+def tls_sds_document(cert_file: Path, key_file: Path) -> str:
+    """The SDS file: a DiscoveryResponse holding one Secret that names the PEM files."""
+    return (
+        "# Rendered by service/envoy.py from TLS_CERT_FILE and TLS_KEY_FILE.\n"
+        "resources:\n"
+        '- "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret\n'
+        f"  name: {TLS_SECRET_NAME}\n"
+        "  tls_certificate:\n"
+        f"    certificate_chain: {{filename: '{cert_file}'}}\n"
+        f"    private_key: {{filename: '{key_file}'}}\n"
+    )
+
+
+def write_tls_sds(directory: Path, cert_file: Path, key_file: Path) -> Path:
+    """Writes the SDS file into ``directory`` (its own directory: Envoy watches it for moves)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "tls-sds.yaml"
+    temporary = directory / ".tls-sds.yaml.tmp"
+    temporary.write_text(tls_sds_document(cert_file, key_file))
+    temporary.replace(path)  # atomic: Envoy never reads half a file
+    return path
+
+
+def rest_tls(sds: Path | None) -> str:
+    """The REST filter chain's transport socket (one flow-style line), or a comment for plain HTTP."""
+    if sds is None:
+        return "# plain HTTP: TLS_CERT_FILE and TLS_KEY_FILE are not set"
+    alpn = ", ".join(f"'{p}'" for p in ALPN_PROTOCOLS)
+    source = f"{{path_config_source: {{path: '{sds}', watched_directory: {{path: '{sds.parent}'}}}}}}"
+    return (
+        "transport_socket: {name: envoy.transport_sockets.tls, typed_config: {"
+        "'@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, "
+        f"common_tls_context: {{alpn_protocols: [{alpn}], "
+        f"tls_certificate_sds_secret_configs: [{{name: {TLS_SECRET_NAME}, sds_config: {source}}}]}}}}}}"
+    )
+
+
+def grpc_discovery(dns: bool) -> str:
+    """How the gRPC cluster finds its hosts: fixed IPs, or every address a DNS name resolves to."""
+    if not dns:
+        return "type: STATIC"
+    # A headless Service's name resolves to every ready pod: re-resolved every 5 s, so new pods get
+    # calls and gone ones none (health checks and retries cover the seconds in between).
+    return "type: STRICT_DNS\n    dns_refresh_rate: 5s\n    respect_dns_ttl: false\n    dns_lookup_family: V4_ONLY"

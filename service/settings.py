@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     # `make run` / the launcher: this many server processes on GRPC_PORT, GRPC_PORT+1, ... (metrics
     # on METRICS_PORT, METRICS_PORT+1, ...) behind its one Envoy.
     replicas: Annotated[int, Field(ge=1, le=16)] = 1
+    # The launcher's own Prometheus exposition on 127.0.0.1 (restarts and deaths of the parts it
+    # supervises); 0 turns it off.
+    launcher_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9463
+
+    # PEM certificate chain and private key: Envoy's REST listener serves HTTPS (ALPN h2, http/1.1)
+    # and re-reads both files when they change (file-based SDS). Both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
@@ -101,6 +109,8 @@ class Settings(BaseSettings):
         "signal_api_keys",
         "redis_url",
         "scoring_config",  # SCORING_CONFIG= (as in .env.example) means the shipped defaults
+        "tls_cert_file",
+        "tls_key_file",
         mode="before",
     )
     @classmethod
@@ -135,6 +145,19 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"file {str(value)!r} does not exist")
         return value
+
+    @field_validator("tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {str(value)!r} does not exist")
+        return value.resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+        return self
 
     @field_validator("source_order")
     @classmethod
