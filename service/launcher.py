@@ -30,7 +30,14 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from service.envoy import envoy_binary, reachable_host, route_timeout_for, write_config, write_tls_sds
+from service.envoy import (
+    GRPC_TLS_SECRET_NAME,
+    envoy_binary,
+    reachable_host,
+    route_timeout_for,
+    write_config,
+    write_tls_sds,
+)
 from service.settings import Settings, load_settings
 
 EXIT_CODES = {"server": 3, "envoy": 4, "twin": 5}
@@ -346,6 +353,11 @@ async def run(settings: Settings, demo: bool) -> int:
         tls_sds = None
         if settings.tls_cert_file is not None and settings.tls_key_file is not None:
             tls_sds = write_tls_sds(workdir / "tls", settings.tls_cert_file, settings.tls_key_file)
+        grpc_tls = None
+        if settings.grpc_tls_port and settings.grpc_tls_files is not None:
+            cert, key = settings.grpc_tls_files
+            grpc_sds = write_tls_sds(workdir / "grpc-tls", cert, key, GRPC_TLS_SECRET_NAME)
+            grpc_tls = (settings.grpc_tls_port, grpc_sds)
         config = write_config(
             workdir / "envoy.yaml",
             port=settings.port,
@@ -358,6 +370,7 @@ async def run(settings: Settings, demo: bool) -> int:
             client_rate_limit_per_second=settings.client_rate_limit_per_second,
             client_rate_limit_burst=settings.client_rate_limit_burst,
             tls_sds=tls_sds,
+            grpc_tls=grpc_tls,
         )
         scheme = "https" if tls_sds is not None else "http"
         envoy = Part(
@@ -385,6 +398,8 @@ async def run(settings: Settings, demo: bool) -> int:
 
         say(f"REST     {scheme}://localhost:{settings.port}/   (try /signals/BTC, /docs, /gpt/action-schema)")
         say(f"gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)")
+        if grpc_tls is not None:
+            say(f"gRPC TLS localhost:{settings.grpc_tls_port}   (through Envoy, over every replica)")
         if settings.replicas > 1:
             say(f"replicas {settings.replicas} servers, gRPC ports {grpc_ports[0]}-{grpc_ports[-1]}, round-robin")
         say(f"OpenAPI  {settings.base_url}/openapi.json")

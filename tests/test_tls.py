@@ -3,6 +3,7 @@ certificate served without a restart (Envoy's file-based secret discovery)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import os
@@ -11,16 +12,20 @@ import ssl
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.envoy import render_config, tls_sds_document
 from service.settings import load_settings
 from tests.launcher_process import Launcher
+from tests.stack import free_port
 
 
 def make_certificate(directory: Path, serial: int) -> tuple[Path, Path]:
@@ -72,10 +77,25 @@ def _handshake(port: int, alpn: list[str], ca: Path | None = None) -> tuple[str 
         return tls.selected_alpn_protocol(), x509.load_der_x509_certificate(der).serial_number
 
 
+async def _grpc_signal(port: int, ca_pem: bytes) -> str:
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    async with grpc.aio.secure_channel(f"localhost:{port}", credentials) as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        reply = await signal_pb2_grpc.SignalServiceStub(channel).GetSignal(
+            signal_pb2.GetSignalRequest(symbol="btc"), timeout=15
+        )
+        return str(reply.symbol)
+
+
 def test_tls_settings_go_together(tmp_path: Path) -> None:
     cert, _ = make_certificate(tmp_path, 1)
     with pytest.raises(SystemExit, match="TLS_CERT_FILE and TLS_KEY_FILE go together"):
         load_settings(_env_file=None, tls_cert_file=str(cert))
+    with pytest.raises(SystemExit, match="GRPC_TLS_PORT needs a certificate"):
+        load_settings(_env_file=None, grpc_tls_port=50443)
+    with_rest_pair = load_settings(_env_file=None, grpc_tls_port=50443, tls_cert_file=str(cert), tls_key_file=str(cert))
+    assert with_rest_pair.grpc_tls_files == (cert.resolve(), cert.resolve())
     with pytest.raises(SystemExit, match=r"TLS_KEY_FILE: .*does not exist"):
         load_settings(_env_file=None, tls_cert_file=str(cert), tls_key_file=str(tmp_path / "missing.pem"))
 
@@ -96,9 +116,22 @@ def test_rest_listener_serves_https_and_picks_up_a_renewed_certificate(tmp_path:
     cert, key = make_certificate(certs, serial=1001)
     first_ca = tmp_path / "first-ca.pem"
     first_ca.write_bytes(cert.read_bytes())
-    launcher = Launcher(tmp_path, "--demo", TLS_CERT_FILE=str(cert), TLS_KEY_FILE=str(key))
+    grpc_cert, grpc_key = make_certificate(tmp_path / "grpc", serial=3003)
+    grpc_tls_port = free_port()
+    launcher = Launcher(
+        tmp_path,
+        "--demo",
+        TLS_CERT_FILE=str(cert),
+        TLS_KEY_FILE=str(key),
+        GRPC_TLS_PORT=str(grpc_tls_port),
+        GRPC_TLS_CERT_FILE=str(grpc_cert),
+        GRPC_TLS_KEY_FILE=str(grpc_key),
+    )
     try:
         launcher.wait_for("ready; Ctrl-C")
+        # gRPC over TLS through Envoy, with its own certificate (h2 only).
+        assert _handshake(grpc_tls_port, ["h2"], grpc_cert) == ("h2", 3003)
+        assert asyncio.run(_grpc_signal(grpc_tls_port, grpc_cert.read_bytes())) == "BTC"
         launcher.wait_for(rf"REST +https://localhost:{launcher.port}/")
         url = f"https://127.0.0.1:{launcher.port}"
         verified = httpx.get(f"{url}/signals/BTC", verify=ssl.create_default_context(cafile=str(first_ca)), timeout=15)
