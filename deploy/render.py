@@ -43,15 +43,16 @@ SERVER_REPLICAS = 2
 MAX_SERVER_REPLICAS = 8
 CPU_TARGET_PERCENT = 70
 
-# Secrets: never inline, never defaulted. (secret key, variable, required)
+# Secrets: never inline, never defaulted. Each Secret key is the variable's own name, so a missing
+# required one stops the pod with "couldn't find key SIGNAL_API_KEYS in Secret ...". (variable, required)
 SECRET_NAME = APP
 SECRETS = (
-    ("signal-api-keys", "SIGNAL_API_KEYS", True),  # a public endpoint without client keys is open
-    ("redis-url", "REDIS_URL", True),  # replicas share one cache and one upstream budget
-    ("coinglass-api-key", "COINGLASS_API_KEY", False),
-    ("coinapi-key", "COINAPI_KEY", False),
-    ("lunarcrush-api-key", "LUNARCRUSH_API_KEY", False),
-    ("database-url", "DATABASE_URL", False),  # PostgreSQL, for the signal history (issue 12)
+    ("SIGNAL_API_KEYS", True),  # a public endpoint without client keys is open
+    ("REDIS_URL", True),  # replicas share one cache and one upstream budget
+    ("COINGLASS_API_KEY", False),
+    ("COINAPI_KEY", False),
+    ("LUNARCRUSH_API_KEY", False),
+    ("DATABASE_URL", False),  # PostgreSQL, for the signal history (issue 12)
 )
 
 HEADER = (
@@ -106,8 +107,11 @@ def _labels(component: str) -> dict[str, str]:
 
 def _secret_env() -> list[dict[str, Any]]:
     return [
-        {"name": variable, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key, "optional": not required}}}
-        for key, variable, required in SECRETS
+        {
+            "name": variable,
+            "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": variable, "optional": not required}},
+        }
+        for variable, required in SECRETS
     ]
 
 

@@ -103,14 +103,15 @@ def test_rendered_envoy_configs_are_valid(name: str, tmp_path: Path) -> None:
 
 
 def test_secrets_are_referenced_never_inline() -> None:
-    secret_names = {variable for _, variable, _ in render.SECRETS}
+    secret_names = {variable for variable, _ in render.SECRETS}
     env = {item["name"]: item for item in server_container()["env"]}
     assert set(env) == secret_names
     for name, item in env.items():
         assert "value" not in item, name
         reference = item["valueFrom"]["secretKeyRef"]
-        assert reference["name"] == render.SECRET_NAME
-    # Missing a required secret: the pod does not start (CreateContainerConfigError naming the key).
+        assert reference == {"name": render.SECRET_NAME, "key": name, "optional": reference["optional"]}
+    # Missing a required secret: the pod does not start (CreateContainerConfigError naming the key,
+    # which is the variable's name).
     assert {name for name, item in env.items() if not item["valueFrom"]["secretKeyRef"]["optional"]} == {
         "SIGNAL_API_KEYS",
         "REDIS_URL",
