@@ -52,7 +52,7 @@ SECRETS = (
     ("COINGLASS_API_KEY", False),
     ("COINAPI_KEY", False),
     ("LUNARCRUSH_API_KEY", False),
-    ("DATABASE_URL", False),  # PostgreSQL, for the signal history (issue 12)
+    ("DATABASE_URL", False),  # PostgreSQL (postgresql+asyncpg://) for the signal history (issue 12)
 )
 
 HEADER = (
@@ -291,7 +291,7 @@ def compose_document(settings: Settings) -> dict[str, Any]:
             "environment": {
                 **server_environment(settings),
                 "REDIS_URL": "redis://redis:6379/0",
-                "DATABASE_URL": "postgresql://cryptosignals:${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+                "DATABASE_URL": "postgresql+asyncpg://cryptosignals:${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
                 "@postgres:5432/cryptosignals",
                 # Required: the stack does not start without client keys (never an open default).
                 "SIGNAL_API_KEYS": "${SIGNAL_API_KEYS:?set SIGNAL_API_KEYS (comma-separated client keys)}",
