@@ -69,6 +69,20 @@ class Settings(BaseSettings):
     # `make run` / the launcher: this many server processes on GRPC_PORT, GRPC_PORT+1, ... (metrics
     # on METRICS_PORT, METRICS_PORT+1, ...) behind its one Envoy.
     replicas: Annotated[int, Field(ge=1, le=16)] = 1
+    # The launcher's own Prometheus exposition on 127.0.0.1 (restarts and deaths of the parts it
+    # supervises); 0 turns it off.
+    launcher_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9463
+
+    # PEM certificate chain and private key: Envoy's REST listener serves HTTPS (ALPN h2, http/1.1)
+    # and re-reads both files when they change (file-based SDS). Both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Envoy also serves gRPC over TLS on this port (0: off), round-robin over the replicas with the
+    # REST routes' retries; with its own certificate (GRPC_TLS_CERT_FILE/GRPC_TLS_KEY_FILE) or the
+    # REST one. GRPC_PORT itself stays plaintext, for internal callers.
+    grpc_tls_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
 
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
@@ -119,6 +133,10 @@ class Settings(BaseSettings):
         "redis_url",
         "database_url",
         "scoring_config",  # SCORING_CONFIG= (as in .env.example) means the shipped defaults
+        "tls_cert_file",
+        "tls_key_file",
+        "grpc_tls_cert_file",
+        "grpc_tls_key_file",
         mode="before",
     )
     @classmethod
@@ -153,6 +171,34 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"file {str(value)!r} does not exist")
         return value
+
+    @field_validator("tls_cert_file", "tls_key_file", "grpc_tls_cert_file", "grpc_tls_key_file")
+    @classmethod
+    def _tls_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {str(value)!r} does not exist")
+        return value.resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+        if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
+            raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together: set both or neither")
+        if self.grpc_tls_port and self.grpc_tls_files is None:
+            raise ValueError(
+                "GRPC_TLS_PORT needs a certificate: GRPC_TLS_CERT_FILE/GRPC_TLS_KEY_FILE or TLS_CERT_FILE/TLS_KEY_FILE"
+            )
+        return self
+
+    @property
+    def grpc_tls_files(self) -> tuple[Path, Path] | None:
+        """The gRPC TLS listener's certificate and key: its own, else the REST listener's."""
+        if self.grpc_tls_cert_file is not None and self.grpc_tls_key_file is not None:
+            return self.grpc_tls_cert_file, self.grpc_tls_key_file
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            return self.tls_cert_file, self.tls_key_file
+        return None
 
     @field_validator("source_order")
     @classmethod

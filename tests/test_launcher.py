@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 import httpx
 import pytest
 
+from tests.launcher_process import Launcher
 from tests.stack import free_port
 
 
@@ -26,6 +28,7 @@ def _launch(tmp_path, *args: str, **extra_env: str) -> tuple[subprocess.Popen[by
         "ENVOY_ADMIN_PORT": str(free_port()),
         "TWIN_PORT": str(free_port()),
         "METRICS_PORT": str(free_port()),
+        "LAUNCHER_METRICS_PORT": str(free_port()),
         "SHUTDOWN_GRACE_SECONDS": "1",
         **extra_env,
         # The launcher renders Envoy's client rate limit from the settings (checked in the demo test).
@@ -80,20 +83,27 @@ def test_demo_serves_signals_offline_and_stops_cleanly_on_ctrl_c(tmp_path) -> No
     assert "ready" in output and f"localhost:{port}" in output
 
 
-def test_launcher_exits_nonzero_naming_envoy_when_envoy_dies(tmp_path) -> None:
-    process, port = _launch(tmp_path, "--demo")
+def test_launcher_gives_up_naming_envoy_when_envoy_keeps_dying(tmp_path) -> None:
+    """Envoy is restarted like a replica (tests/test_launcher_supervision.py); one that keeps dying
+    stops everything with exit code 4 and its last lines."""
+    launcher = Launcher(tmp_path, "--demo")
+    label = f"envoy on port {launcher.port}"
     try:
-        _wait_ready(port, process)
-        envoy = subprocess.run(["pgrep", "-f", f"envoy.*base-id {port}"], capture_output=True, text=True, check=False)
-        pids = [int(p) for p in envoy.stdout.split()]
-        assert pids, "envoy process not found"
-        for pid in pids:
+        launcher.wait_for("ready; Ctrl-C")
+        mark = 0
+        for death in range(1, 6):
+            pid = launcher.pid_of(label, after=mark)
+            if death > 1:
+                launcher.wait_for(rf"{re.escape(label)} is back and serving", after=mark)
+            mark = launcher.mark()
             os.kill(pid, signal.SIGKILL)
-        assert process.wait(20) == 4
+            launcher.wait_for(rf"{re.escape(label)} exited unexpectedly with signal SIGKILL", after=mark)
+        code = launcher.wait_exit()
     finally:
-        if process.poll() is None:
-            process.kill()
-    assert "envoy exited" in (process.stdout.read().decode() if process.stdout else "")
+        launcher.close()
+    output = launcher.output()
+    assert code == 4, output[-3000:]
+    assert f"{label} died 5 times within 60 s: giving up" in output
 
 
 def _two_free_ports() -> int:

@@ -1,0 +1,1 @@
+"""Deployment manifests (Kubernetes, compose) rendered from the service's settings: see render.py."""

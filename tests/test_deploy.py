@@ -1,0 +1,171 @@
+"""deploy/: the Kubernetes manifests and the compose file are what the launcher's settings give
+(drift fails here), valid against the Kubernetes schema (offline, bundled schemas), lint-clean,
+and take every secret by reference."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+from deploy import render
+from service.envoy import DESCRIPTOR_SET, envoy_binary
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBERNETES_VERSION = "1.37.0"
+NOT_YET_SETTINGS = {"DATABASE_URL"}  # PostgreSQL for the signal history (issue 12): wired, not read yet
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [doc for path in sorted(render.KUBERNETES.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
+
+
+def of_kind(kind: str, component: str) -> dict[str, Any]:
+    (found,) = [
+        doc
+        for doc in manifests()
+        if doc["kind"] == kind and doc["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return found
+
+
+def server_container() -> dict[str, Any]:
+    container: dict[str, Any] = of_kind("Deployment", "server")["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(render.COMPOSE.read_text())
+    return document
+
+
+def test_committed_files_are_what_the_settings_render() -> None:
+    stale = [str(path) for path, text in render.rendered().items() if not path.exists() or path.read_text() != text]
+    assert not stale, f"out of date: {stale}: run `python -m deploy.render` and commit the result"
+
+
+def test_manifests_are_valid_kubernetes_objects() -> None:
+    kinds = []
+    for document in manifests():
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        kinds.append(document["kind"])
+    expected = ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"] * 2 + ["HorizontalPodAutoscaler"]
+    assert sorted(kinds) == sorted(expected)
+
+
+def test_a_schema_violation_is_caught() -> None:
+    """The validator is not a rubber stamp: a probe with a string port and an unknown field fail."""
+    deployment = of_kind("Deployment", "server")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = "grpc"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    deployment = of_kind("Deployment", "server")
+    deployment["spec"]["replicaz"] = 2
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_yaml_is_lint_clean() -> None:
+    config = YamlLintConfig(file=str(ROOT / "deploy" / ".yamllint"))
+    files = [*render.rendered(), ROOT / "deploy" / ".yamllint"]
+    problems = [
+        f"{path.relative_to(ROOT)}:{problem.line}: {problem.desc}"
+        for path in files
+        for problem in linter.run(path.read_text(), config, str(path))
+    ]
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("name", ["kubernetes", "compose"])
+def test_rendered_envoy_configs_are_valid(name: str, tmp_path: Path) -> None:
+    if name == "kubernetes":
+        text = of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"]
+        assert "type: STRICT_DNS" in text and f"address: '{render.GRPC_SERVICE}'" in text
+    else:
+        text = render.COMPOSE_ENVOY.read_text()
+        assert "address: 'server-1'" in text and "address: 'server-2'" in text
+    # The image's descriptor path, swapped for this checkout's, so Envoy can load it.
+    config = tmp_path / "envoy.yaml"
+    config.write_text(text.replace(str(render.IMAGE_DESCRIPTOR), str(DESCRIPTOR_SET)))
+    checked = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_secrets_are_referenced_never_inline() -> None:
+    secret_names = {variable for variable, _ in render.SECRETS}
+    env = {item["name"]: item for item in server_container()["env"]}
+    assert set(env) == secret_names
+    for name, item in env.items():
+        assert "value" not in item, name
+        reference = item["valueFrom"]["secretKeyRef"]
+        assert reference == {"name": render.SECRET_NAME, "key": name, "optional": reference["optional"]}
+    # Missing a required secret: the pod does not start (CreateContainerConfigError naming the key,
+    # which is the variable's name).
+    assert {name for name, item in env.items() if not item["valueFrom"]["secretKeyRef"]["optional"]} == {
+        "SIGNAL_API_KEYS",
+        "REDIS_URL",
+    }
+    config = of_kind("ConfigMap", "server")["data"]
+    assert not secret_names & set(config)
+    # Compose: required secrets stop `docker compose up` naming the variable; none has a default.
+    for service in ("server-1", "server-2"):
+        environment = compose()["services"][service]["environment"]
+        assert environment["SIGNAL_API_KEYS"].startswith("${SIGNAL_API_KEYS:?")
+        for key in ("COINGLASS_API_KEY", "COINAPI_KEY", "LUNARCRUSH_API_KEY"):
+            assert environment[key] == f"${{{key}:-}}"
+    assert compose()["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+
+
+def test_every_variable_is_a_setting_the_launcher_reads() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    names = set(of_kind("ConfigMap", "server")["data"]) | {item["name"] for item in server_container()["env"]}
+    for service in ("server-1", "server-2"):
+        names |= set(compose()["services"][service]["environment"])
+    assert names - fields <= NOT_YET_SETTINGS, names - fields - NOT_YET_SETTINGS
+
+
+def test_probes_drain_and_ports_follow_the_settings() -> None:
+    config = of_kind("ConfigMap", "server")["data"]
+    # The ConfigMap loads through the same Settings class as the launcher, and changes only what
+    # render.DEPLOY_SETTINGS says a deployment sets differently.
+    loaded = Settings(_env_file=None, **{name.lower(): value for name, value in config.items()})  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    changed = {k for k, v in loaded.model_dump().items() if v != defaults.model_dump()[k]}
+    assert changed == set(render.DEPLOY_SETTINGS)
+    container = server_container()
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["grpc"] == {"port": loaded.grpc_port, "service": ""}
+    assert container["ports"][0]["containerPort"] == loaded.grpc_port
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] == math.ceil(loaded.shutdown_drain_seconds)
+    spec = of_kind("Deployment", "server")["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] > 2 * loaded.shutdown_drain_seconds + loaded.shutdown_grace_seconds
+    service = of_kind("Service", "server")
+    assert service["spec"]["clusterIP"] == "None" and service["metadata"]["name"] == render.GRPC_SERVICE
+    envoy = of_kind("Deployment", "envoy")["spec"]["template"]["spec"]
+    assert envoy["containers"][0]["ports"][0]["containerPort"] == loaded.port
+    assert compose()["services"]["envoy"]["ports"] == [f"{loaded.port}:{loaded.port}"]
+    hpa = of_kind("HorizontalPodAutoscaler", "server")["spec"]
+    assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_memory_request_covers_the_measured_rss() -> None:
+    """The README's benchmark table measures the server's RSS; the request must hold the largest."""
+    table = (ROOT / "README.md").read_text().split("| benchmark | measured | target |", 1)[1].split("\n\n", 1)[0]
+    measured = [line.split("|")[2] for line in table.splitlines() if "RSS" in line]  # not the target column
+    rss = [int(mb) for cell in measured for mb in re.findall(r"(\d+) MB", cell)]
+    assert rss, "no RSS figure found in the README's benchmark table"
+    request = server_container()["resources"]["requests"]["memory"]
+    # Headroom: a quarter above the largest figure measured (84-88 MB today).
+    assert request.endswith("Mi") and int(request[:-2]) * 1.048576 >= max(rss) * 1.25, (request, rss)
+    assert "cpu" in server_container()["resources"]["requests"]  # the HPA computes utilisation from it
