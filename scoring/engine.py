@@ -64,8 +64,14 @@ def score_signal(
                 missing.append((name, stale_reason(provenance.as_of, max_age[name])))
                 stale.append(
                     FactorResult(
-                        name, weights[name], reading.sub_score, 0.0, reading.metrics, provenance.source, provenance.as_of
-                    )
+                        name,
+                        weights[name],
+                        reading.sub_score,
+                        0.0,
+                        reading.metrics,
+                        provenance.source,
+                        provenance.as_of,
+                    )  # shown in debug output; contributes nothing
                 )
                 continue
         readings.append((name, reading, provenance))

@@ -380,13 +380,13 @@ async def test_okx_history_candles_page_with_cursors(twin: RecordedTwin, okx: Ok
 
 
 async def test_okx_history_candles_cursor_semantics(okx: OkxClient, twin: RecordedTwin) -> None:
-    OKX_END = generated_end(twin)  # noqa: N806 - the module constant, as the twin serves it
-    older = await okx.history_candles("BTC", "1H", after_ms=OKX_END - 10 * HOUR, limit=3)
-    assert [to_ms(c.time) for c in older] == [OKX_END - k * HOUR for k in (11, 12, 13)]  # newest first
-    newer = await okx.history_candles("BTC", "1H", before_ms=OKX_END - 3 * HOUR)
-    assert [to_ms(c.time) for c in newer] == [OKX_END - k * HOUR for k in (0, 1, 2)]
-    between = await okx.history_candles("BTC", "1H", *okx_cursors(OKX_END - 5 * HOUR, OKX_END - 4 * HOUR))
-    assert [to_ms(c.time) for c in between] == [OKX_END - 4 * HOUR, OKX_END - 5 * HOUR]
+    end = generated_end(twin)
+    older = await okx.history_candles("BTC", "1H", after_ms=end - 10 * HOUR, limit=3)
+    assert [to_ms(c.time) for c in older] == [end - k * HOUR for k in (11, 12, 13)]  # newest first
+    newer = await okx.history_candles("BTC", "1H", before_ms=end - 3 * HOUR)
+    assert [to_ms(c.time) for c in newer] == [end - k * HOUR for k in (0, 1, 2)]
+    between = await okx.history_candles("BTC", "1H", *okx_cursors(end - 5 * HOUR, end - 4 * HOUR))
+    assert [to_ms(c.time) for c in between] == [end - 4 * HOUR, end - 5 * HOUR]
     with pytest.raises(ValueError, match="limit"):
         await okx.history_candles("BTC", "1H", limit=101)
 

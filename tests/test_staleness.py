@@ -67,9 +67,7 @@ def test_data_exactly_at_its_max_age_scores_and_a_microsecond_older_is_dropped()
     old = NOW - limit - timedelta(microseconds=1)
     dropped = score_signal(inputs(old), now=NOW)
     assert [f.name for f in dropped.factors] == ["long_short_ratio"]
-    assert dict(dropped.missing)["funding_rate"] == (
-        f"stale: data from {old:%Y-%m-%d %H:%M} UTC, older than 17h"
-    )
+    assert dict(dropped.missing)["funding_rate"] == (f"stale: data from {old:%Y-%m-%d %H:%M} UTC, older than 17h")
     assert dropped.missing[1] == ("funding_rate", "stale: data from 2026-11-30 07:59 UTC, older than 17h")
     # Dropped means scored without it: the same as if it had no data at all.
     without = score_signal(dataclasses.replace(inputs(None), funding_rate=Missing("absent")), now=NOW)

@@ -178,7 +178,7 @@ async def test_the_merged_4h_series_is_real_history_then_the_generated_rows_in_t
 async def test_the_unshifted_fault_serves_one_endpoint_with_its_recorded_dates(
     twin: RecordedTwin, client: httpx.AsyncClient
 ) -> None:
-    params = {"exchange_list": "Binance", "symbol": "BTC", "interval": "1h", "limit": 3}
+    params: dict[str, str | int] = {"exchange_list": "Binance", "symbol": "BTC", "interval": "1h", "limit": 3}
     path = "/coinglass/api/futures/liquidation/aggregated-history"
     twin.set_fault("coinglass", "/api/futures/liquidation/aggregated-history", "unshifted")
     old = (await client.get(path, params=params, headers=CG_KEY)).json()["data"]
