@@ -84,3 +84,34 @@ async def test_old_data_is_dropped_listed_with_the_reason_and_marked_stale_in_de
     faults.clear_faults()
     again = (await rest.get("/signals/BTC")).json()
     assert again["missingFactors"] == [] and again["score"] == fresh["score"]
+
+
+async def test_when_every_coin_factor_is_stale_the_signal_is_503_saying_so(twin: RecordedTwin) -> None:
+    # Keyless (OKX and alternative.me only), every endpoint answering its recorded, year-old data.
+    async with (
+        running_stack(twin, keys=False, cache_enabled=False, signal_cache_seconds=0) as stack,
+        httpx.AsyncClient(base_url=stack.rest_url, timeout=15.0) as client,
+    ):
+        # The fallback sources carry their data times too, and the twin's data is fresh.
+        keyless = (await client.get("/signals/BTC", params={"debug": "true"})).json()
+        decided = _time(keyless["timestamp"])
+        assert {f["factor"] for f in keyless["factors"]} == set(FACTOR_NAMES) - {"social"}
+        for factor in keyless["factors"]:
+            assert factor["source"].startswith(("okx:", "alternative.me:")), factor
+            age = decided - _time(factor["dataTime"])
+            assert age <= timedelta(hours=DEFAULT_CONFIG.max_age_hours[factor["factor"]]), factor
+            assert not factor.get("stale", False)
+        twin.set_fault("okx", "*", "unshifted")
+        twin.set_fault("feargreed", "*", "unshifted")
+        try:
+            reply = await client.get("/signals/BTC")
+        finally:
+            twin.clear_faults()
+        assert reply.status_code == 503, reply.text
+        message = reply.json()["message"]
+        assert message.startswith("no market data available: ")
+        assert "momentum: stale: data from 2025-11-28 03:00 UTC, older than 9h" in message
+        assert "funding_rate: stale: data from 2025-11-28" in message and "older than 17h" in message
+        assert "social: lunarcrush: not_configured (LUNARCRUSH_API_KEY is not set)" in message
+        assert "fear_greed: stale: data from 2025-11-28 00:00 UTC, older than 36h" in message
+        assert (await client.get("/signals/BTC")).status_code == 200  # fresh again without the fault
