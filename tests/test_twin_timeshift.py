@@ -201,3 +201,27 @@ async def test_a_twin_can_serve_the_data_as_recorded() -> None:
     finally:
         await twin.stop()
     assert int(candles["data"][0][0]) == END_MS
+
+
+async def test_a_long_running_twin_follows_the_clock_hour_by_hour() -> None:
+    now = [(END_MS + 1000 * HOUR_MS + 59 * 60_000) / 1000]  # seconds, as time.time()
+    twin = RecordedTwin(follow_clock=True, clock=lambda: now[0])
+    assert twin.time_shift_ms == 1000 * HOUR_MS
+    await twin.start()
+    try:
+        async with httpx.AsyncClient(base_url=twin.url) as http:
+
+            async def newest() -> int:
+                reply = await http.get("/okx/api/v5/market/candles", params={"instId": "BTC-USDT-SWAP"})
+                return int(reply.json()["data"][0][0])
+
+            assert await newest() == END_MS + 1000 * HOUR_MS
+            now[0] += 60  # the next hour has started
+            assert await newest() == END_MS + 1001 * HOUR_MS
+            assert twin.time_shift_ms == 1001 * HOUR_MS
+    finally:
+        await twin.stop()
+    # Without follow_clock (the default, as tests use it) the offset is the one taken at start.
+    fixed = RecordedTwin(clock=lambda: now[0])
+    now[0] += 7200
+    assert fixed.time_shift_ms == 1001 * HOUR_MS

@@ -29,7 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    twin = RecordedTwin(plan=args.plan, latency_ms=args.latency_ms, shift_to_present=not args.as_recorded)
+    # A standalone twin (make demo) may run for days: its data follows the clock, hour by hour.
+    twin = RecordedTwin(
+        plan=args.plan, latency_ms=args.latency_ms, shift_to_present=not args.as_recorded, follow_clock=True
+    )
     await twin.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

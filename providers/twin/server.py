@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,11 +64,17 @@ class RecordedTwin:
         latency_ms: float = 0.0,
         store: Store | None = None,
         shift_to_present: bool = True,
+        follow_clock: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        # The generated data is moved to the present (its newest bar: the current hour), once, here;
+        # The generated data is moved to the present (its newest bar: the current hour), here, once;
         # the bundled real history keeps its dates (timeshift.py). shift_to_present=False serves the
-        # data as recorded, and so does the "unshifted" fault for one endpoint.
-        shift = timeshift.shift_to(int(time.time() * 1000)) if shift_to_present else 0
+        # data as recorded, and so does the "unshifted" fault for one endpoint. follow_clock (a twin
+        # that runs for days: `make demo`) moves it again when a new hour starts, between requests;
+        # tests keep one offset for the whole run, so answers do not change under them.
+        self._clock = clock
+        self._follow_clock = follow_clock and shift_to_present and store is None
+        shift = timeshift.shift_to(self._now_ms()) if shift_to_present else 0
         self.store = store or Store(time_shift_ms=shift)
         self._as_recorded: Store | None = None if self.store.time_shift_ms else self.store
         self.faults = FaultTable()
@@ -184,6 +191,8 @@ class RecordedTwin:
             await asyncio.sleep(delay)
         if fault is not None and fault.kind == "timeout":
             await self._hang(request, fault.seconds)
+        if self._follow_clock:
+            self._follow()
         store = self.store
         if fault is not None and fault.kind == "unshifted":
             store = self._recorded_store()
@@ -208,6 +217,15 @@ class RecordedTwin:
         if fault.kind == "error_envelope":
             return error_envelope(provider, fault.code)
         return None  # latency, timeout, truncated_json, empty: derived from the normal answer
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _follow(self) -> None:
+        """A new hour has started: move the generated data again (a fresh Store; bundled docs reloaded)."""
+        shift = timeshift.shift_to(self._now_ms())
+        if shift != self.store.time_shift_ms:
+            self.store = Store(self.store.root, time_shift_ms=shift)
 
     def _recorded_store(self) -> Store:
         """The data as recorded (2025-11-28), loaded on first use of the "unshifted" fault."""
