@@ -9,6 +9,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,14 @@ class ScoringConfig:
     scales: Mapping[str, float]
     momentum_horizons: Mapping[str, tuple[float, float]]  # horizon -> (weight, scale_pct)
     confidence: Mapping[str, float]
+    # factor -> hours after which its data is stale (dropped); empty: no factor is ever stale
+    max_age_hours: Mapping[str, float] = field(default_factory=dict)
     total_weight: float = field(init=False)
+    max_age: Mapping[str, timedelta] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total_weight", sum(self.weights.values()))
+        object.__setattr__(self, "max_age", {k: timedelta(hours=h) for k, h in self.max_age_hours.items()})
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +65,7 @@ class ScoringConfig:
             "scales": dict(self.scales),
             "momentum": {h: list(v) for h, v in self.momentum_horizons.items()},
             "confidence": dict(self.confidence),
+            "max_age_hours": dict(self.max_age_hours),
         }
 
 
@@ -133,7 +139,13 @@ def _build(raw: Mapping[str, Any]) -> ScoringConfig:
         if value < 0 or (key.endswith(("coverage", "agreement", "floor")) and value > 1):
             raise ScoringConfigError(f"scoring config: confidence.{key} out of range, got {value:g}")
         confidence[key] = value
-    return ScoringConfig(weights, long_t, short_t, scales, horizons, confidence)
+    max_age_hours = {}
+    for name in FACTOR_NAMES:
+        hours = _number(_table(raw, "max_age_hours").get(name), f"max_age_hours.{name}")
+        if hours <= 0:
+            raise ScoringConfigError(f"scoring config: max_age_hours.{name} must be > 0 hours, got {hours:g}")
+        max_age_hours[name] = hours
+    return ScoringConfig(weights, long_t, short_t, scales, horizons, confidence, max_age_hours)
 
 
 def _read(path: Path) -> dict[str, Any]:

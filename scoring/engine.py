@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from scoring.config import DEFAULT_CONFIG, ScoringConfig
 from scoring.factors import READERS, InvalidMetricError
 from scoring.model import FactorResult, Missing, NoDataError, ScoredSignal, SignalInputs
@@ -25,10 +27,25 @@ def _confidence(score: float, coverage: float, agreement: float, c: ScoringConfi
     return "low"
 
 
-def score_signal(inputs: SignalInputs, config: ScoringConfig = DEFAULT_CONFIG) -> ScoredSignal:
+def stale_reason(as_of: datetime, max_age: timedelta) -> str:
+    """The missingFactors reason of a factor dropped for old data."""
+    hours = max_age.total_seconds() / 3600
+    return f"stale: data from {as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC, older than {hours:g}h"
+
+
+def score_signal(
+    inputs: SignalInputs, config: ScoringConfig = DEFAULT_CONFIG, *, now: datetime | None = None
+) -> ScoredSignal:
+    """Score the factors with data. ``now`` is the decision time (live: the current time; replay:
+    the close of the bar): a factor whose data time (``Provenance.as_of``) is older than its
+    ``max_age_hours`` at ``now`` is dropped as stale (missing, with the reason, and kept in
+    ``ScoredSignal.stale`` for debug output). ``now=None`` judges no age (pure scoring of given data).
+    """
     weights = config.weights
+    max_age = config.max_age if now is not None else None
     readings = []
     missing: list[tuple[str, str]] = []
+    stale: list[FactorResult] = []
     present_weight = 0.0
     # vars() keeps field order (FACTOR_NAMES order) and avoids eight getattr calls.
     for name, value in vars(inputs).items():
@@ -40,7 +57,24 @@ def score_signal(inputs: SignalInputs, config: ScoringConfig = DEFAULT_CONFIG) -
         except InvalidMetricError as exc:
             missing.append((name, str(exc)))
             continue
-        readings.append((name, reading, value.provenance))
+        provenance = value.provenance
+        if max_age is not None and provenance.as_of is not None and name in max_age:
+            assert now is not None
+            if now - provenance.as_of > max_age[name]:
+                missing.append((name, stale_reason(provenance.as_of, max_age[name])))
+                stale.append(
+                    FactorResult(
+                        name,
+                        weights[name],
+                        reading.sub_score,
+                        0.0,
+                        reading.metrics,
+                        provenance.source,
+                        provenance.as_of,
+                    )  # shown in debug output; contributes nothing
+                )
+                continue
+        readings.append((name, reading, provenance))
         present_weight += weights[name]
     if present_weight <= 0:
         raise NoDataError(tuple(missing))
@@ -86,6 +120,7 @@ def score_signal(inputs: SignalInputs, config: ScoringConfig = DEFAULT_CONFIG) -
         tuple(factors),
         top,
         tuple(missing),
+        tuple(stale),
     )
 
 

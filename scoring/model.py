@@ -133,6 +133,9 @@ class ScoredSignal:
     factors: tuple[FactorResult, ...]
     top_factors: tuple[FactorResult, ...]
     missing: tuple[tuple[str, str], ...]
+    # Factors dropped because their data was older than their max age (also in ``missing``): their
+    # reading as it would have been, with contribution 0, for debug output.
+    stale: tuple[FactorResult, ...] = ()
 
     @property
     def reason(self) -> str:

@@ -57,7 +57,9 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
     if live.social_score is not None:
         message.social_score = live.social_score
     if debug:
-        for f in scored.factors:
+        # Scored factors (stale only if served from cache past its TTL), then those dropped as too old.
+        dropped = {f.name for f in scored.stale}
+        for f in (*scored.factors, *scored.stale):
             detail = signal_pb2.FactorDetail(
                 factor=f.name,
                 weight=f.weight,
@@ -67,7 +69,7 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
                 metrics=dict(f.metrics),
                 explanation=f.explanation,
                 fallback_reason=live.fallback_reasons.get(f.name, ""),
-                stale=f.source.split(":", 1)[-1] in live.stale_endpoints,
+                stale=f.name in dropped or f.source.split(":", 1)[-1] in live.stale_endpoints,
             )
             if f.as_of is not None:
                 detail.data_time.CopyFrom(timestamp(f.as_of))
@@ -81,6 +83,7 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
                 momentum_weights={h: w for h, (w, _) in config.momentum_horizons.items()},
                 momentum_scales_pct={h: scale for h, (_, scale) in config.momentum_horizons.items()},
                 confidence_rules=dict(config.confidence),
+                max_age_hours=dict(config.max_age_hours),
             )
         )
     return message

@@ -96,7 +96,10 @@ async def momentum(c: Clients, scope: FetchScope, coin: str) -> MomentumInput:
     # derives the same changes from price history (inputs.momentum), tested to agree.
     market = await coinglass_market(c, scope, coin)
     changes = {h: market.price_change_pct[h] for h in ("1h", "4h", "24h") if h in market.price_change_pct}
-    return MomentumInput(changes, Provenance("coinglass:/api/futures/coins-markets", None))
+    # Data time: when we got the snapshot. coins-markets rows carry no timestamp of their own (the
+    # changes are "as of now" upstream); a cached copy is at most its TTL plus CACHE_MAX_STALE_SECONDS
+    # older, minutes against a max age of hours.
+    return MomentumInput(changes, Provenance("coinglass:/api/futures/coins-markets", datetime.now(UTC)))
 
 
 async def long_short(c: Clients, scope: FetchScope, coin: str) -> LongShortInput:

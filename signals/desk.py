@@ -156,10 +156,15 @@ class SignalDesk:
         inputs = SignalInputs(
             **{name: chosen.get(name, Missing(missing_reasons.get(name, "no source"))) for name in FACTOR_NAMES}
         )
+        computed_at = datetime.now(UTC)
         try:
-            scored = score_signal(inputs, self.config)
-        except NoDataError:
-            raise SignalUnavailableError(symbol, missing_reasons, all_not_found) from None
+            # The scorer drops factors whose data is older than their max age at the decision time.
+            scored = score_signal(inputs, self.config, now=computed_at)
+        except NoDataError as exc:
+            if not any(name in COIN_FACTORS and reason.startswith("stale:") for name, reason in exc.missing):
+                raise SignalUnavailableError(symbol, missing_reasons, all_not_found) from None
+            # Every coin factor with data was too old: say so, not "no source".
+            raise SignalUnavailableError(symbol, dict(exc.missing), not_found=False) from None
         ticker = headline_jobs["ticker"].result()
         okx_oi = headline_jobs["okx_oi"].result()
         funding = chosen.get("funding_rate")
@@ -172,7 +177,7 @@ class SignalDesk:
         return LiveSignal(
             symbol,
             scored,
-            datetime.now(UTC),
+            computed_at,
             price,
             funding.rate_pct if funding is not None else None,
             _open_interest_usd(headline_jobs["cg_market"].result(), okx_oi),

@@ -67,8 +67,8 @@ class Series(Generic[R]):
 
     ``step_ms`` is the bar size. ``max_age_ms`` bounds how much older than ``t`` the newest row (and
     the row a change is measured from) may be: the replay sets two bars, so a series that stopped
-    updating is a gap, not the latest reading. ``None`` sets no bound (live, until per-factor
-    staleness limits arrive with the history issue).
+    updating is a gap, not the latest reading. ``None`` sets no bound (live: the scorer drops a
+    factor whose data is older than its ``[max_age_hours]``, for both clocks).
     """
 
     __slots__ = ("max_age_ms", "rows", "source", "step_ms", "times")

@@ -16,7 +16,7 @@ from typing import Any
 
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
 from signals import inputs
-from signals.inputs import Series, SeriesGap
+from signals.inputs import Series, SeriesGap, from_ms
 
 NO_SOCIAL_HISTORY = "no history: LunarCrush social data is live only, so the replay scores without it"
 
@@ -115,7 +115,9 @@ def replay(
             out.append(ReplayedBar(t, price.rows[i].close, None, warmup))
             continue
         try:
-            scored = score_signal(signal_inputs, config)
+            # Decided when bar t closes: the scorer judges each factor's data age at that moment,
+            # the same rule (and the same max ages) as the live desk at now.
+            scored = score_signal(signal_inputs, config, now=from_ms(t + history.interval_ms))
         except NoDataError as exc:
             out.append(ReplayedBar(t, price.rows[i].close, None, str(exc)))
             continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from providers.coinapi import CoinApiClient
@@ -149,7 +149,8 @@ async def _okx_liquidations(c: Clients, scope: FetchScope, coin: str) -> Liquida
     value = OKX_CONTRACT_VALUE.get(coin, 1.0)
     long_usd = sum(o.contracts * value * o.price for o in orders if o.position_side == "long")
     short_usd = sum(o.contracts * value * o.price for o in orders if o.position_side == "short")
-    newest = max((o.time for o in orders), default=None)
+    # Data time: the newest order's; with no orders at all, the fetch time (a fresh reading of none).
+    newest = max((o.time for o in orders), default=None) or datetime.now(UTC)
     return LiquidationInput(long_usd, short_usd, Provenance("okx:/api/v5/public/liquidation-orders", newest))
 
 
@@ -162,8 +163,13 @@ async def _lunar_social(c: Clients, scope: FetchScope, coin: str) -> SocialInput
         raise ProviderError(
             "lunarcrush", f"/public/coins/{coin}/v1", ErrorKind.BAD_PAYLOAD, "no galaxy score or sentiment"
         )
+    # Data time: when we got the snapshot (a cached copy is at most its 5 min TTL plus
+    # CACHE_MAX_STALE_SECONDS older). LunarCrush's own "config.generated" stamp is dropped by the
+    # provider client (providers/lunarcrush.py keeps only "data"), so it is not available here.
     return SocialInput(
-        social.galaxy_score, social.sentiment_pct, Provenance(f"lunarcrush:/public/coins/{coin}/v1", None)
+        social.galaxy_score,
+        social.sentiment_pct,
+        Provenance(f"lunarcrush:/public/coins/{coin}/v1", datetime.now(UTC)),
     )
 
 

@@ -30,8 +30,18 @@ START = 1_731_585_600_000  # 2024-11-14 12:00 UTC: first bar of every bundled se
 END = 1_747_123_200_000  # 2025-05-13 08:00 UTC: last bar of every bundled series
 PRICE_START = 1_731_499_200_000  # 2024-11-13 12:00 UTC: the price file starts a day earlier
 BARS = 1080
-OKX_END = 1_764_298_800_000  # newest hourly row the twin's OKX data holds (2025-11-28 03:00 UTC)
+OKX_END = 1_764_298_800_000  # newest hourly row of the generated data as recorded (2025-11-28 03:00 UTC)
 HOUR = bar_ms("1h")
+
+
+def generated_end(twin: RecordedTwin) -> int:
+    """The newest generated hourly row as the twin serves it: moved to the current hour at twin start."""
+    return OKX_END + twin.time_shift_ms
+
+
+def buckets_4h(first_hour: int, last_hour: int) -> list[int]:
+    """Open times of the 4h (UTC) bars that hourly rows first_hour..last_hour fall into."""
+    return sorted({t - t % H4 for t in range(first_hour, last_hour + 1, HOUR)})
 
 
 def bundled(file: str) -> list[dict[str, Any]]:
@@ -196,12 +206,16 @@ async def test_more_rows_in_range_than_limit_answers_the_newest(cg: CoinglassCli
     assert [to_ms(r.time) for r in rows] == [START + k * H4 for k in range(6, 11)]
 
 
-async def test_without_end_the_range_runs_into_the_generated_recent_rows(cg: CoinglassClient) -> None:
+async def test_without_end_the_range_runs_into_the_generated_recent_rows(
+    cg: CoinglassClient, twin: RecordedTwin
+) -> None:
     rows = await cg.liquidation_aggregated_history("BTC", ["Binance"], "4h", 1000, END - 2 * H4)
     times = [to_ms(r.time) for r in rows]
-    assert times[:3] == [END - 2 * H4, END - H4, END]
-    assert times[3] > END + 150 * 24 * HOUR  # then the generated period, 2025-10-29 onwards
-    assert len(rows) == 3 + 180 and times == sorted(times)
+    assert times[:3] == [END - 2 * H4, END - H4, END]  # the bundled real history keeps its dates
+    assert times[3] > END + 150 * 24 * HOUR  # then the generated period (its 720 hours, moved to the present)
+    end = generated_end(twin)
+    assert times[3:] == buckets_4h(end - 719 * HOUR, end)  # 180 bars, 181 when the shift splits a bar
+    assert times[-1] == end - end % H4 and times == sorted(times)
 
 
 async def test_an_empty_range_is_no_data(cg: CoinglassClient, twin: RecordedTwin) -> None:
@@ -347,7 +361,8 @@ async def test_fear_greed_object_shape_with_millisecond_times_is_read() -> None:
 
 
 async def test_okx_history_candles_page_with_cursors(twin: RecordedTwin, okx: OkxClient) -> None:
-    start, end = OKX_END - 719 * HOUR, OKX_END  # the twin's 720 hourly candles
+    end = generated_end(twin)
+    start = end - 719 * HOUR  # the twin's 720 hourly candles
     candles = await fetch_range(
         lambda a, b: okx.history_candles("BTC", "1H", *okx_cursors(a, b), limit=OKX_PAGE_BARS),
         start, end, HOUR, OKX_PAGE_BARS, lambda c: c.time,
@@ -360,16 +375,18 @@ async def test_okx_history_candles_page_with_cursors(twin: RecordedTwin, okx: Ok
         lambda a, b: okx.history_candles("BTC", "4H", *okx_cursors(a, b), limit=OKX_PAGE_BARS),
         start, end, H4, OKX_PAGE_BARS, lambda c: c.time,
     )  # fmt: skip
-    assert len(four_hourly) == 180 and all(to_ms(c.time) % H4 == 0 for c in four_hourly)
+    assert [to_ms(c.time) for c in four_hourly] == [t for t in buckets_4h(start, end) if t >= start]
+    assert len(four_hourly) >= 179 and all(to_ms(c.time) % H4 == 0 for c in four_hourly)
 
 
-async def test_okx_history_candles_cursor_semantics(okx: OkxClient) -> None:
-    older = await okx.history_candles("BTC", "1H", after_ms=OKX_END - 10 * HOUR, limit=3)
-    assert [to_ms(c.time) for c in older] == [OKX_END - k * HOUR for k in (11, 12, 13)]  # newest first
-    newer = await okx.history_candles("BTC", "1H", before_ms=OKX_END - 3 * HOUR)
-    assert [to_ms(c.time) for c in newer] == [OKX_END - k * HOUR for k in (0, 1, 2)]
-    between = await okx.history_candles("BTC", "1H", *okx_cursors(OKX_END - 5 * HOUR, OKX_END - 4 * HOUR))
-    assert [to_ms(c.time) for c in between] == [OKX_END - 4 * HOUR, OKX_END - 5 * HOUR]
+async def test_okx_history_candles_cursor_semantics(okx: OkxClient, twin: RecordedTwin) -> None:
+    end = generated_end(twin)
+    older = await okx.history_candles("BTC", "1H", after_ms=end - 10 * HOUR, limit=3)
+    assert [to_ms(c.time) for c in older] == [end - k * HOUR for k in (11, 12, 13)]  # newest first
+    newer = await okx.history_candles("BTC", "1H", before_ms=end - 3 * HOUR)
+    assert [to_ms(c.time) for c in newer] == [end - k * HOUR for k in (0, 1, 2)]
+    between = await okx.history_candles("BTC", "1H", *okx_cursors(end - 5 * HOUR, end - 4 * HOUR))
+    assert [to_ms(c.time) for c in between] == [end - 4 * HOUR, end - 5 * HOUR]
     with pytest.raises(ValueError, match="limit"):
         await okx.history_candles("BTC", "1H", limit=101)
 

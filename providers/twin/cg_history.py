@@ -1,12 +1,14 @@
 """Coinglass history in the twin: the generated recent rows and the bundled real 4h history, one series.
 
 Sources, per coin and endpoint file:
-- generated: ``recorded/coinglass/<COIN>/<file>.json``, hourly rows 2025-10-29 04:00 .. 2025-11-28
-  03:00 UTC (make_recorded.py), resampled to the interval asked for;
+- generated: ``recorded/coinglass/<COIN>/<file>.json``, hourly rows recorded 2025-10-29 04:00 ..
+  2025-11-28 03:00 UTC (make_recorded.py), moved at twin start so the newest is the current hour
+  (timeshift.py: the Store holds them moved), resampled to the interval asked for;
 - bundled: ``recorded/coinglass/history/<file>.<COIN>.json``, REAL 4h bars (BTC, 2024-11-14 12:00
   .. 2025-05-13 08:00; price from 2024-11-13 12:00), see that folder's README.md. They are served
   only for intervals that are whole multiples of 4h: 4h as they are, 8h 12h 1d 1w resampled from
-  them. A 1h (or 6h) request does not get them: they are 4h bars, not finer ones.
+  them. A 1h (or 6h) request does not get them: they are 4h bars, not finer ones. Never moved in
+  time: they keep their real dates.
 Rows are merged by ``time`` (the bar's open, ms), oldest first; on a shared time the generated row
 wins (there is none today: the periods do not overlap, the series has a gap between them).
 

@@ -27,6 +27,7 @@ class FaultKind(StrEnum):
     TRUNCATED_JSON = "truncated_json"  # HTTP 200 application/json, the normal body cut in half
     ERROR_ENVELOPE = "error_envelope"  # HTTP 200 with the provider's error envelope (`code` picks which)
     EMPTY = "empty"  # HTTP 200, valid envelope, empty data
+    UNSHIFTED = "unshifted"  # the normal answer from the data as recorded, not moved to the present: old data
 
 
 FAULT_KINDS: frozenset[str] = frozenset(k.value for k in FaultKind)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from providers.twin import coinglass, misc, okx
+from providers.twin import coinglass, misc, okx, timeshift
 from providers.twin.control import add_control_routes
 from providers.twin.faults import (
     PROVIDERS,
@@ -56,8 +57,26 @@ class RecordedRequest:
 
 
 class RecordedTwin:
-    def __init__(self, *, plan: str = "professional", latency_ms: float = 0.0, store: Store | None = None) -> None:
-        self.store = store or Store()
+    def __init__(
+        self,
+        *,
+        plan: str = "professional",
+        latency_ms: float = 0.0,
+        store: Store | None = None,
+        shift_to_present: bool = True,
+        follow_clock: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # The generated data is moved to the present (its newest bar: the current hour), here, once;
+        # the bundled real history keeps its dates (timeshift.py). shift_to_present=False serves the
+        # data as recorded, and so does the "unshifted" fault for one endpoint. follow_clock (a twin
+        # that runs for days: `make demo`) moves it again when a new hour starts, between requests;
+        # tests keep one offset for the whole run, so answers do not change under them.
+        self._clock = clock
+        self._follow_clock = follow_clock and shift_to_present and store is None
+        shift = timeshift.shift_to(self._now_ms()) if shift_to_present else 0
+        self.store = store or Store(time_shift_ms=shift)
+        self._as_recorded: Store | None = None if self.store.time_shift_ms else self.store
         self.faults = FaultTable()
         self._plan = "professional"
         self.set_plan(plan)
@@ -172,7 +191,12 @@ class RecordedTwin:
             await asyncio.sleep(delay)
         if fault is not None and fault.kind == "timeout":
             await self._hang(request, fault.seconds)
-        reply = self._faulty(provider, fault) or self._answer(provider, path, query, request)
+        if self._follow_clock:
+            self._follow()
+        store = self.store
+        if fault is not None and fault.kind == "unshifted":
+            store = self._recorded_store()
+        reply = self._faulty(provider, fault) or self._answer(provider, path, query, request, store)
         if fault is not None and fault.kind == "truncated_json":
             reply = truncated(reply)
         elif fault is not None and fault.kind == "empty":
@@ -194,18 +218,38 @@ class RecordedTwin:
             return error_envelope(provider, fault.code)
         return None  # latency, timeout, truncated_json, empty: derived from the normal answer
 
-    def _answer(self, provider: str, path: str, query: dict[str, str], request: web.Request) -> Reply:
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _follow(self) -> None:
+        """A new hour has started: move the generated data again (a fresh Store; bundled docs reloaded)."""
+        shift = timeshift.shift_to(self._now_ms())
+        if shift != self.store.time_shift_ms:
+            self.store = Store(self.store.root, time_shift_ms=shift)
+
+    def _recorded_store(self) -> Store:
+        """The data as recorded (2025-11-28), loaded on first use of the "unshifted" fault."""
+        if self._as_recorded is None:
+            self._as_recorded = Store(self.store.root)
+        return self._as_recorded
+
+    @property
+    def time_shift_ms(self) -> int:
+        """How far the generated data's timestamps were moved (whole hours, ms); 0 when served as recorded."""
+        return self.store.time_shift_ms
+
+    def _answer(self, provider: str, path: str, query: dict[str, str], request: web.Request, store: Store) -> Reply:
         if provider == "okx":
-            return okx.handle(self.store, path, query)
+            return okx.handle(store, path, query)
         if provider == "coinglass":
-            denied = coinglass.authorise(self.store, request.headers, path, self._plan, query)
-            reply = denied or coinglass.handle(self.store, path, query, self._plan)
+            denied = coinglass.authorise(store, request.headers, path, self._plan, query)
+            reply = denied or coinglass.handle(store, path, query, self._plan)
             return self._with_cg_limits(reply)
         if provider == "coinapi":
-            return misc.coinapi(self.store, path, request.headers)
+            return misc.coinapi(store, path, request.headers)
         if provider == "lunarcrush":
-            return misc.lunarcrush(self.store, path, request.headers)
-        return misc.feargreed(self.store, path, query)
+            return misc.lunarcrush(store, path, request.headers)
+        return misc.feargreed(store, path, query)
 
     def _with_cg_limits(self, reply: Reply) -> Reply:
         # Coinglass reports the plan's per-minute budget and the use so far on every answer.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from providers.twin.reply import Reply, dumps, json_reply
+from providers.twin.timeshift import shift_document
 
 RECORDED = Path(__file__).with_name("recorded")
 COINS = ("BTC", "ETH", "SOL")
@@ -118,13 +119,19 @@ def resample_dicts(rows: list[dict[str, Any]], period: int, reducer: Reducer, ba
 
 
 class Store:
-    """Every recorded JSON document, keyed by its path under recorded/ without ".json"."""
+    """Every recorded JSON document, keyed by its path under recorded/ without ".json".
 
-    def __init__(self, root: Path = RECORDED) -> None:
+    ``time_shift_ms`` (a whole number of hours) moves every timestamp of the GENERATED documents
+    (timeshift.py); the bundled real history keeps its dates. 0: the documents as recorded.
+    """
+
+    def __init__(self, root: Path = RECORDED, *, time_shift_ms: int = 0) -> None:
+        self.root = root
+        self.time_shift_ms = time_shift_ms
         self.docs: dict[str, Any] = {}
         for path in root.rglob("*.json"):
             key = path.relative_to(root).with_suffix("").as_posix()
-            self.docs[key] = json.loads(path.read_text(encoding="utf-8"))
+            self.docs[key] = shift_document(key, json.loads(path.read_text(encoding="utf-8")), time_shift_ms)
         if not self.docs:
             raise FileNotFoundError(f"no recorded data under {root}: run python -m providers.twin.make_recorded")
         self._bytes: dict[tuple[Any, ...], Reply] = {}
