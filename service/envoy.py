@@ -41,12 +41,16 @@ def render_config(
     client_rate_limit_burst: int = 0,
     descriptor: Path = DESCRIPTOR_SET,
     upstreams: Sequence[tuple[str, int]] = (),
+    cors_allowed_origins: Sequence[str] | None = None,
 ) -> str:
     """Envoy's config; ``upstreams`` (GRPC_UPSTREAMS) are the gRPC servers it round-robins over,
-    by default the one at ``grpc_host:grpc_port``. A client rate limit of 0 per second renders the
-    limiter switched off; the burst is the bucket size (at least the per-second rate: a smaller
-    bucket would cap the rate at the burst), 0 meaning "the per-second rate".
+    by default the one at ``grpc_host:grpc_port``.
+
+    The client rate limit is per client and enforced by the server (service/client_limit.py), so
+    the ``client_rate_limit_*`` arguments are accepted and ignored. ``cors_allowed_origins`` None
+    means CORS_ALLOWED_ORIGINS from the environment (or .env), as the launcher's settings say.
     """
+    del client_rate_limit_per_second, client_rate_limit_burst
     if not descriptor.exists():
         raise FileNotFoundError(f"{descriptor} is missing: run `make gen`")
     upstream_host = reachable_host(grpc_host)
@@ -56,10 +60,10 @@ def render_config(
         f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
         for host, number in servers
     )
-    limited = client_rate_limit_per_second > 0
-    # Envoy rejects an empty bucket even when the filter is off: render a valid 1-token bucket.
-    per_second = client_rate_limit_per_second if limited else 1
-    burst = max(client_rate_limit_burst, per_second)
+    if cors_allowed_origins is None:
+        from service.settings import load_settings
+
+        cors_allowed_origins = load_settings().cors_origin_list
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
         GRPC_ENDPOINTS=f"[{endpoints}]",
@@ -67,10 +71,15 @@ def render_config(
         DESCRIPTOR=str(descriptor),
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
         METRICS_PORT=metrics_port,
-        RATE_LIMIT_ENABLED_PCT=100 if limited else 0,
-        RATE_LIMIT_PER_SECOND=per_second,
-        RATE_LIMIT_BURST=burst,
+        CORS_ORIGINS=cors_matchers(cors_allowed_origins),
     )
+
+
+def cors_matchers(origins: Sequence[str]) -> str:
+    """CORS_ALLOWED_ORIGINS as Envoy string matchers, one flow-style line: ``*`` matches any origin."""
+    if "*" in origins:
+        return "[{safe_regex: {regex: '.*'}}]"
+    return "[" + ", ".join(f"{{exact: '{origin}'}}" for origin in origins) + "]"
 
 
 def write_config(path: Path, **kwargs: object) -> Path:

@@ -27,7 +27,9 @@ from grpc_reflection.v1alpha import reflection
 from service.app import App
 from service.auth import AuthInterceptor
 from service.backtest_servicer import BacktestServicer
+from service.client_limit import ClientLimiter
 from service.coinglass_servicer import CoinglassServicer
+from service.edge_cache import cache_control_table
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
 from service.metrics import MetricsServer
@@ -67,12 +69,25 @@ class RunningServer:
         await self.app.aclose()
 
 
+def client_limiter(settings: Settings) -> ClientLimiter | None:
+    """Per client (key, else address): CLIENT_RATE_LIMIT_PER_SECOND 0 turns it off."""
+    rate = settings.client_rate_limit_per_second
+    if rate <= 0:
+        return None
+    return ClientLimiter(
+        rate,
+        settings.client_rate_limit_burst or rate,
+        settings.trusted_proxy_networks,
+        keyed=bool(settings.client_api_keys),
+    )
+
+
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
     server = grpc.aio.server(
         interceptors=[
             *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
-            GuardInterceptor(settings.rpc_deadline_seconds),
+            GuardInterceptor(settings.rpc_deadline_seconds, client_limiter(settings), cache_control_table(settings)),
         ],
         options=[
             ("grpc.so_reuseport", 0),

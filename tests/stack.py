@@ -98,6 +98,7 @@ async def start_envoy(settings: Settings) -> Envoy:
         upstreams=settings.grpc_upstream_list,
         client_rate_limit_per_second=settings.client_rate_limit_per_second,
         client_rate_limit_burst=settings.client_rate_limit_burst,
+        cors_allowed_origins=settings.cors_origin_list,
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:
