@@ -82,6 +82,7 @@ def _wrap_unary(
 ) -> Any:
     # Envoy checks every replica's health four times a second: those lines would drown the log.
     quiet = method.startswith("/grpc.health.v1.Health/")
+    last: list[Any] = [None, ()]  # the last answer and its cache headers
 
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
@@ -108,7 +109,10 @@ def _wrap_unary(
                     response = await behaviour(request, context)
             if cache_control is not None and response is not None:
                 # Only on a successful answer: an error is never cacheable at the edge.
-                await context.send_initial_metadata((("cache-control", cache_control), ("etag", etag_of(response))))
+                # Initial metadata: Envoy turns it into HTTP headers (trailing metadata it drops).
+                if response is not last[0]:  # servicers hand out one memoised message while it is fresh
+                    last[:] = [response, (("cache-control", cache_control), ("etag", etag_of(response)))]
+                await context.send_initial_metadata(last[1])
             return response
         except grpc.aio.AbortError:
             raise  # context.abort(): the status and message were chosen deliberately

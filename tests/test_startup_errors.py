@@ -76,7 +76,7 @@ def test_a_taken_http_or_admin_port_is_named_before_envoy_starts(tmp_path: Path,
 
 
 def test_a_missing_envoy_is_one_line_the_launcher_reports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(envoy.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"envoy not found.*make gen"):  # the launcher reports RuntimeErrors
         envoy.envoy_binary()
