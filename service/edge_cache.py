@@ -4,8 +4,12 @@ The freshness of an answer is that of the data behind it: a signal is recomputed
 SIGNAL_CACHE_SECONDS, market data after its shortest upstream TTL (the ticker's), each Coinglass
 answer after its endpoint's TTL (``TTLS`` in providers/coinglass_api.py), all scaled by
 CACHE_TTL_SCALE. ``private`` when client keys are on (a shared cache must not hand one client's
-answer to another), ``public`` otherwise. Every such answer carries an ETag too (the interceptor
-hashes it); Envoy answers a matching ``If-None-Match`` with 304.
+answer to another), ``public`` otherwise.
+
+Envoy adds the headers (a Lua filter in envoy/envoy.yaml.template): Cache-Control by REST path on a
+200, and an ETag hashed from the JSON body, answering a matching ``If-None-Match`` with 304. Kept
+out of the server on purpose: gRPC sends response headers with the answer in one batch unless a
+handler sends them itself, and that extra batch per call cost a fifth of the hot path.
 """
 
 from __future__ import annotations
@@ -32,6 +36,30 @@ FRESH_SECONDS = {
     COINGLASS + "ListExchanges": 3600.0,
     COINGLASS + "GetDashboard": 30.0,  # its shortest part
 }
+
+
+# REST path (no query) -> the RPC answering it; Lua patterns, in order (the first match wins).
+PATHS = (
+    ("^/signals/[^/]+$", SIGNAL + "GetSignal"),
+    ("^/market/[^/]+$", SIGNAL + "GetMarket"),
+    ("^/coinglass/markets$", COINGLASS + "ListMarkets"),
+    ("^/coinglass/markets/[^/]+$", COINGLASS + "GetCoinMarket"),
+    ("^/coinglass/perpetual%-market/[^/]+$", COINGLASS + "GetPerpetualMarkets"),
+    ("^/coinglass/liquidations/[^/]+/heatmap$", COINGLASS + "GetLiquidationHeatmap"),
+    ("^/coinglass/liquidations/[^/]+$", COINGLASS + "GetLiquidations"),
+    ("^/coinglass/long%-short%-ratio/[^/]+$", COINGLASS + "GetLongShortRatio"),
+    ("^/coinglass/funding%-rate/[^/]+$", COINGLASS + "GetFundingRate"),
+    ("^/coinglass/open%-interest/[^/]+$", COINGLASS + "GetOpenInterest"),
+    ("^/coinglass/supported%-coins$", COINGLASS + "ListSupportedCoins"),
+    ("^/coinglass/exchanges$", COINGLASS + "ListExchanges"),
+    ("^/coinglass/dashboard/[^/]+$", COINGLASS + "GetDashboard"),
+)
+
+
+def path_rules(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """(Lua pattern of a REST path, Cache-Control of its 200 answers), for Envoy."""
+    table = cache_control_table(settings)
+    return tuple((pattern, table[method]) for pattern, method in PATHS)
 
 
 def cache_control_table(settings: Settings) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import sys
@@ -67,13 +68,15 @@ def render_config(
     descriptor: Path = DESCRIPTOR_SET,
     upstreams: Sequence[tuple[str, int]] = (),
     cors_allowed_origins: Sequence[str] | None = None,
+    cache_rules: Sequence[tuple[str, str]] | None = None,
 ) -> str:
     """Envoy's config; ``upstreams`` (GRPC_UPSTREAMS) are the gRPC servers it round-robins over,
     by default the one at ``grpc_host:grpc_port``.
 
     The client rate limit is per client and enforced by the server (service/client_limit.py), so
     the ``client_rate_limit_*`` arguments are accepted and ignored. ``cors_allowed_origins`` None
-    means CORS_ALLOWED_ORIGINS from the environment (or .env), as the launcher's settings say.
+    means CORS_ALLOWED_ORIGINS from the environment (or .env), as the launcher's settings say;
+    ``cache_rules`` (REST path pattern -> Cache-Control, service/edge_cache.py) likewise.
     """
     del client_rate_limit_per_second, client_rate_limit_burst
     if not descriptor.exists():
@@ -85,10 +88,13 @@ def render_config(
         f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
         for host, number in servers
     )
-    if cors_allowed_origins is None:
+    if cors_allowed_origins is None or cache_rules is None:
+        from service.edge_cache import path_rules
         from service.settings import load_settings
 
-        cors_allowed_origins = load_settings().cors_origin_list
+        settings = load_settings()
+        cors_allowed_origins = settings.cors_origin_list if cors_allowed_origins is None else cors_allowed_origins
+        cache_rules = path_rules(settings) if cache_rules is None else cache_rules
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
         GRPC_ENDPOINTS=f"[{endpoints}]",
@@ -97,6 +103,7 @@ def render_config(
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
         METRICS_PORT=metrics_port,
         CORS_ORIGINS=cors_matchers(cors_allowed_origins),
+        CACHE_RULES=lua_rules(cache_rules),
     )
 
 
@@ -105,6 +112,11 @@ def cors_matchers(origins: Sequence[str]) -> str:
     if "*" in origins:
         return "[{safe_regex: {regex: '.*'}}]"
     return "[" + ", ".join(f"{{exact: '{origin}'}}" for origin in origins) + "]"
+
+
+def lua_rules(rules: Sequence[tuple[str, str]]) -> str:
+    """(pattern, Cache-Control) pairs as a Lua table literal on one line (JSON strings are Lua strings)."""
+    return "{" + ", ".join(f"{{{json.dumps(pattern)}, {json.dumps(value)}}}" for pattern, value in rules) + "}"
 
 
 def write_config(path: Path, **kwargs: object) -> Path:

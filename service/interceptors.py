@@ -1,5 +1,5 @@
 """Server interceptors: the per-client rate limit, the RPC's deadline, metrics, a log line for every
-failed or slow RPC, edge-cache headers, and a guard that turns unexpected exceptions into INTERNAL.
+failed or slow RPC, and a guard that turns unexpected exceptions into INTERNAL.
 
 The hot path is kept cheap: one wrapper per RPC, metric children looked up once per (method, code),
 and no log line for a fast successful call (Envoy's access log has one per REST request; set
@@ -12,10 +12,9 @@ the REST caller); the guard logs it with a traceback and answers a generic messa
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -41,11 +40,6 @@ def _record(method: str, code_name: str, elapsed: float) -> None:
         _metric_children[(method, code_name)] = children
     children[0].inc()
     children[1].observe(elapsed)
-
-
-def etag_of(response: Any) -> str:
-    """A strong ETag: the same answer (same proto bytes, hence the same JSON) has the same tag."""
-    return '"' + hashlib.blake2b(response.SerializeToString(deterministic=True), digest_size=12).hexdigest() + '"'
 
 
 class _Undecodable:
@@ -78,11 +72,9 @@ def _wrap_unary(
     behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
     deadline_seconds: float,
     limiter: ClientLimiter | None = None,
-    cache_control: str | None = None,
 ) -> Any:
     # Envoy checks every replica's health four times a second: those lines would drown the log.
     quiet = method.startswith("/grpc.health.v1.Health/")
-    last: list[Any] = [None, ()]  # the last answer and its cache headers
 
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
@@ -106,14 +98,7 @@ def _wrap_unary(
             hurried = budget < deadline_seconds - min(0.5, deadline_seconds / 10)
             with deadline_in(budget, hurried=hurried):
                 async with asyncio.timeout(budget) as limit:
-                    response = await behaviour(request, context)
-            if cache_control is not None and response is not None:
-                # Only on a successful answer: an error is never cacheable at the edge.
-                # Initial metadata: Envoy turns it into HTTP headers (trailing metadata it drops).
-                if response is not last[0]:  # servicers hand out one memoised message while it is fresh
-                    last[:] = [response, (("cache-control", cache_control), ("etag", etag_of(response)))]
-                await context.send_initial_metadata(last[1])
-            return response
+                    return await behaviour(request, context)
         except grpc.aio.AbortError:
             raise  # context.abort(): the status and message were chosen deliberately
         except TimeoutError:
@@ -148,12 +133,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self,
         deadline_seconds: float,
         limiter: ClientLimiter | None = None,
-        cache_control: Mapping[str, str] | None = None,
     ) -> None:
         self._deadline = deadline_seconds
         self._limiter = limiter
-        # Method -> Cache-Control value for its successful answers (with an ETag).
-        self._cache_control = dict(cache_control or {})
         # grpc looks the same handler up for every call of a method: wrap it once, not per call.
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
@@ -175,7 +157,6 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 handler.unary_unary,
                 self._deadline,
                 self._limiter,
-                self._cache_control.get(handler_call_details.method),
             ),
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,

@@ -31,7 +31,6 @@ from service.auth import AuthInterceptor
 from service.backtest_servicer import BacktestServicer
 from service.client_limit import ClientLimiter
 from service.coinglass_servicer import CoinglassServicer
-from service.edge_cache import cache_control_table
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
 from service.metrics import MetricsServer
@@ -111,7 +110,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     server = grpc.aio.server(
         interceptors=[
             *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
-            GuardInterceptor(settings.rpc_deadline_seconds, client_limiter(settings), cache_control_table(settings)),
+            GuardInterceptor(settings.rpc_deadline_seconds, client_limiter(settings)),
         ],
         options=[
             ("grpc.so_reuseport", 0),
