@@ -34,7 +34,7 @@ from service.client_limit import ClientLimiter
 from service.coinglass_servicer import CoinglassServicer
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
-from service.metrics import MetricsServer
+from service.metrics import CLIENT_RATE_LIMIT, MetricsServer
 from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
 
@@ -80,6 +80,9 @@ class RunningServer:
 def client_limiter(settings: Settings) -> ClientLimiter | None:
     """Per client (key, else address): CLIENT_RATE_LIMIT_PER_SECOND 0 turns it off."""
     rate = settings.client_rate_limit_per_second
+    burst = max(settings.client_rate_limit_burst, rate)
+    CLIENT_RATE_LIMIT.labels("per_second").set(rate)
+    CLIENT_RATE_LIMIT.labels("burst").set(burst if rate > 0 else 0)
     if rate <= 0:
         return None
     return ClientLimiter(
