@@ -44,7 +44,7 @@ async def test_answers_carry_cache_control_and_an_etag_that_revalidates_to_304(
 
 @pytest.mark.parametrize("value", ["*", "garbage", '"nope"', "W/", ",,,", '"' * 40, "é"])
 async def test_odd_if_none_match_values_get_a_normal_200(rest: httpx.AsyncClient, value: str) -> None:
-    reply = await rest.get("/coinglass/markets/BTC", headers={"If-None-Match": value.encode()})
+    reply = await rest.get("/coinglass/markets/BTC", headers={b"If-None-Match": value.encode()})
     assert reply.status_code == 200 and reply.json()["symbol"] == "BTC"
 
 
