@@ -47,7 +47,7 @@ async def test_a_flooding_client_gets_429s_while_another_gets_only_200s(limited:
         flooded, calm = await asyncio.gather(flood, steady())
     statuses = Counter(r.status_code for r in flooded)
     assert set(statuses) == {200, 429}, statuses
-    assert statuses[429] >= 10 * BURST - BURST - 10, statuses  # the burst, plus what refilled meanwhile
+    assert statuses[429] >= 20, statuses  # all but the burst and what refilled meanwhile (1/s)
     assert [r.status_code for r in calm] == [200] * BURST
     refused = next(r for r in flooded if r.status_code == 429)
     assert refused.json() == {"code": 8, "message": "too many requests: slow down and retry", "details": []}

@@ -28,9 +28,8 @@ async def test_300_concurrent_cold_signals_for_a_coin_lunarcrush_does_not_cover_
     # LunarCrush answers 404 for SOL's coin metrics: the coin it "does not cover". A signal asks
     # for the coin metrics and the topic at once, so the topic is asked (once, and cached) too.
     faults.set_fault("lunarcrush", COIN_PATH, "server_error", status=404)
-    # SIGNAL_CACHE_SECONDS=0: every request is its own computation, as under steady traffic.
     async with (
-        running_stack(faults, envoy=False, signal_cache_seconds=0) as stack,
+        running_stack(faults, envoy=False) as stack,
         grpc.aio.insecure_channel(stack.grpc_target) as channel,
     ):
         stub = signal_pb2_grpc.SignalServiceStub(channel)
@@ -39,12 +38,23 @@ async def test_300_concurrent_cold_signals_for_a_coin_lunarcrush_does_not_cover_
         cold = await asyncio.gather(*(stub.GetSignal(signal_pb2.GetSignalRequest(symbol="SOL")) for _ in range(300)))
         assert all(s.symbol == "SOL" and "social" in {m.factor for m in s.missing_factors} for s in cold)
         assert faults.request_count("lunarcrush", COIN_PATH) - before_coin == 1
-        # Steady traffic afterwards: rounds of fresh computations never ask again.
+        assert faults.request_count("lunarcrush") - before_all == 2  # the coin (404) and the topic, once each
+
+
+async def test_steady_traffic_never_asks_again(faults: RecordedTwin) -> None:
+    faults.set_fault("lunarcrush", COIN_PATH, "server_error", status=404)
+    # SIGNAL_CACHE_SECONDS=0: every request is its own computation, as a minute of steady traffic
+    # is once the signal memo has expired again and again.
+    async with (
+        running_stack(faults, envoy=False, signal_cache_seconds=0) as stack,
+        grpc.aio.insecure_channel(stack.grpc_target) as channel,
+    ):
+        stub = signal_pb2_grpc.SignalServiceStub(channel)
+        before = faults.request_count("lunarcrush", COIN_PATH)
         for _ in range(20):
             later = await asyncio.gather(*(stub.GetSignal(signal_pb2.GetSignalRequest(symbol="SOL")) for _ in range(5)))
             assert all("social" in {m.factor for m in s.missing_factors} for s in later)
-        assert faults.request_count("lunarcrush", COIN_PATH) - before_coin == 1
-        assert faults.request_count("lunarcrush") - before_all == 2  # the coin (404) and the topic, once each
+        assert faults.request_count("lunarcrush", COIN_PATH) - before == 1
 
 
 async def test_with_the_negative_cache_off_the_provider_is_asked_again(faults: RecordedTwin) -> None:
