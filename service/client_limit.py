@@ -11,12 +11,14 @@ hop's view (the peer or the entry to its right), never at text the client chose.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from providers.redis_link import REDIS_FAILURES, RedisLink
 from service.auth import OPEN_METHODS, OPEN_PREFIXES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -155,6 +157,10 @@ class ClientLimiter:
             reset=max(1, math.ceil((self.burst - tokens) / self.rate)),
         )
 
+    async def take_async(self, client: str) -> Refusal | None:
+        """``take``, for the interceptor: the shared limiter asks Redis here."""
+        return self.take(client)
+
     def _evict(self, now: float) -> None:
         full = [
             name for name, (tokens, last) in self._buckets.items() if tokens + (now - last) * self.rate >= self.burst
@@ -163,3 +169,58 @@ class ClientLimiter:
             del self._buckets[name]
         if len(self._buckets) >= MAX_BUCKETS:
             self._buckets.clear()
+
+
+# One client's bucket in Redis: refilled from the time Redis itself reports (one clock for every
+# replica), spent atomically; it expires once it would be full again. Returns {allowed, tokens}.
+_TAKE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local held = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(held[1]) or burst
+local since = tonumber(held[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - since) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {allowed, tostring(tokens)}
+"""
+
+
+class SharedClientLimiter(ClientLimiter):
+    """The same buckets, kept in Redis (REDIS_URL) so every replica spends from one per client.
+
+    Redis unreachable: this replica falls back to its own buckets (the link warns and retries after
+    a few seconds), so a Redis outage never refuses a call it would not refuse alone.
+    """
+
+    def __init__(
+        self, link: RedisLink, rate: float, burst: int, trusted: Sequence[Network] = (), *, keyed: bool = False
+    ):
+        super().__init__(rate, burst, trusted, keyed=keyed)
+        self._link = link
+        self._take = link.client.register_script(_TAKE)
+
+    async def take_async(self, client: str) -> Refusal | None:
+        if not self._link.available:
+            return self.take(client)
+        # Key names never hold a client key itself: a digest of it.
+        name = self._link.key("client", hashlib.sha256(client.encode()).hexdigest()[:32])
+        try:
+            allowed, tokens = await self._take(keys=[name], args=[self.rate, self.burst])
+        except REDIS_FAILURES as exc:
+            self._link.failed("client_limit", exc)
+            return self.take(client)
+        if int(allowed):
+            return None
+        left = float(tokens)
+        return Refusal(
+            limit=self.burst,
+            retry_after=max(1, math.ceil((1.0 - left) / self.rate)),
+            reset=max(1, math.ceil((self.burst - left) / self.rate)),
+        )

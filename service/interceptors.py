@@ -80,7 +80,7 @@ def _wrap_unary(
         started = time.perf_counter()
         if limiter is not None:
             client = limiter.client(method, context.invocation_metadata() or (), context.peer())
-            refusal = limiter.take(client) if client is not None else None
+            refusal = await limiter.take_async(client) if client is not None else None
             if refusal is not None:
                 _record(method, "RESOURCE_EXHAUSTED", time.perf_counter() - started)
                 await context.abort(

@@ -27,10 +27,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from providers.redis_link import RedisLink
 from service.app import App
 from service.auth import AuthInterceptor
 from service.backtest_servicer import BacktestServicer
-from service.client_limit import ClientLimiter
+from service.client_limit import ClientLimiter, SharedClientLimiter
 from service.coinglass_servicer import CoinglassServicer
 from service.interceptors import GuardInterceptor
 from service.logs import configure_logging
@@ -77,20 +78,20 @@ class RunningServer:
         await self.app.aclose()
 
 
-def client_limiter(settings: Settings) -> ClientLimiter | None:
-    """Per client (key, else address): CLIENT_RATE_LIMIT_PER_SECOND 0 turns it off."""
+def client_limiter(settings: Settings, redis: RedisLink | None = None) -> ClientLimiter | None:
+    """Per client (key, else address): CLIENT_RATE_LIMIT_PER_SECOND 0 turns it off; with Redis
+    (REDIS_URL) every replica spends from the same bucket per client."""
     rate = settings.client_rate_limit_per_second
     burst = max(settings.client_rate_limit_burst, rate)
     CLIENT_RATE_LIMIT.labels("per_second").set(rate)
     CLIENT_RATE_LIMIT.labels("burst").set(burst if rate > 0 else 0)
     if rate <= 0:
         return None
-    return ClientLimiter(
-        rate,
-        settings.client_rate_limit_burst or rate,
-        settings.trusted_proxy_networks,
-        keyed=bool(settings.client_api_keys),
-    )
+    if redis is not None:
+        return SharedClientLimiter(
+            redis, rate, burst, settings.trusted_proxy_networks, keyed=bool(settings.client_api_keys)
+        )
+    return ClientLimiter(rate, burst, settings.trusted_proxy_networks, keyed=bool(settings.client_api_keys))
 
 
 def _bindable(host: str, port: int) -> bool:
@@ -114,7 +115,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     server = grpc.aio.server(
         interceptors=[
             *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
-            GuardInterceptor(settings.rpc_deadline_seconds, client_limiter(settings)),
+            GuardInterceptor(settings.rpc_deadline_seconds, client_limiter(settings, app.redis)),
         ],
         options=[
             ("grpc.so_reuseport", 0),

@@ -146,3 +146,40 @@ def test_trusted_proxies_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8,not-a-network")
     with pytest.raises(SettingsError, match=r"TRUSTED_PROXIES.*not-a-network"):
         load_settings(_env_file=None)
+
+
+SHARED_BURST = 10
+
+
+async def test_with_redis_every_replica_spends_from_one_bucket_per_client(twin: RecordedTwin, redis_url: str) -> None:
+    """Two replicas on one Redis: a client calling both gets its one burst in total, not one per replica."""
+    async with (
+        running_stack(
+            twin,
+            envoy=False,
+            redis_url=redis_url,
+            client_rate_limit_per_second=RATE,
+            client_rate_limit_burst=SHARED_BURST,
+        ) as first,
+        running_stack(
+            twin,
+            envoy=False,
+            redis_url=redis_url,
+            client_rate_limit_per_second=RATE,
+            client_rate_limit_burst=SHARED_BURST,
+        ) as second,
+        grpc.aio.insecure_channel(first.grpc_target) as one,
+        grpc.aio.insecure_channel(second.grpc_target) as other,
+    ):
+        stubs = [signal_pb2_grpc.SignalServiceStub(one), signal_pb2_grpc.SignalServiceStub(other)]
+        outcomes = await asyncio.gather(
+            *(stubs[i % 2].GetApiInfo(signal_pb2.GetApiInfoRequest()) for i in range(6 * SHARED_BURST)),
+            return_exceptions=True,
+        )
+    answered = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(answered) + len(refused) == len(outcomes)
+    assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    # One burst for both replicas (plus what refilled at 1/s meanwhile), not one each: the refill
+    # would need 10 s to blur the difference.
+    assert SHARED_BURST <= len(answered) < 2 * SHARED_BURST, len(answered)
