@@ -380,7 +380,7 @@ def _ms(text: str) -> float:
 def wrk_figures(url: str, seconds: float) -> tuple[float, float, float, int]:
     """wrk (a C load generator: it barely competes for CPU): requests/s, p50, p99 (ms), non-2xx."""
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", "50", "-d", f"{seconds:g}s", "--latency", url],
+        ["wrk", "-t", "1", "-c", "50", "-d", f"{max(1, round(seconds))}s", "--latency", url],
         capture_output=True,
         text=True,
         check=True,
@@ -479,7 +479,7 @@ async def run(
         # Short alternating rounds and medians: on a shared machine a slow spell hits one round of
         # each side rather than the whole of one side.
         rounds = 5
-        seconds = max(2.0, min(6.0, warm_requests / 2000))
+        seconds = float(max(2, min(6, round(warm_requests / 1500))))
         rest: dict[str, list[tuple[float, float, float, int]]] = {"project": [], "trivial": []}
         rpc: dict[str, list[tuple[float, float, float]]] = {"project": [], "trivial": []}
         try:
