@@ -89,6 +89,7 @@ class ClientLimiter:
         self._clock = clock
         self._buckets: dict[str, list[float]] = {}  # client -> [tokens, last refill time]
         self._trust_memo: dict[str, bool] = {}
+        self._address_memo: dict[tuple[str, str | None], str] = {}
 
     def _is_trusted(self, address: str) -> bool:
         known = self._trust_memo.get(address)
@@ -105,6 +106,17 @@ class ClientLimiter:
         return trusted
 
     def client_address(self, peer: str, forwarded_for: str | None) -> str:
+        # Envoy's few connections and a client's repeated chain make the same question every call.
+        memo_key = (peer, forwarded_for)
+        known = self._address_memo.get(memo_key)
+        if known is None:
+            known = self._client_address(peer, forwarded_for)
+            if len(self._address_memo) >= 10_000:
+                self._address_memo.clear()
+            self._address_memo[memo_key] = known
+        return known
+
+    def _client_address(self, peer: str, forwarded_for: str | None) -> str:
         address = peer_address(peer)
         if not forwarded_for or not self._is_trusted(address):
             return address
