@@ -91,6 +91,7 @@ def _wrap_unary(
         client_remaining = context.time_remaining()
         budget = deadline_seconds if client_remaining is None else min(deadline_seconds, client_remaining)
         limit: asyncio.Timeout | None = None
+        answered = False  # returned normally: OK, without asking the context (the common case)
         try:
             if request is UNDECODABLE:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_BYTES_MESSAGE)
@@ -98,7 +99,9 @@ def _wrap_unary(
             hurried = budget < deadline_seconds - min(0.5, deadline_seconds / 10)
             with deadline_in(budget, hurried=hurried):
                 async with asyncio.timeout(budget) as limit:
-                    return await behaviour(request, context)
+                    response = await behaviour(request, context)
+            answered = True
+            return response
         except grpc.aio.AbortError:
             raise  # context.abort(): the status and message were chosen deliberately
         except TimeoutError:
@@ -114,7 +117,7 @@ def _wrap_unary(
             await context.abort(grpc.StatusCode.INTERNAL, "internal error: the failure was logged")
         finally:
             elapsed = time.perf_counter() - started
-            code = context.code() if hasattr(context, "code") else None
+            code = None if answered or not hasattr(context, "code") else context.code()
             code_name = "OK" if code is None else getattr(code, "name", "OK")
             _record(method, code_name, elapsed)
             if (code_name != "OK" or elapsed >= SLOW_RPC_SECONDS) and not quiet:
