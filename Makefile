@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test gen lint bench backtest walk-forward migrate clean
+.PHONY: run demo test gen lint bench backtest walk-forward migrate contract-baseline clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,15 @@ $(GEN)/.stamp: $(STAMP) $(PROTOS) service/codegen.py service/openapi.py service/
 
 gen: $(GEN)/.stamp
 
+# buf needs google/api/*.proto as files: copied from googleapis-common-protos in the venv.
+BUF_DEPS := $(GEN)/buf-deps
+# The contract as last released (a committed buf image): `buf breaking` compares proto/ with it.
+BASELINE := proto/baseline.binpb
+$(BUF_DEPS)/.stamp: $(GEN)/.stamp
+	mkdir -p $(BUF_DEPS)/google/api
+	cp $$($(BIN)/python -c 'import google.api.annotations_pb2 as m, os; print(os.path.dirname(m.__file__))')/{annotations,http,httpbody}.proto $(BUF_DEPS)/google/api/
+	touch $@
+
 run: gen
 	$(BIN)/python -m service.launcher
 
@@ -32,10 +41,16 @@ demo: gen
 test: gen
 	$(BIN)/python -m pytest
 
-lint: gen
+lint: gen $(BUF_DEPS)/.stamp
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/buf lint
+	$(BIN)/buf breaking proto --against $(BASELINE)
+
+# After a deliberate, released contract change: the new baseline `make lint` compares against.
+contract-baseline: $(BUF_DEPS)/.stamp
+	$(BIN)/buf build proto -o $(BASELINE)
 
 bench: gen
 	$(BIN)/python -m bench

@@ -94,6 +94,10 @@ def _retry_after(response: _Reply) -> float | None:
 # plan is used within this time, or at once after a restart).
 PLAN_DENIAL_SECONDS = 3600.0
 MAX_DENIALS = 10_000
+# How long a provider's NOT_FOUND for (provider, endpoint, parameters) is answered without asking
+# (NEGATIVE_CACHE_SECONDS): a coin one provider does not cover would otherwise cost a request on
+# every signal. Shared with other replicas through the cache's store (Redis), under its own key.
+NEGATIVE_CACHE_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class _Denial:
     until: float
     message: str
     http_status: int | None
+    kind: ErrorKind = ErrorKind.PLAN
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,9 @@ class ProviderHttp:
         limiter: UpstreamLimiter | None = None,
         ttls: Mapping[str, float] | None = None,
         default_ttl: float = 60.0,
+        negative_ttl: float = NEGATIVE_CACHE_SECONDS,
     ) -> None:
+        self._negative_ttl = negative_ttl
         self._cache = cache
         self._limiter = limiter
         # Endpoint prefix -> seconds a response stays fresh; the longest matching prefix wins.
@@ -237,8 +244,8 @@ class ProviderHttp:
         denied = self._denials.get(key)
         if denied is not None:
             if time.monotonic() < denied.until:
-                record_cache_event("denied", self.name)
-                raise self.error(endpoint, ErrorKind.PLAN, denied.message, http_status=denied.http_status)
+                record_cache_event("denied" if denied.kind is ErrorKind.PLAN else "negative", self.name)
+                raise self.error(endpoint, denied.kind, denied.message, http_status=denied.http_status)
             del self._denials[key]
 
         budget = upstream_budget()
@@ -248,11 +255,27 @@ class ProviderHttp:
                 return fresh
             raise self.error(endpoint, ErrorKind.TIMEOUT, "no time left before the request's deadline")
 
+        cache = self._cache
+        negative_key = ("negative", *key) if self._negative_ttl > 0 else None
+
         async def shared_load() -> T:
             # Shared by every caller waiting on this key: bounded by the upstream timeout, not by
             # whichever caller happened to start it (providers/deadline.py).
+            if negative_key is not None:
+                # Only on a miss: another replica may have just been told the answer is "not found".
+                known = await cache.peek(negative_key)
+                if isinstance(known, dict) and "not_found" in known:
+                    raise self.error(endpoint, ErrorKind.NOT_FOUND, str(known["not_found"]), http_status=404)
             with deadline_in(None):
-                return await load()
+                try:
+                    return await load()
+                except ProviderError as error:
+                    if error.kind is ErrorKind.NOT_FOUND and negative_key is not None:
+                        answer = {"not_found": error.message}
+                        await cache.get(
+                            negative_key, self._negative_ttl, lambda: _value(answer), f"{self.name}:negative"
+                        )
+                    raise
 
         try:
             async with asyncio.timeout(budget) as waiting:
@@ -260,6 +283,8 @@ class ProviderHttp:
         except ProviderError as error:
             if error.kind is ErrorKind.PLAN:
                 self._remember_denial(key, error)
+            elif error.kind is ErrorKind.NOT_FOUND and self._negative_ttl > 0:
+                self._remember_denial(key, error, self._negative_ttl)
             raise
         except TimeoutError:
             if not waiting.expired():
@@ -269,12 +294,13 @@ class ProviderHttp:
             ) from None
         return value
 
-    def _remember_denial(self, key: Hashable, error: ProviderError) -> None:
+    def _remember_denial(self, key: Hashable, error: ProviderError, seconds: float = PLAN_DENIAL_SECONDS) -> None:
         """A plan that does not cover an endpoint will not cover it a minute later: without this, a
-        Hobbyist key spent 5 of its 30 calls a minute per signal on answers it already had."""
+        Hobbyist key spent 5 of its 30 calls a minute per signal on answers it already had. The same
+        holds for a coin a provider does not cover (NOT_FOUND, for ``seconds``)."""
         if len(self._denials) >= MAX_DENIALS:
             self._denials.clear()  # bounded: endpoints x listed coins stays far below this
-        self._denials[key] = _Denial(time.monotonic() + PLAN_DENIAL_SECONDS, error.message, error.http_status)
+        self._denials[key] = _Denial(time.monotonic() + seconds, error.message, error.http_status, error.kind)
 
     def mark_success(self) -> None:
         self.health.last_success = datetime.now(UTC)
@@ -412,6 +438,10 @@ class ProviderHttp:
         self._closed = True
         if self._session is not None:
             await self._session.close()
+
+
+async def _value(value: T) -> T:
+    return value
 
 
 def _upstream_message(body: Any) -> str:

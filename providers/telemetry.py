@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -43,5 +44,12 @@ def endpoint_label(endpoint: str) -> str:
     return endpoint
 
 
+_cache_event_children: dict[tuple[str, str], Any] = {}
+
+
 def record_cache_event(event: str, provider: str) -> None:
-    CACHE_EVENTS.labels(provider or "unknown", event).inc()
+    # Called on every cache lookup (a warm signal is one): the labelled child is looked up once.
+    child = _cache_event_children.get((provider, event))
+    if child is None:
+        child = _cache_event_children[(provider, event)] = CACHE_EVENTS.labels(provider or "unknown", event)
+    child.inc()

@@ -78,6 +78,7 @@ class App:
                 limiter=limiter,
                 ttls={prefix: ttl * scale for prefix, ttl in ttls[name].items()},
                 default_ttl=60 * scale,
+                negative_ttl=settings.negative_cache_seconds,
                 **kw,
             )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 RPC_REQUESTS = Counter(
     "cryptosignals_rpc_requests_total", "RPCs handled, by method and gRPC status code.", ["method", "code"]
@@ -13,6 +13,12 @@ RPC_LATENCY = Histogram(
     "RPC handling time, by method and gRPC status code (a fast error and a slow success differ).",
     ["method", "code"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+CLIENT_RATE_LIMIT = Gauge(
+    "cryptosignals_client_rate_limit",
+    "Per-client rate limit of this server: each client's bucket size and refill per second (0: off).",
+    ["quantity"],
 )
 
 

@@ -7,8 +7,11 @@ new calls are refused and in-flight calls get ``SHUTDOWN_GRACE_SECONDS`` to fini
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
+import socket
+import sys
 from dataclasses import dataclass
 
 import grpc
@@ -28,20 +31,28 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from providers.redis_link import RedisLink
 from service.app import App
 from service.auth import AuthInterceptor
 from service.backtest_servicer import BacktestServicer
+from service.client_limit import ClientLimiter, SharedClientLimiter
 from service.coinglass_servicer import CoinglassServicer
 from service.history_servicer import HistoryServicer
 from service.interceptors import GuardInterceptor
 from service.live_servicer import LiveServicer
 from service.logs import configure_logging
-from service.metrics import MetricsServer
+from service.metrics import CLIENT_RATE_LIMIT, MetricsServer
 from service.page_tokens import PageTokens
 from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
 
 log = logging.getLogger("cryptosignals.server")
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one sentence naming the setting and the fix."""
+
+
 MAX_METADATA_BYTES = 96 * 1024
 
 SERVICE_NAMES = (
@@ -79,12 +90,44 @@ class RunningServer:
         await self.app.aclose()
 
 
+def client_limiter(settings: Settings, redis: RedisLink | None = None) -> ClientLimiter | None:
+    """Per client (key, else address): CLIENT_RATE_LIMIT_PER_SECOND 0 turns it off; with Redis
+    (REDIS_URL) every replica spends from the same bucket per client."""
+    rate = settings.client_rate_limit_per_second
+    burst = max(settings.client_rate_limit_burst, rate)
+    CLIENT_RATE_LIMIT.labels("per_second").set(rate)
+    CLIENT_RATE_LIMIT.labels("burst").set(burst if rate > 0 else 0)
+    if rate <= 0:
+        return None
+    if redis is not None:
+        return SharedClientLimiter(
+            redis, rate, burst, settings.trusted_proxy_networks, keyed=bool(settings.client_api_keys)
+        )
+    return ClientLimiter(rate, burst, settings.trusted_proxy_networks, keyed=bool(settings.client_api_keys))
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a listener could bind ``host:port`` now (SO_REUSEADDR, as grpc binds)."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False
+    family, kind, proto, _, where = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError:
+            return False
+    return True
+
+
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
     server = grpc.aio.server(
         interceptors=[
             *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
-            GuardInterceptor(settings.rpc_deadline_seconds),
+            GuardInterceptor(settings.rpc_deadline_seconds, client_limiter(settings, app.redis)),
         ],
         options=[
             ("grpc.so_reuseport", 0),
@@ -114,14 +157,38 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    try:
+        # Probed first: grpc's own failure is a C-level log line plus an exception.
+        if settings.grpc_port and not _bindable(settings.grpc_host, settings.grpc_port):
+            raise RuntimeError(address)
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {settings.grpc_host}:{settings.grpc_port}")
+        await app.aclose()
+        raise StartupError(
+            f"cannot listen on {address} (GRPC_PORT={settings.grpc_port}, GRPC_HOST={settings.grpc_host}): "
+            "the port is taken or the address is not this machine's; stop the other process or set GRPC_PORT "
+            "to a free port"
+        )
     await server.start()
+    # Everything built so far (modules, descriptors, the app) lives as long as the process: moved out
+    # of the collector's generations, so the collections that steady traffic triggers stay cheap.
+    gc.collect()
+    gc.freeze()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     metrics = MetricsServer()
-    await metrics.start("127.0.0.1", settings.metrics_port)
+    try:
+        await metrics.start("127.0.0.1", settings.metrics_port)
+    except OSError as exc:
+        await server.stop(0)
+        await app.aclose()
+        raise StartupError(
+            f"cannot listen on 127.0.0.1:{settings.metrics_port} for metrics (METRICS_PORT={settings.metrics_port}): "
+            f"{exc.strerror or 'address unavailable'}; stop the other process or set METRICS_PORT to a free port"
+        ) from None
     log.info("grpc server listening on %s:%d, metrics on 127.0.0.1:%d", settings.grpc_host, port, metrics.port)
     return RunningServer(server, health, port, app, metrics)
 
@@ -143,9 +210,13 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load_settings()  # a bad setting: SettingsError, one line naming it, exit code 1
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as exc:
+        print(f"cryptosignals: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

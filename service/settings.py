@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
+from service.client_limit import Network, parse_networks
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -87,14 +88,19 @@ class Settings(BaseSettings):
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
 
-    # Client rate limit at Envoy: one token bucket for the REST listener (all clients together),
-    # refilled by CLIENT_RATE_LIMIT_PER_SECOND tokens a second up to CLIENT_RATE_LIMIT_BURST; 0
-    # disables it. 200/s is far above what people and GPT Actions send, and well under what one
-    # server process answers (about 3,000 warm signals/s, far fewer cold ones, each costing upstream
-    # calls), so a runaway client is shed at Envoy before it starves everyone else.
+    # Client rate limit, per client (service/client_limit.py): a token bucket per client key when
+    # SIGNAL_API_KEYS is set, else per client address, refilled by CLIENT_RATE_LIMIT_PER_SECOND tokens
+    # a second up to CLIENT_RATE_LIMIT_BURST; 0 disables it. Enforced by the server, so REST and gRPC
+    # callers alike; one busy client never costs another one its answers.
     client_rate_limit_per_second: Annotated[int, Field(ge=0, le=1_000_000)] = 200
     # 0: the same as the per-second rate. Otherwise at least the rate (checked below).
     client_rate_limit_burst: Annotated[int, Field(ge=0, le=10_000_000)] = 400
+    # Peers whose X-Forwarded-For is believed (Envoy, on loopback by default): IPs or CIDRs.
+    trusted_proxies: str = "127.0.0.1/32,::1/128"
+    # Origins a browser app may call the API from (Envoy's CORS filter): * or a comma-separated list.
+    cors_allowed_origins: str = "*"
+    # How long a provider's NOT_FOUND for (provider, endpoint, coin) is remembered (0: not at all).
+    negative_cache_seconds: Annotated[float, Field(ge=0, le=86400)] = 600.0
 
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     upstream_max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
@@ -276,6 +282,33 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
             raise ValueError(f"must be 1-64 letters, digits, '_', '.' or '-', got {value!r}")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        origins = [o.strip() for o in value.split(",") if o.strip()]
+        if not origins:
+            raise ValueError("must be * or a comma-separated list of origins such as https://app.example.com")
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(
+                    f"each origin is scheme://host[:port] (e.g. https://app.example.com) or *, got {origin[:64]!r}"
+                )
+        return ",".join(origins)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(self.cors_allowed_origins.split(","))
 
     @field_validator("grpc_upstreams")
     @classmethod

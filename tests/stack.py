@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
 from providers.twin import RecordedTwin
+from service.edge_cache import path_rules
 from service.envoy import envoy_binary, route_timeout_for, write_config
 from service.server import RunningServer, start_server
 from service.settings import Settings
@@ -102,6 +103,8 @@ async def start_envoy(settings: Settings) -> Envoy:
         upstreams=settings.grpc_upstream_list,
         client_rate_limit_per_second=settings.client_rate_limit_per_second,
         client_rate_limit_burst=settings.client_rate_limit_burst,
+        cors_allowed_origins=settings.cors_origin_list,
+        cache_rules=path_rules(settings),
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:

@@ -1,4 +1,4 @@
-"""Client rate limit at Envoy: a token bucket on the REST listener, 429 JSON when empty, /health exempt."""
+"""Client rate limit: a token bucket per client (enforced by the server), 429 JSON when empty, /health exempt."""
 
 from __future__ import annotations
 
@@ -51,13 +51,13 @@ async def test_the_limit_is_off_when_the_rate_is_zero(rest: httpx.AsyncClient) -
     assert all("x-ratelimit-limit" not in r.headers for r in replies)
 
 
-def test_rendered_config_carries_the_settings() -> None:
-    on = render_config(port=1, grpc_port=2, admin_port=3, client_rate_limit_per_second=200, client_rate_limit_burst=400)
-    assert "max_tokens: 400" in on and "tokens_per_fill: 200" in on and "numerator: 100, denominator" in on
-    off = render_config(port=1, grpc_port=2, admin_port=3, client_rate_limit_per_second=0)
-    assert "default_value: {numerator: 0, denominator: HUNDRED}" in off
-    # Burst 0 means "the rate": the bucket holds one second's tokens.
-    assert "max_tokens: 50" in render_config(port=1, grpc_port=2, admin_port=3, client_rate_limit_per_second=50)
+def test_envoy_no_longer_holds_one_bucket_for_everyone() -> None:
+    # The limit is per client, in the server (tests/test_client_fairness.py): Envoy has no shared bucket.
+    config = render_config(
+        port=1, grpc_port=2, admin_port=3, client_rate_limit_per_second=200, client_rate_limit_burst=400
+    )
+    assert "local_ratelimit" not in config and "token_bucket" not in config
+    assert "use_remote_address: true" in config
 
 
 def test_defaults_and_a_burst_below_the_rate_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
