@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -12,6 +11,7 @@ from cryptosignals.v1 import live_pb2, live_pb2_grpc
 from google.protobuf import timestamp_pb2
 
 from scoring import ScoringConfig
+from service.client_limit import ClientLimiter
 from service.signal_mapping import signal_message, timestamp
 from service.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
@@ -26,17 +26,14 @@ def _now() -> timestamp_pb2.Timestamp:
     return timestamp(datetime.now(UTC))
 
 
-def client_of(context: grpc.aio.ServicerContext) -> str:
-    """Who is watching: the client key when one is sent, else the caller's address (through Envoy,
-    the first address Envoy appended to x-forwarded-for)."""
-    metadata = {k: v for k, v in (context.invocation_metadata() or ())}
-    key = str(metadata.get("authorization", ""))
-    if key:
-        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
-    forwarded = str(metadata.get("x-forwarded-for", ""))
-    if forwarded:
-        return "addr:" + forwarded.split(",")[-1].strip()
-    return "peer:" + str(context.peer()).rsplit(":", 1)[0]
+WATCH_METHOD = "/cryptosignals.v1.LiveService/WatchSignals"
+
+
+def client_of(context: grpc.aio.ServicerContext, identity: ClientLimiter) -> str:
+    """Who is watching, named as the client rate limit names it: the client key when keys are on,
+    else the caller's address (X-Forwarded-For believed only from TRUSTED_PROXIES, i.e. Envoy)."""
+    metadata = [(k, v) for k, v in (context.invocation_metadata() or ())]
+    return identity.client(WATCH_METHOD, metadata, str(context.peer())) or "anonymous"
 
 
 def changed_enough(previous: LiveSignal, current: LiveSignal, min_score_change: float) -> bool:
@@ -47,8 +44,9 @@ def changed_enough(previous: LiveSignal, current: LiveSignal, min_score_change: 
 
 
 class LiveServicer(live_pb2_grpc.LiveServiceServicer):
-    def __init__(self, hub: SignalHub, universe: CoinUniverse, config: ScoringConfig) -> None:
+    def __init__(self, hub: SignalHub, universe: CoinUniverse, config: ScoringConfig, identity: ClientLimiter) -> None:
         self._hub = hub
+        self._identity = identity
         self._universe = universe
         self._config = config
 
@@ -90,7 +88,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                     return
                 await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(symbol))
         try:
-            watcher = self._hub.watch(symbols, client_of(context))
+            watcher = self._hub.watch(symbols, client_of(context, self._identity))
         except WatchLimitError as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
             raise
@@ -110,10 +108,16 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                     raise
                 last[symbol] = live
                 yield self._event(live)
+            loop = asyncio.get_running_loop()
+            sent_at = loop.time()
             while True:
+                # A heartbeat when nothing was SENT for a while: signals that changed too little to
+                # send keep arriving from the hub, and must not keep the heartbeat away.
+                wait = sent_at + self._hub.heartbeat_seconds - loop.time()
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), self._hub.heartbeat_seconds)
+                    item = await asyncio.wait_for(watcher.queue.get(), max(0.0, wait))
                 except TimeoutError:
+                    sent_at = loop.time()
                     yield live_pb2.SignalEvent(
                         kind=live_pb2.HEARTBEAT, symbol=symbols[0] if len(symbols) == 1 else "", time=_now()
                     )
@@ -124,6 +128,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                 previous = last.get(item.symbol)
                 if previous is None or changed_enough(previous, item, min_change):
                     last[item.symbol] = item
+                    sent_at = loop.time()
                     yield self._event(item)
         finally:
             self._hub.leave(watcher)

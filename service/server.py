@@ -90,6 +90,11 @@ class RunningServer:
         await self.app.aclose()
 
 
+def stream_identity(settings: Settings) -> ClientLimiter:
+    """Names stream watchers as the client rate limit names clients (its buckets are never used)."""
+    return ClientLimiter(1, 1, settings.trusted_proxy_networks, keyed=bool(settings.client_api_keys))
+
+
 def client_limiter(settings: Settings, redis: RedisLink | None = None) -> ClientLimiter | None:
     """Per client (key, else address): CLIENT_RATE_LIMIT_PER_SECOND 0 turns it off; with Redis
     (REDIS_URL) every replica spends from the same bucket per client."""
@@ -146,7 +151,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server
     )
     backtest_pb2_grpc.add_BacktestServiceServicer_to_server(BacktestServicer(app.backtester, app.desk.universe), server)
-    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(app.hub, app.desk.universe, app.scoring), server)
+    live_pb2_grpc.add_LiveServiceServicer_to_server(
+        LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), server
+    )
     tokens = PageTokens(settings.history_database_url)
     history_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(app.archive, app.desk.universe, tokens), server
