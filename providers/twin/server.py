@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from providers.twin import coinglass, misc, okx
+from providers.twin.aliases import CoinAliases
 from providers.twin.control import add_control_routes
 from providers.twin.faults import (
     PROVIDERS,
@@ -59,6 +60,7 @@ class RecordedTwin:
     def __init__(self, *, plan: str = "professional", latency_ms: float = 0.0, store: Store | None = None) -> None:
         self.store = store or Store()
         self.faults = FaultTable()
+        self.aliases = CoinAliases()
         self._plan = "professional"
         self.set_plan(plan)
         self._latency = latency_ms / 1000.0
@@ -119,6 +121,10 @@ class RecordedTwin:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def set_coin_aliases(self, aliases: dict[str, str]) -> None:
+        """Serve each alias the data of a recorded coin, ``{"XRP": "BTC"}`` (providers/twin/aliases.py)."""
+        self.aliases.set(aliases)
+
     def set_latency(self, ms: float) -> None:
         """Extra latency on every provider answer (benchmarks: a realistic upstream round trip)."""
         self._latency = max(0.0, ms) / 1000.0
@@ -172,6 +178,8 @@ class RecordedTwin:
             await asyncio.sleep(delay)
         if fault is not None and fault.kind == "timeout":
             await self._hang(request, fault.seconds)
+        if self.aliases:
+            path, query = self.aliases.rewrite(path), self.aliases.rewrite_query(query)
         reply = self._faulty(provider, fault) or self._answer(provider, path, query, request)
         if fault is not None and fault.kind == "truncated_json":
             reply = truncated(reply)
@@ -199,7 +207,7 @@ class RecordedTwin:
             return okx.handle(self.store, path, query)
         if provider == "coinglass":
             denied = coinglass.authorise(self.store, request.headers, path, self._plan, query)
-            reply = denied or coinglass.handle(self.store, path, query, self._plan)
+            reply = denied or self.aliases.listed(path, coinglass.handle(self.store, path, query, self._plan))
             return self._with_cg_limits(reply)
         if provider == "coinapi":
             return misc.coinapi(self.store, path, request.headers)
