@@ -22,6 +22,7 @@ from providers.twin.faults import (
     Fault,
     FaultKind,
     FaultTable,
+    echo_key,
     emptied,
     error_envelope,
     html_page,
@@ -180,7 +181,7 @@ class RecordedTwin:
             await self._hang(request, fault.seconds)
         if self.aliases:
             path, query = self.aliases.rewrite(path), self.aliases.rewrite_query(query)
-        reply = self._faulty(provider, fault) or self._answer(provider, path, query, request)
+        reply = self._faulty(provider, fault, request) or self._answer(provider, path, query, request)
         if fault is not None and fault.kind == "truncated_json":
             reply = truncated(reply)
         elif fault is not None and fault.kind == "empty":
@@ -189,9 +190,11 @@ class RecordedTwin:
         response.content_type = reply.content_type
         return response
 
-    def _faulty(self, provider: str, fault: Fault | None) -> Reply | None:
+    def _faulty(self, provider: str, fault: Fault | None, request: web.Request) -> Reply | None:
         if fault is None:
             return None
+        if fault.kind == "echo_key":
+            return echo_key(provider, fault.status, request.headers)
         if fault.kind == "rate_limit":
             return rate_limited(provider, fault.retry_after)
         if fault.kind == "server_error":
