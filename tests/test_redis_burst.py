@@ -80,8 +80,10 @@ async def test_a_cold_burst_over_16_coins_makes_each_upstream_call_once_across_t
     # A small pool, so the burst (16 signals x ~19 endpoints per replica) must wait for connections
     # (a pool of 8 that raises instead fails this test). The wait bound is generous: both replicas
     # share this test's one event loop with the twin and 320 callers on a loaded machine.
+    # TTLs x10: however slow the machine, no entry expires during the burst (a refresh would be a
+    # legitimate second call).
     async with replicas(
-        many_coins, redis_url=redis_url, redis_max_connections=8, redis_pool_timeout_seconds=10
+        many_coins, redis_url=redis_url, redis_max_connections=8, redis_pool_timeout_seconds=10, cache_ttl_scale=10
     ) as servers:
         errors_before = redis_errors()
         many_coins.clear_requests()
@@ -108,7 +110,7 @@ async def test_a_cold_burst_over_16_coins_makes_each_upstream_call_once_across_t
     lookups = sum(s.lookups for s in read_stores)
     round_trips = sum(s.read_round_trips for s in read_stores)
     assert lookups >= len(per_call)
-    assert round_trips * 4 <= lookups, (round_trips, lookups)
+    assert round_trips * 2 <= lookups, (round_trips, lookups)  # measured: 1,088 lookups in 138 MGETs
     assert all(pool.max_connections == 8 for pool in pools)
 
 
