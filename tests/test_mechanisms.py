@@ -159,6 +159,10 @@ async def test_a_hurried_caller_never_shares_its_signal_or_joins_a_patient_one(a
     patient = await patient_call
     assert patient is not hurried
     assert await app.desk.signal("BTC") is patient and computations.count == 2
+    # A hurried caller may read a signal already memoised (fresh, no wait): it is not recomputed.
+    with deadline_in(5.0, hurried=True):
+        assert await app.desk.signal("BTC") is patient
+    assert computations.count == 2
 
 
 async def test_debug_and_plain_answers_of_one_memo_period_come_from_one_computation(twin: RecordedTwin) -> None:
