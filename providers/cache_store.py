@@ -6,6 +6,7 @@ is the same for both; a store only reads, writes and (for Redis) locks a key acr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -21,6 +22,9 @@ log = logging.getLogger("cryptosignals.cache")
 
 # Held by the one loader in this process while Redis is not shared or not reachable.
 LOCAL_LOCK = "local"
+
+# Turns of the event loop a read batch stays open before its MGET is sent.
+BATCH_TURNS = 2
 
 # Compare-and-delete: a loader whose lock expired must not delete the next holder's lock.
 _UNLOCK = """
@@ -94,6 +98,11 @@ class RedisStore:
 
     Times in entries are wall-clock (``time.time``): monotonic clocks differ between processes.
     Redis evicts an entry at its ``expires_at`` (key TTL), so nothing needs cleaning up.
+
+    Reads are pipelined: every ``get`` issued while a read batch is open (this turn of the
+    event loop and the next two, which is when one signal's concurrent fan-out asks for all of its
+    endpoints) is answered by one MGET, so a signal costs one round trip and one connection to
+    read, not one per endpoint, and a cold burst does not need a connection per lookup.
     """
 
     shared = True
@@ -103,6 +112,10 @@ class RedisStore:
         self._unlock = link.client.register_script(_UNLOCK)
         # Written through on every put: while Redis is down the cache degrades to in-process.
         self.local = MemoryStore()
+        self._batch: dict[str, list[asyncio.Future[bytes | None]]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
+        self.read_round_trips = 0  # MGETs sent (each answering a batch of lookups)
+        self.lookups = 0  # keys asked of Redis
 
     async def get(self, key: Hashable) -> Entry | None:
         local = self.local.entries.get(key)
@@ -112,7 +125,7 @@ class RedisStore:
             return local
         name = self._link.key("cache", redis_name(key))
         try:
-            raw = await self._link.client.get(name)
+            raw = await self._read(name)
         except REDIS_FAILURES as exc:
             self._link.failed("cache_get", exc)
             return await self.local.get(key)
@@ -127,6 +140,44 @@ class RedisStore:
         # Kept here too: served without a round trip while fresh, and while Redis is down.
         self.local.entries[key] = entry
         return entry
+
+    def _read(self, name: str) -> asyncio.Future[bytes | None]:
+        """The raw value of ``name``, read in the open batch (one is opened if none is)."""
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        waiting = self._batch.setdefault(name, [])
+        waiting.append(future)
+        self.lookups += 1
+        if len(self._batch) == 1 and len(waiting) == 1:  # the first lookup of a new batch
+            task = asyncio.ensure_future(self._flush())
+            self._flushes.add(task)  # a strong reference until done: the loop keeps only weak ones
+            task.add_done_callback(self._flushes.discard)
+        return future
+
+    async def _flush(self) -> None:
+        # Let the callers started in this turn of the loop (a signal's fan-out, and the gathers it
+        # starts in turn, e.g. LunarCrush's two calls) join the batch: two turns, no wall-clock wait.
+        for _ in range(BATCH_TURNS):
+            await asyncio.sleep(0)
+        batch, self._batch = self._batch, {}
+        names = list(batch)
+        try:
+            self.read_round_trips += 1
+            values: list[bytes | None] = await self._link.client.mget(names)  # type: ignore[assignment]
+        except asyncio.CancelledError:
+            for futures in batch.values():
+                for future in futures:
+                    future.cancel()
+            raise
+        except Exception as exc:
+            for futures in batch.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for name, value in zip(names, values, strict=True):
+            for future in batch[name]:
+                if not future.done():
+                    future.set_result(value)
 
     async def put(self, key: Hashable, entry: Entry, keep_seconds: float) -> None:
         await self.local.put(key, entry, keep_seconds)

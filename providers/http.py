@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus, urlsplit
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -176,7 +177,8 @@ class ProviderHttp:
     def redact(self, text: str) -> str:
         """Remove the key from any text that may have echoed it (upstream messages, URLs)."""
         if self._secret:
-            text = text.replace(self._secret, "[redacted]")
+            for spelling in {self._secret, quote(self._secret, safe=""), quote_plus(self._secret)}:
+                text = text.replace(spelling, "[redacted]")
         return text[:300]
 
     def error(
@@ -349,7 +351,11 @@ class ProviderHttp:
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.info("upstream %s %s %d %.0f ms", self.name, endpoint, reply.status, elapsed_ms)
         if 300 <= reply.status < 400:
-            message = f"HTTP {reply.status}: a redirect, not followed"
+            # Where it pointed helps whoever reads the error; its query (which may echo our key or
+            # carry a provider's token) is dropped, and the rest is redacted like any message.
+            target = urlsplit(reply.headers.get("Location", ""))
+            where = f" to {target.netloc}{target.path}" if target.netloc or target.path else ""
+            message = f"HTTP {reply.status}: a redirect{where}, not followed"
             raise self.error(endpoint, ErrorKind.UPSTREAM, message, http_status=reply.status)
         body = self._parse(endpoint, reply)
         if reply.status >= 400 or reply.status in self._status_kinds:

@@ -42,15 +42,35 @@ def redacted_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+DEFAULT_MAX_CONNECTIONS = 32
+DEFAULT_POOL_TIMEOUT = 2.0
+
+
 class RedisLink:
-    def __init__(self, url: str, *, prefix: str = "cryptosignals", timeout: float = 0.5, retry_after: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "cryptosignals",
+        timeout: float = 0.5,
+        retry_after: float = 5.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+    ):
         self.url = url
         self.prefix = prefix
         self.timeout = timeout
         # No retries inside redis-py (its default backs off for seconds): a failure falls back at once.
-        self.client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        # A blocking pool: a caller finding every connection busy waits for one (bounded), it does not fail.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
+        self.client = aioredis.Redis(connection_pool=pool)
         self._retry_after = retry_after
         self._down_until = 0.0
         self._last_warning = -WARN_EVERY_SECONDS

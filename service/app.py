@@ -166,7 +166,12 @@ class App:
         if settings.redis_url is None:
             cache = UpstreamCache(settings.cache_max_stale_seconds) if settings.cache_enabled else None
             return cache, UpstreamLimiter(limits, wait), None
-        link = RedisLink(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix)
+        link = RedisLink(
+            settings.redis_url.get_secret_value(),
+            prefix=settings.redis_prefix,
+            max_connections=settings.redis_max_connections,
+            pool_timeout=settings.redis_pool_timeout_seconds,
+        )
         # How long one replica may hold a key's lock while loading it: its budget wait, every attempt
         # at the upstream timeout and the waits between attempts; the others wait that long at most,
         # then load themselves.

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # its own). A secret: the URL may carry a password, and it is never logged.
     redis_url: SecretStr | None = None
     redis_prefix: str = "cryptosignals"
+    # Connections one replica opens to Redis at most; a lookup finding all busy waits for one up to
+    # REDIS_POOL_TIMEOUT_SECONDS (then falls back in process), it never fails at once.
+    redis_max_connections: Annotated[int, Field(ge=1, le=1000)] = 32
+    redis_pool_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 
     # The gRPC servers Envoy round-robins over, "host:port,host:port" (default GRPC_HOST:GRPC_PORT).
     grpc_upstreams: str = ""

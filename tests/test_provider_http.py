@@ -14,9 +14,10 @@ from providers.coinglass import CoinglassClient
 from providers.errors import ErrorKind, ProviderError
 from providers.feargreed import FearGreedClient
 from providers.http import ProviderHttp
-from providers.lunarcrush import LunarCrushClient
 from providers.okx import OkxClient
 from providers.twin import RecordedTwin
+from service.app import App
+from tests.stack import stack_settings
 
 KEY = "cg-SECRET-KEY-7f3a9"
 
@@ -138,15 +139,22 @@ async def test_coinglass_parses_numbers_sent_as_strings(coinglass: CoinglassClie
 
 
 async def test_missing_keys_are_not_configured_without_any_request(twin: RecordedTwin) -> None:
-    twin.clear_requests()
-    for call, variable in (
-        (CoinglassClient(None).supported_coins(), "COINGLASS_API_KEY"),
-        (CoinApiClient(None).exchange_rate("BTC"), "COINAPI_KEY"),
-        (LunarCrushClient(None).social("BTC"), "LUNARCRUSH_API_KEY"),
-    ):
-        error = await _error(call)
-        assert error.kind is ErrorKind.NOT_CONFIGURED and error.message == f"{variable} is not set"
-    assert twin.request_count() == 0
+    # The service's own wiring with no keys: keyless providers reach the twin, keyed ones must not.
+    app = await App.create(stack_settings(twin, keys=False, cache_enabled=False))
+    try:
+        twin.clear_requests()
+        for call, variable in (
+            (app.clients.coinglass.supported_coins(), "COINGLASS_API_KEY"),
+            (app.clients.coinapi.exchange_rate("BTC"), "COINAPI_KEY"),
+            (app.clients.lunarcrush.social("BTC"), "LUNARCRUSH_API_KEY"),
+        ):
+            error = await _error(call)
+            assert error.kind is ErrorKind.NOT_CONFIGURED and error.message == f"{variable} is not set"
+        assert twin.request_count() == 0
+        await app.clients.okx.ticker("BTC")  # the control: this app's calls do reach the twin and are counted
+        assert twin.request_count() == 1
+    finally:
+        await app.aclose()
 
 
 async def test_coinapi_550_means_no_data_for_that_coin(twin: RecordedTwin) -> None:

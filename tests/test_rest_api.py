@@ -7,7 +7,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from providers.twin import RecordedTwin
-from tests.stack import FAKE_KEYS, running_stack
+from tests.stack import FAKE_KEYS, Stack, running_stack
 
 pytestmark = pytest.mark.asyncio
 
@@ -31,20 +31,27 @@ async def test_health_reports_every_provider(rest: httpx.AsyncClient) -> None:
 
 
 async def test_signal_is_computed_from_recorded_market_data(rest: httpx.AsyncClient) -> None:
+    """The exact answer the recorded data gives (the README's example): every number is checked, so
+    an answer that only echoed the symbol, or scored other data, fails."""
     reply = await rest.get("/signals/BTC")
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["symbol"] == "BTC"
-    assert body["signal"] in {"LONG", "SHORT", "NEUTRAL"}
-    assert 0 <= body["score"] <= 100
-    assert body["confidence"] in {"high", "medium", "low"}
-    assert len(body["topFactors"]) == 3
-    assert all(f["explanation"] for f in body["topFactors"])
-    assert body["reason"]
+    assert (body["signal"], body["score"], body["confidence"]) == ("NEUTRAL", 38.82, "medium")
+    assert [(f["factor"], f["contribution"]) for f in body["topFactors"]] == [
+        ("liquidations", -7.3),
+        ("long_short_ratio", -6.78),
+        ("social", 3.06),
+    ]
+    assert body["reason"] == " | ".join(f["explanation"] for f in body["topFactors"])
+    assert body["topFactors"][1]["explanation"] == "Overcrowded longs (72.4% of accounts) - contrarian bearish"
     # Seed-compatible headline fields, from the recorded data.
-    assert body["price"] > 1000
-    assert body["openInterest"] > 0
-    assert "fundingRate" in body and "timestamp" in body
+    assert body["price"] == 79776.6
+    assert body["fundingRate"] == 0.0001799
+    assert body["openInterest"] == pytest.approx(54557737074.0143)
+    assert body["socialScore"] == 64
+    assert (body["coverage"], body["missingFactors"]) == (1, [])
+    assert body["timestamp"].endswith("Z")
     # debug is off: no factor dump
     assert body["factors"] == []
 
@@ -100,10 +107,14 @@ async def test_bad_symbol_is_400_with_a_clear_json_message(rest: httpx.AsyncClie
     assert "symbol" in body["message"] and "not valid" in body["message"]
 
 
-async def test_unknown_coin_is_404(rest: httpx.AsyncClient) -> None:
+async def test_unknown_coin_is_404(rest: httpx.AsyncClient, stack: Stack) -> None:
+    await stack.server.app.desk.universe.settled()  # the coin list is loaded: refused before any upstream call
+    stack.twin.clear_requests()
     reply = await rest.get("/signals/NOPECOIN")
-    assert reply.status_code in {404, 503}, reply.text
-    assert reply.json()["message"]
+    assert reply.status_code == 404, reply.text
+    body = reply.json()
+    assert (body["code"], body["message"]) == (5, "unknown coin NOPECOIN: no provider has data for it")
+    assert stack.twin.request_count() == 0
 
 
 async def test_unknown_path_is_404_json(rest: httpx.AsyncClient) -> None:

@@ -74,14 +74,21 @@ def mirror(i: SignalInputs) -> SignalInputs:
 
 
 @given(signal_inputs(allow_missing=True))
-def test_score_is_always_between_0_and_100(inputs: SignalInputs) -> None:
+def test_score_is_the_weighted_mean_of_the_sub_scores_so_within_0_and_100(inputs: SignalInputs) -> None:
+    """The bound follows from what the score is (a weighted mean of sub-scores in 0-100, weights
+    renormalised over the factors with data), not from a clamp: the mean itself is checked."""
     try:
         scored = score_signal(inputs)
     except NoDataError:
         assert all(isinstance(getattr(inputs, n), Missing) for n in FACTOR_NAMES)
         return
-    assert 0 <= scored.score <= 100
     assert all(0 <= f.sub_score <= 100 for f in scored.factors)
+    weight = sum(f.weight for f in scored.factors)
+    mean = sum(f.sub_score * f.weight for f in scored.factors) / weight
+    assert scored.score == pytest.approx(mean, abs=1e-9)
+    assert scored.score == pytest.approx(50 + sum(f.contribution for f in scored.factors), abs=1e-9)
+    subs = [f.sub_score for f in scored.factors if f.weight > 0]
+    assert min(subs) - 1e-9 <= scored.score <= max(subs) + 1e-9
 
 
 @settings(max_examples=200)

@@ -9,6 +9,7 @@ is how tests prove that retries recover.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +29,10 @@ class FaultKind(StrEnum):
     ERROR_ENVELOPE = "error_envelope"  # HTTP 200 with the provider's error envelope (`code` picks which)
     EMPTY = "empty"  # HTTP 200, valid envelope, empty data
     UNSHIFTED = "unshifted"  # the normal answer from the data as recorded, not moved to the present: old data
+    # Echoes the caller's key (every key header it sent) back: in the error body, in response
+    # headers and, with a 3xx `status`, in the redirect's Location. HTTP 401 unless `status` says
+    # otherwise (200: the provider's error envelope). Proves a key never travels further.
+    ECHO_KEY = "echo_key"
 
 
 FAULT_KINDS: frozenset[str] = frozenset(k.value for k in FaultKind)
@@ -205,6 +210,29 @@ def error_envelope(provider: str, code: str | None) -> Reply:
     if provider == "feargreed":
         return json_reply({"name": "Fear and Greed Index", "data": [], "metadata": {"error": "Internal error"}})
     return json_reply({"error": "Internal error, please try again later"})
+
+
+# The request headers that carry a provider key (Coinglass, CoinAPI, LunarCrush's bearer token).
+KEY_HEADERS = ("CG-API-KEY", "X-CoinAPI-Key", "Authorization")
+
+
+def echo_key(provider: str, status: int | None, request_headers: Mapping[str, str]) -> Reply:
+    """An answer that repeats the caller's key wherever a careless client might print it."""
+    code = status or 401
+    sent = " ".join(request_headers[name] for name in KEY_HEADERS if request_headers.get(name))
+    message = f"API key {sent or '(none)'} is not valid for this request"
+    headers = {"X-Echo-Api-Key": sent, "WWW-Authenticate": f'Bearer realm="{HOSTS[provider]}", error="{sent}"'}
+    if 300 <= code < 400:
+        headers["Location"] = f"https://{HOSTS[provider]}/login?api_key={sent.replace(' ', '+')}"
+    if provider == "okx":
+        payload: Any = {"code": "50113", "msg": message, "data": []}
+    elif provider == "coinglass":
+        payload = {"code": "400", "msg": message}
+    elif provider == "feargreed":
+        payload = {"name": "Fear and Greed Index", "data": [], "metadata": {"error": message}}
+    else:
+        payload = {"error": message}
+    return json_reply(payload, code, headers)
 
 
 def truncated(reply: Reply) -> Reply:

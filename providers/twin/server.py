@@ -16,12 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from providers.twin import coinglass, misc, okx, timeshift
+from providers.twin.aliases import CoinAliases
 from providers.twin.control import add_control_routes
 from providers.twin.faults import (
     PROVIDERS,
     Fault,
     FaultKind,
     FaultTable,
+    echo_key,
     emptied,
     error_envelope,
     html_page,
@@ -78,6 +80,7 @@ class RecordedTwin:
         self.store = store or Store(time_shift_ms=shift)
         self._as_recorded: Store | None = None if self.store.time_shift_ms else self.store
         self.faults = FaultTable()
+        self.aliases = CoinAliases()
         self._plan = "professional"
         self.set_plan(plan)
         self._latency = latency_ms / 1000.0
@@ -138,6 +141,10 @@ class RecordedTwin:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def set_coin_aliases(self, aliases: dict[str, str]) -> None:
+        """Serve each alias the data of a recorded coin, ``{"XRP": "BTC"}`` (providers/twin/aliases.py)."""
+        self.aliases.set(aliases)
+
     def set_latency(self, ms: float) -> None:
         """Extra latency on every provider answer (benchmarks: a realistic upstream round trip)."""
         self._latency = max(0.0, ms) / 1000.0
@@ -196,7 +203,9 @@ class RecordedTwin:
         store = self.store
         if fault is not None and fault.kind == "unshifted":
             store = self._recorded_store()
-        reply = self._faulty(provider, fault) or self._answer(provider, path, query, request, store)
+        if self.aliases:
+            path, query = self.aliases.rewrite(path), self.aliases.rewrite_query(query)
+        reply = self._faulty(provider, fault, request) or self._answer(provider, path, query, request, store)
         if fault is not None and fault.kind == "truncated_json":
             reply = truncated(reply)
         elif fault is not None and fault.kind == "empty":
@@ -205,9 +214,11 @@ class RecordedTwin:
         response.content_type = reply.content_type
         return response
 
-    def _faulty(self, provider: str, fault: Fault | None) -> Reply | None:
+    def _faulty(self, provider: str, fault: Fault | None, request: web.Request) -> Reply | None:
         if fault is None:
             return None
+        if fault.kind == "echo_key":
+            return echo_key(provider, fault.status, request.headers)
         if fault.kind == "rate_limit":
             return rate_limited(provider, fault.retry_after)
         if fault.kind == "server_error":
@@ -243,7 +254,7 @@ class RecordedTwin:
             return okx.handle(store, path, query)
         if provider == "coinglass":
             denied = coinglass.authorise(store, request.headers, path, self._plan, query)
-            reply = denied or coinglass.handle(store, path, query, self._plan)
+            reply = denied or self.aliases.listed(path, coinglass.handle(store, path, query, self._plan))
             return self._with_cg_limits(reply)
         if provider == "coinapi":
             return misc.coinapi(store, path, request.headers)
