@@ -73,7 +73,7 @@ def forbidden_kind(address: str) -> str | None:
 def parse_target(url: str) -> tuple[str, int]:
     """(host, port) of a well-formed webhook URL; TargetError with a sentence otherwise."""
     if not url:
-        raise TargetError("webhook_url is required")
+        raise TargetError("webhook_url is required: the http(s) URL deliveries are POSTed to")
     if len(url) > MAX_URL_LENGTH:
         raise TargetError(f"webhook_url is longer than {MAX_URL_LENGTH} characters")
     if any(c.isspace() or ord(c) < 32 for c in url):

@@ -1,0 +1,74 @@
+"""A loopback webhook receiver (aiohttp) for alert tests: records every request and answers as told."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from tests.stack import free_port
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """What the README tells a user to do: HMAC-SHA256 over "<timestamp>.<body>" with the secret."""
+    timestamp = headers["X-Signal-Timestamp"]
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest("sha256=" + expected, headers["X-Signal-Signature"])
+
+
+@dataclass
+class Receiver:
+    url: str
+    # status to answer a request with; "hang" never answers, "redirect" answers 302 to /elsewhere
+    answer: Callable[[Received], int | str] = lambda _: 200
+    received: list[Received] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 60) -> list[Received]:  # noqa: ASYNC109
+        async def wait() -> None:
+            async with self.changed:
+                await self.changed.wait_for(lambda: predicate(self.received))
+
+        await asyncio.wait_for(wait(), timeout)
+        return list(self.received)
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    receiver = Receiver(f"http://127.0.0.1:{port}/hook")
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        got = Received(request.path, dict(request.headers), await request.read())
+        async with receiver.changed:
+            receiver.received.append(got)
+            receiver.changed.notify_all()
+        answer = receiver.answer(got)
+        if answer == "hang":
+            await asyncio.Event().wait()
+        if answer == "redirect":
+            raise web.HTTPFound(f"http://127.0.0.1:{port}/elsewhere")
+        return web.Response(status=int(answer), text="ok")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
