@@ -8,6 +8,7 @@ server others reach.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -19,6 +20,7 @@ from records.alert_manager import AlertManager
 from records.alerts import CONDITIONS, DOES_NOT_HOLD, HOLDS, UNKNOWN, Alert, holds
 from records.webhooks import check_target
 from service.live_servicer import client_of
+from service.openapi import ALERT_ID_PATTERN
 from service.signal_mapping import timestamp
 from service.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
@@ -156,8 +158,8 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
     async def DeleteAlert(
         self, request: alerts_pb2.DeleteAlertRequest, context: grpc.aio.ServicerContext
     ) -> alerts_pb2.DeletedAlert:
-        alert_id = request.id.strip()
-        if not alert_id or len(alert_id) > 32 or not alert_id.isalnum():
+        alert_id = request.id
+        if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
             await self._invalid(context, f"id must be an alert id as POST /alerts returned it, got {request.id[:40]!r}")
         manager = await self._available(context)
         if not await manager.store.delete(owner_of(context, self._keyed), alert_id):

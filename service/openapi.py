@@ -51,6 +51,9 @@ _SCALARS: dict[int, dict[str, Any]] = {
     FieldType.TYPE_STRING: {"type": "string"},
     FieldType.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
 }
+# Alert ids: 32 lowercase hex characters (a UUID4 without dashes).
+ALERT_ID_PATTERN = r"^[0-9a-f]{32}$"
+_ID_FIELDS = frozenset({f".{PACKAGE}.DeleteAlertRequest.id"})
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
     ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?\d+(\.\d+)?s$"},
@@ -235,6 +238,9 @@ class _Generator:
                 "required": in_path,
                 "schema": self._field_schema(field),
             }
+            if f"{request_type}.{field.name}" in _ID_FIELDS:
+                # An alert id as POST /alerts returns it (service/alerts_servicer.py checks the same).
+                param["schema"] = {**param["schema"], "pattern": ALERT_ID_PATTERN, "maxLength": 32}
             if field.name == "symbol" and field.type == FieldType.TYPE_STRING:
                 # The server's own rule (service/symbols.py), so clients and fuzzers know it too.
                 param["schema"] = {**param["schema"], "pattern": SYMBOL_PATTERN, "maxLength": 30}
