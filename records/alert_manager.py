@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from prometheus_client import Counter
+
 from records.alerts import Alert, AlertStore, Delivery, holds
 from records.webhooks import WebhookSender, backoff_seconds, redact_target
 from signals.desk import LiveSignal
@@ -26,6 +28,12 @@ from signals.hub import SignalHub
 
 log = logging.getLogger("cryptosignals.alerts")
 LEASE_MARGIN_SECONDS = 30.0
+ATTEMPTS = Counter(
+    "cryptosignals_alert_delivery_attempts_total",
+    "Webhook delivery attempts by outcome: sent, failed (retried), given_up.",
+    ["outcome"],
+)
+FIRED = Counter("cryptosignals_alerts_fired_total", "Alert transitions that wrote a delivery (this replica).")
 
 
 def _now_ms() -> int:
@@ -72,6 +80,8 @@ class AlertManager:
         self.sender = WebhookSender(timeout=timeout_seconds, allow_private=allow_private)
         self.lease_ms = int((timeout_seconds * 2 + LEASE_MARGIN_SECONDS) * 1000)
         self._alerts: dict[str, Alert] = {}
+        self._added_since_reload: dict[str, Alert] = {}  # made here while a reload was reading
+        self._seen: dict[tuple[str, str], bool] = {}  # (alert, coin) -> held at the last signal here
         self._signals: dict[str, LiveSignal] = {}  # newest unevaluated signal per coin
         self._signal_arrived = asyncio.Event()
         self._outbox_wake = asyncio.Event()
@@ -139,15 +149,20 @@ class AlertManager:
 
     def added(self, alert: Alert) -> None:
         self._alerts[alert.id] = alert
+        self._added_since_reload[alert.id] = alert
         self._keep_coins()
 
     def removed(self, alert_id: str) -> None:
         self._alerts.pop(alert_id, None)
+        self._added_since_reload.pop(alert_id, None)
         self._keep_coins()
 
     async def _reload_loop(self) -> None:
         while True:
-            self._alerts = {alert.id: alert for alert in await self.store.all()}
+            self._added_since_reload = {}
+            fresh = {alert.id: alert for alert in await self.store.all()}
+            self._alerts = {**fresh, **self._added_since_reload}
+            self._seen = {key: held for key, held in self._seen.items() if key[0] in self._alerts}
             self._keep_coins()
             self.loaded.set()
             await asyncio.sleep(self.poll_seconds)
@@ -174,13 +189,17 @@ class AlertManager:
         now = _now_ms()
         for alert in [a for a in self._alerts.values() if live.symbol in a.symbols]:
             now_holds = holds(alert.condition, alert.threshold, live.scored.direction, live.scored.score)
+            if self._seen.get((alert.id, live.symbol)) is now_holds:
+                continue  # no change here since the last signal: nothing to record (saves a write per alert)
 
             def body(key: str, alert: Alert = alert) -> str:
                 return delivery_body(key, alert, live)
 
             fired = await self.store.observe(alert.id, live.symbol, now_holds, body, now)
+            self._seen[(alert.id, live.symbol)] = now_holds
             if fired:
                 self.fired += 1
+                FIRED.inc()
                 log.info(
                     "alert %s fired: %s %s (signal %s, score %.2f)",
                     alert.id,
@@ -215,6 +234,7 @@ class AlertManager:
             await self.store.sent(delivery.id, now)
             self._in_flight.discard(delivery.id)
             self.sent += 1
+            ATTEMPTS.labels("sent").inc()
             log.info(
                 "alert %s: delivery %s sent (attempt %d)",
                 delivery.alert_id,
@@ -228,6 +248,7 @@ class AlertManager:
         give_up = retry_at > delivery.created_ms + self.retry_ms
         await self.store.failed(delivery.id, error, None if give_up else retry_at)
         self._in_flight.discard(delivery.id)
+        ATTEMPTS.labels("given_up" if give_up else "failed").inc()
         target = redact_target(delivery.url)
         if give_up:
             log.error(

@@ -8,8 +8,9 @@ wait is on an event (a request received, a signal evaluated, an outbox poll), bo
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 
 from providers.twin import RecordedTwin
 from records.alert_manager import AlertManager
-from records.alerts import SENT
+from records.alerts import FAILED, SENT
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.stack import Stack, running_stack
 from tests.webhook_receiver import verify, webhook_receiver
@@ -63,12 +64,17 @@ async def create(rest: httpx.AsyncClient, condition: dict[str, Any], url: str, *
     return dict(answer.json())
 
 
+async def until(manager: AlertManager, predicate: Callable[[], bool], timeout: float = 60) -> None:  # noqa: ASYNC109
+    """Until ``predicate`` holds (re-checked after each evaluation and outbox round), bounded."""
+    await asyncio.wait_for(manager.wait_until(predicate), timeout)
+
+
 async def settle(manager: AlertManager, signals: int = 4) -> None:
     """Until this replica has evaluated ``signals`` more signals and polled its outbox after them."""
     target = manager.evaluated + signals
-    await manager.wait_until(lambda: manager.evaluated >= target)
+    await until(manager, lambda: manager.evaluated >= target)
     polls = manager.polls + 2
-    await manager.wait_until(lambda: manager.polls >= polls)
+    await until(manager, lambda: manager.polls >= polls)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +148,7 @@ async def test_a_500_is_retried_with_backoff_and_logged_without_the_secret(
         assert all(verify(created["secret"], r.headers, r.body) for r in got)
         assert len({r.body for r in got}) == 1
         manager = manager_of(alert_stack[0])
-        await manager.wait_until(lambda: manager.sent >= 1 and "sent (attempt 3)" in caplog.text)
+        await until(manager, lambda: manager.sent >= 1 and "sent (attempt 3)" in caplog.text)
     assert "status 500" in caplog.text and "retry in 0.2 s" in caplog.text and "retry in 0.4 s" in caplog.text
     assert created["secret"] not in caplog.text
 
@@ -182,6 +188,30 @@ async def test_a_hanging_webhook_times_out_and_is_retried(
     assert "no answer within 1 s" in caplog.text
 
 
+async def test_a_delivery_is_given_up_when_its_retry_window_ends(
+    alert_stack: tuple[Stack, dict[str, Any]],
+    rest: httpx.AsyncClient,
+    faults: RecordedTwin,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stack, condition = alert_stack
+    manager = manager_of(stack)
+    caplog.set_level(logging.INFO, logger="cryptosignals.alerts")
+    window, manager.retry_ms = manager.retry_ms, 1000  # ALERT_RETRY_HOURS, shortened to a second
+    try:
+        async with webhook_receiver() as receiver:
+            receiver.answer = lambda _: 500
+            created = await create(rest, condition, receiver.url)
+            break_social(faults)
+            await until(manager, lambda: "given up" in caplog.text)
+            [row] = await manager.store.deliveries(created["alert"]["id"])
+    finally:
+        manager.retry_ms = window
+    assert row.status == FAILED and row.last_error == "status 500"
+    assert row.attempts == len(receiver.received) >= 2  # 0.2 s, 0.4 s ... until the second is over
+    assert created["secret"] not in caplog.text
+
+
 async def test_a_pending_delivery_survives_a_restart(twin: RecordedTwin, faults: RecordedTwin, tmp_path: Any) -> None:
     settings = {**FAST, "data_dir": str(tmp_path)}
     async with webhook_receiver() as receiver:
@@ -198,7 +228,7 @@ async def test_a_pending_delivery_survives_a_restart(twin: RecordedTwin, faults:
         receiver.answer = lambda _: 200  # back up; a new server on the same database
         async with running_stack(twin, envoy=False, **settings) as second:
             manager = manager_of(second)
-            await manager.wait_until(lambda: manager.sent >= 1)
+            await until(manager, lambda: manager.sent >= 1)
             rows = await manager.store.deliveries(created["alert"]["id"])
         delivered = [r for r in receiver.received if r.headers["Idempotency-Key"] == key]
         assert len(delivered) >= 2 and verify(created["secret"], delivered[-1].headers, delivered[-1].body)
@@ -225,7 +255,7 @@ async def test_two_replicas_on_one_postgresql_deliver_once(
         created = await create(rest, condition, receiver.url)
         alert_id = created["alert"]["id"]
         managers = [manager_of(first), manager_of(second)]
-        await managers[1].wait_until(lambda: alert_id in managers[1]._alerts)  # the other replica loaded it
+        await until(managers[1], lambda: alert_id in managers[1]._alerts)  # the other replica loaded it
         break_social(faults)
         [got] = await receiver.wait_for(lambda r: len(r) >= 1)
         assert verify(created["secret"], got.headers, got.body)
