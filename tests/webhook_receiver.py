@@ -49,6 +49,7 @@ class Receiver:
     answer: Callable[[Received], int | str] = lambda _: 200
     received: list[Received] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 60) -> list[Received]:  # noqa: ASYNC109
         async def wait() -> None:
@@ -71,7 +72,10 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
             receiver.changed.notify_all()
         answer = receiver.answer(got)
         if answer == "hang":
-            await asyncio.Event().wait()
+            # Until the receiver closes (the sender gave up long before): bounded, whatever the
+            # server does with a handler whose client has gone.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receiver.closing.wait(), 30)
         if answer == "redirect":
             raise web.HTTPFound(f"http://127.0.0.1:{port}/elsewhere")
         return web.Response(status=int(answer), text="ok")
@@ -85,4 +89,5 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.closing.set()
         await runner.cleanup()
