@@ -342,5 +342,7 @@ async def test_each_key_sees_and_deletes_only_its_own_alerts(strict_stack: Stack
         assert (await rest.get("/alerts", headers=two)).json().get("alerts", []) == []
         assert (await rest.delete(f"/alerts/{alert_id}", headers=two)).status_code == 404
         assert [a["id"] for a in (await rest.get("/alerts", headers=one)).json()["alerts"]] == [alert_id]
+        spelled = {"Authorization": "bearer key-one"}  # the scheme is case-insensitive: the same key
+        assert [a["id"] for a in (await rest.get("/alerts", headers=spelled)).json()["alerts"]] == [alert_id]
         assert (await rest.get("/alerts")).status_code == 401
         assert (await rest.delete(f"/alerts/{alert_id}", headers=one)).status_code == 200
