@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Explicit constraint names: migrations drop and recreate them by name on every backend.
@@ -44,3 +44,59 @@ class SignalRow(Base):
     return_1h_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     return_4h_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     return_24h_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# ---- webhook alerts (migration 0002) ------------------------------------------------------------
+
+
+class AlertRow(Base):
+    """An alert: a condition on some coins' signals, the webhook it POSTs to, and who owns it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_owner", "owner"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(80))  # "key:<hash of the bearer key>" or "addr:<address>"
+    symbols: Mapped[list[str]] = mapped_column(JSON)
+    condition: Mapped[str] = mapped_column(String(16))
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)  # 0-100 score
+    webhook_url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(80))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertStateRow(Base):
+    """Whether an alert's condition held at the last signal of one coin ("1", "0"; "" unknown).
+
+    Replicas fire a transition by compare-and-set on this row: exactly one of them wins."""
+
+    __tablename__ = "alert_states"
+
+    alert_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(30), primary_key=True)
+    state: Mapped[str] = mapped_column(String(1))
+    changed_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeliveryRow(Base):
+    """The outbox: one webhook POST to make, retried until delivered or given up."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_alert_deliveries_idempotency_key"),
+        Index("ix_alert_deliveries_status_due", "status", "due_ms"),
+        Index("ix_alert_deliveries_alert_id", "alert_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(80))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))  # pending, sent, failed (given up)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    due_ms: Mapped[int] = mapped_column(BigInteger)  # next attempt; while one is in flight, its lease end
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -17,6 +17,8 @@ from providers.okx import OkxClient
 from providers.ratelimit import UpstreamLimiter
 from providers.redis_link import RedisLink
 from providers.shared_limiter import SharedLimiter
+from records.alert_manager import AlertManager
+from records.alerts import AlertStore
 from records.archive import SignalArchive
 from records.db import Database
 from scoring import ScoringConfig, load_config
@@ -43,6 +45,7 @@ class App:
     openapi_document: dict[str, Any]
     cache: UpstreamCache | None
     redis: RedisLink | None = None
+    alerts: AlertManager | None = None  # webhook alerts: need the history database
 
     @property
     def coinglass(self) -> CoinglassClient:
@@ -157,7 +160,20 @@ class App:
             max_watchers=settings.watch_max_streams,
             max_per_client=settings.watch_max_per_client,
         )
-        return cls(settings, clients, layers, desk, backtester, archive, hub, scoring, document, cache, link)
+        alerts = None
+        if archive is not None:
+            alerts = AlertManager(
+                AlertStore(archive.database),
+                hub,
+                archive.recorder.ready,
+                timeout_seconds=settings.alert_timeout_seconds,
+                retry_base_seconds=settings.alert_retry_base_seconds,
+                retry_hours=settings.alert_retry_hours,
+                poll_seconds=settings.alert_poll_seconds,
+                allow_private=settings.alert_allow_private_targets,
+            )
+            await alerts.start()
+        return cls(settings, clients, layers, desk, backtester, archive, hub, scoring, document, cache, link, alerts)
 
     @staticmethod
     def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, UpstreamLimiter, RedisLink | None]:
@@ -187,6 +203,8 @@ class App:
         return cache, SharedLimiter(link, limits, wait), link
 
     async def aclose(self) -> None:
+        if self.alerts is not None:
+            await self.alerts.aclose()  # before the archive: it shares the archive's database
         await self.hub.aclose()
         if self.archive is not None:
             await self.archive.aclose()  # before the desk: it flushes rows and may still ask the desk

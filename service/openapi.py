@@ -51,6 +51,9 @@ _SCALARS: dict[int, dict[str, Any]] = {
     FieldType.TYPE_STRING: {"type": "string"},
     FieldType.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
 }
+# Alert ids: 32 lowercase hex characters (a UUID4 without dashes).
+ALERT_ID_PATTERN = r"^[0-9a-f]{32}$"
+_ID_FIELDS = frozenset({f".{PACKAGE}.DeleteAlertRequest.id"})
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
     ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     ".google.protobuf.Duration": {"type": "string", "pattern": r"^-?\d+(\.\d+)?s$"},
@@ -193,7 +196,33 @@ class _Generator:
         self.schemas[name] = body
         return name
 
-    def _parameters(self, request_type: str, path_template: str) -> list[dict[str, Any]]:
+    def _request_body(self, request_type: str, path_template: str, body: str) -> dict[str, Any]:
+        """The JSON body of a ``body: "*"`` binding (the request message less its path fields) or of
+        ``body: "field"`` (that field's schema)."""
+        file, msg, path = self.messages[request_type]
+        if body != "*":
+            field = next(f for f in msg.field if f.name == body)
+            schema = self._field_schema(field)
+        else:
+            path_params = set(re.findall(r"{([^}=]+)", path_template))
+            if not path_params:
+                schema = {"$ref": f"#/components/schemas/{self._message_schema(request_type)}"}
+            else:
+                name = self._message_schema(request_type)
+                full = self.schemas[name]
+                properties = {
+                    f.json_name: full["properties"][f.json_name] for f in msg.field if f.name not in path_params
+                }
+                schema = {**full, "properties": properties}
+        return {
+            "required": True,
+            "description": _shorten(
+                self.comments.get(file, path) or "The request, as JSON.", MAX_PARAMETER_DESCRIPTION
+            ),
+            "content": {"application/json": {"schema": schema}},
+        }
+
+    def _parameters(self, request_type: str, path_template: str, body: str = "") -> list[dict[str, Any]]:
         file, msg, path = self.messages[request_type]
         path_params = set(re.findall(r"{([^}=]+)", path_template))
         params = []
@@ -201,12 +230,17 @@ class _Generator:
             if field.type == FieldType.TYPE_MESSAGE:
                 continue
             in_path = field.name in path_params
+            if (body == "*" and not in_path) or body == field.name:
+                continue  # in the request body, not the query
             param: dict[str, Any] = {
                 "name": field.name,
                 "in": "path" if in_path else "query",
                 "required": in_path,
                 "schema": self._field_schema(field),
             }
+            if f"{request_type}.{field.name}" in _ID_FIELDS:
+                # An alert id as POST /alerts returns it (service/alerts_servicer.py checks the same).
+                param["schema"] = {**param["schema"], "pattern": ALERT_ID_PATTERN, "maxLength": 32}
             if field.name == "symbol" and field.type == FieldType.TYPE_STRING:
                 # The server's own rule (service/symbols.py), so clients and fuzzers know it too.
                 param["schema"] = {**param["schema"], "pattern": SYMBOL_PATTERN, "maxLength": 30}
@@ -259,7 +293,7 @@ class _Generator:
                             "tags": [service.name],
                             "summary": _first_sentence(comment) if comment else method.name,
                             "description": _shorten(comment, MAX_OPERATION_DESCRIPTION),
-                            "parameters": self._parameters(method.input_type, template),
+                            "parameters": self._parameters(method.input_type, template, binding.body),
                             "responses": {
                                 "200": self._response(method),
                                 **{
@@ -275,6 +309,8 @@ class _Generator:
                         }
                         if not operation["parameters"]:
                             del operation["parameters"]
+                        if binding.body:
+                            operation["requestBody"] = self._request_body(method.input_type, template, binding.body)
                         if self.require_auth and f"/{PACKAGE}.{service.name}/{method.name}" in OPEN_METHODS:
                             operation["security"] = []  # open even when client keys are required
                             del operation["responses"]["401"]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import grpc
 from cryptosignals.v1 import (
+    alerts_pb2,
+    alerts_pb2_grpc,
     backtest_pb2,
     backtest_pb2_grpc,
     coinglass_pb2,
@@ -32,6 +34,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from providers.redis_link import RedisLink
+from service.alerts_servicer import AlertServicer
 from service.app import App
 from service.auth import AuthInterceptor
 from service.backtest_servicer import BacktestServicer
@@ -61,6 +64,7 @@ SERVICE_NAMES = (
     backtest_pb2.DESCRIPTOR.services_by_name["BacktestService"].full_name,
     history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
     live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name,
+    alerts_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
 )
 
 
@@ -157,6 +161,16 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     tokens = PageTokens(settings.history_database_url)
     history_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(app.archive, app.desk.universe, tokens), server
+    )
+    alerts_pb2_grpc.add_AlertServiceServicer_to_server(
+        AlertServicer(
+            app.alerts,
+            app.desk.universe,
+            keyed=bool(settings.client_api_keys),
+            max_per_client=settings.alert_max_per_client,
+            allow_private=settings.alert_allow_private_targets,
+        ),
+        server,
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -131,6 +131,15 @@ class Settings(BaseSettings):
     watch_max_streams: Annotated[int, Field(ge=1, le=100_000)] = 2000
     watch_max_per_client: Annotated[int, Field(ge=1, le=10_000)] = 20
 
+    # Webhook alerts (POST /alerts): conditions on the hub's signals, deliveries from an outbox table
+    # in the history database, signed and retried with exponential backoff.
+    alert_allow_private_targets: bool = False
+    alert_max_per_client: Annotated[int, Field(ge=1, le=10_000)] = 20
+    alert_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    alert_retry_base_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    alert_retry_hours: Annotated[float, Field(gt=0, le=168)] = 24.0
+    alert_poll_seconds: Annotated[float, Field(ge=0.05, le=60)] = 2.0
+
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None
     log_level: str = "INFO"

@@ -4,7 +4,7 @@ The loop asks the desk for the coin's signal every ``refresh_seconds``; the desk
 memo and the upstream cache, so a thousand watchers of BTC cost upstream what one costs. Every new
 signal goes to each watcher's bounded queue; a watcher whose queue is full (a client not reading)
 is dropped with a reason, never slowing the loop or the others. The loop stops when the coin's last
-watcher leaves. Alerts subscribe the same way.
+watcher leaves, unless alerts keep it (``keep``); alerts hear every signal through ``add_listener``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from signals.desk import LiveSignal, SignalUnavailableError
@@ -62,6 +62,7 @@ class SignalHub:
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._latest: dict[str, LiveSignal] = {}
         self._listeners: list[Callable[[LiveSignal], None]] = []
+        self._kept: frozenset[str] = frozenset()  # coins whose loop runs even without watchers (alerts)
         self.refreshes = 0  # signals computed by the loops (for benchmarks and tests)
         self._closed = False
 
@@ -72,6 +73,26 @@ class SignalHub:
     def add_listener(self, listener: Callable[[LiveSignal], None]) -> None:
         """Called with every signal a loop computes (alerts evaluate conditions here)."""
         self._listeners.append(listener)
+
+    def keep(self, symbols: Iterable[str]) -> None:
+        """Run these coins' loops even without watchers (coins with alerts); replaces the last set."""
+        kept = frozenset(symbols)
+        for symbol in self._kept - kept:
+            if symbol not in self._watchers:
+                self._stop_loop(symbol)
+        self._kept = kept
+        if not self._closed:
+            for symbol in kept:
+                self._start_loop(symbol)
+
+    def _start_loop(self, symbol: str) -> None:
+        if symbol not in self._loops:
+            self._loops[symbol] = asyncio.create_task(self._loop(symbol), name=f"live-{symbol}")
+
+    def _stop_loop(self, symbol: str) -> None:
+        loop = self._loops.pop(symbol, None)
+        if loop is not None:
+            loop.cancel()
 
     def watch(self, symbols: tuple[str, ...], client: str) -> Watcher:
         if self._closed:
@@ -84,8 +105,7 @@ class SignalHub:
         self._all.add(watcher)
         for symbol in symbols:
             self._watchers.setdefault(symbol, set()).add(watcher)
-            if symbol not in self._loops:
-                self._loops[symbol] = asyncio.create_task(self._loop(symbol), name=f"live-{symbol}")
+            self._start_loop(symbol)
         return watcher
 
     def leave(self, watcher: Watcher) -> None:
@@ -97,9 +117,8 @@ class SignalHub:
             watchers.discard(watcher)
             if not watchers:
                 del self._watchers[symbol]
-                loop = self._loops.pop(symbol, None)
-                if loop is not None:
-                    loop.cancel()
+                if symbol not in self._kept:
+                    self._stop_loop(symbol)
 
     def latest(self, symbol: str) -> LiveSignal | None:
         return self._latest.get(symbol)

@@ -65,7 +65,7 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 async def test_migrations_upgrade_and_downgrade(database: Database) -> None:
     await database.migrate()
-    assert await database.current_revision() == "0001"
+    assert await database.current_revision() == "0002"  # the head: 0002 (alerts) follows 0001
     await database.insert([_row("BTC", 1)])
     assert await database.count() == 1
     await database.downgrade("base")

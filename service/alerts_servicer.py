@@ -1,0 +1,171 @@
+"""AlertService: webhook alerts on signal changes, each owned by the client that made it.
+
+The owner is the client key (a hash of the bearer key) when SIGNAL_API_KEYS is set; without keys it
+is the caller's address as the gRPC server sees it (through Envoy: Envoy's), never a header the
+client could set. A server without keys therefore has one shared alert list: set keys on any
+server others reach.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+import uuid
+
+import grpc
+from cryptosignals.v1 import alerts_pb2, alerts_pb2_grpc
+
+from records.alert_manager import AlertManager
+from records.alerts import CONDITIONS, DOES_NOT_HOLD, HOLDS, UNKNOWN, Alert, holds
+from records.webhooks import check_target
+from service.openapi import ALERT_ID_PATTERN
+from service.signal_mapping import timestamp
+from service.symbols import InvalidSymbolError, normalize_symbol
+from signals.coin_universe import CoinUniverse
+from signals.desk import SignalUnavailableError, unknown_coin_message
+from signals.inputs import from_ms
+
+MAX_SYMBOLS = 20
+SCORE_CONDITIONS = ("score_above", "score_below")
+
+
+def owner_of(context: grpc.aio.ServicerContext, keyed: bool) -> str:
+    if keyed:
+        # The key itself (the interceptor has checked it), however the scheme is spelled.
+        header = str(dict(context.invocation_metadata() or ()).get("authorization", ""))
+        token = header.partition(" ")[2].strip()
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+    return "peer:" + str(context.peer()).rsplit(":", 1)[0]
+
+
+def alert_message(alert: Alert, delivered: int = 0, pending: int = 0) -> alerts_pb2.Alert:
+    message = alerts_pb2.Alert(
+        id=alert.id,
+        symbols=alert.symbols,
+        condition=alert.condition,
+        webhook_url=alert.webhook_url,
+        create_time=timestamp(from_ms(alert.created_ms)),
+        delivered=delivered,
+        pending=pending,
+    )
+    if alert.threshold is not None:
+        message.threshold = alert.threshold
+    return message
+
+
+class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
+    def __init__(
+        self,
+        manager: AlertManager | None,
+        universe: CoinUniverse,
+        *,
+        keyed: bool,
+        max_per_client: int,
+        allow_private: bool,
+    ) -> None:
+        self._manager = manager
+        self._universe = universe
+        self._keyed = keyed
+        self._max_per_client = max_per_client
+        self._allow_private = allow_private
+
+    async def _available(self, context: grpc.aio.ServicerContext) -> AlertManager:
+        manager = self._manager
+        if manager is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "alerts need the history database, and signal history is off (HISTORY_ENABLED=false)",
+            )
+            raise AssertionError("unreachable")
+        if not manager.ready.is_set():
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "alerts are unavailable: the history database is not ready"
+            )
+        return manager
+
+    async def _invalid(self, context: grpc.aio.ServicerContext, message: str) -> None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+    async def CreateAlert(
+        self, request: alerts_pb2.CreateAlertRequest, context: grpc.aio.ServicerContext
+    ) -> alerts_pb2.CreatedAlert:
+        raw = [s for s in (request.symbol, *request.symbols) if s]
+        condition = request.condition.strip().lower()
+        threshold = request.threshold if request.HasField("threshold") else None
+        try:
+            if not raw:
+                raise ValueError("symbol is required: the coin to watch, e.g. BTC")
+            symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in raw))
+            if len(symbols) > MAX_SYMBOLS:
+                raise ValueError(f"at most {MAX_SYMBOLS} symbols per alert, got {len(symbols)}")
+            if condition not in CONDITIONS:
+                raise ValueError(
+                    f"condition must be becomes_long, becomes_short, score_above or score_below, "
+                    f"got {request.condition[:32]!r}"
+                )
+            if condition in SCORE_CONDITIONS:
+                if threshold is None:
+                    raise ValueError(f"{condition} needs a threshold: a score between 0 and 100")
+                if not 0 <= threshold <= 100:
+                    raise ValueError(f"threshold must be a score between 0 and 100, got {threshold:g}")
+            elif threshold is not None:
+                raise ValueError(f"{condition} takes no threshold; score_above and score_below do")
+            await check_target(request.webhook_url.strip(), allow_private=self._allow_private)
+        except (ValueError, InvalidSymbolError) as exc:  # TargetError is a ValueError
+            await self._invalid(context, str(exc))
+            raise
+        for symbol in symbols:
+            if self._universe.refuses(symbol):
+                await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(symbol))
+        manager = await self._available(context)
+        owner = owner_of(context, self._keyed)
+        if await manager.store.count(owner) >= self._max_per_client:
+            await self._invalid(context, f"at most {self._max_per_client} alerts per client: delete one first")
+        # Where each coin stands now, so that only a later change fires ("becomes", "crosses").
+        states: dict[str, str] = {}
+        for symbol in symbols:
+            try:
+                live = await manager.hub.current(symbol)  # fresh: the hub's latest may be a round old
+            except SignalUnavailableError as exc:
+                if exc.not_found:
+                    self._universe.remember_unknown(symbol)
+                    await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+                states[symbol] = UNKNOWN
+                continue
+            now_holds = holds(condition, threshold, live.scored.direction, live.scored.score)
+            states[symbol] = HOLDS if now_holds else DOES_NOT_HOLD
+        alert = Alert(
+            id=uuid.uuid4().hex,
+            owner=owner,
+            symbols=symbols,
+            condition=condition,
+            threshold=threshold,
+            webhook_url=request.webhook_url.strip(),
+            created_ms=int(time.time() * 1000),
+        )
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        if not await manager.store.create(alert, secret, states, self._max_per_client):
+            await self._invalid(context, f"at most {self._max_per_client} alerts per client: delete one first")
+        manager.added(alert)
+        return alerts_pb2.CreatedAlert(alert=alert_message(alert), secret=secret)
+
+    async def ListAlerts(
+        self, request: alerts_pb2.ListAlertsRequest, context: grpc.aio.ServicerContext
+    ) -> alerts_pb2.AlertList:
+        manager = await self._available(context)
+        owned = await manager.store.owned(owner_of(context, self._keyed))
+        return alerts_pb2.AlertList(alerts=[alert_message(c.alert, c.delivered, c.pending) for c in owned])
+
+    async def DeleteAlert(
+        self, request: alerts_pb2.DeleteAlertRequest, context: grpc.aio.ServicerContext
+    ) -> alerts_pb2.DeletedAlert:
+        alert_id = request.id
+        if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
+            await self._invalid(context, f"id must be an alert id as POST /alerts returned it, got {request.id[:40]!r}")
+        manager = await self._available(context)
+        if not await manager.store.delete(owner_of(context, self._keyed), alert_id):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no alert {alert_id} among this client's alerts")
+        manager.removed(alert_id)
+        return alerts_pb2.DeletedAlert(id=alert_id)
