@@ -45,7 +45,7 @@ HTML_TYPE = "text/html; charset=utf-8"
 # The pages' Content-Security-Policy: nothing but this origin. Scripts only from files (no inline
 # script, no eval). Swagger UI and ReDoc (styled-components) inject <style> elements, hence
 # 'unsafe-inline' for styles on the docs pages only; ReDoc runs its search index in a blob: worker;
-# both draw a few icons as data: images.
+# both draw a few icons as data: images. The dashboard shows the backtest PNG it fetched as a blob:.
 _BASE_CSP = (
     "default-src 'self'",
     "script-src 'self'",
@@ -55,7 +55,7 @@ _BASE_CSP = (
     "form-action 'self'",
     "frame-ancestors 'none'",
 )
-DASHBOARD_CSP = "; ".join((*_BASE_CSP, "style-src 'self'", "img-src 'self'"))
+DASHBOARD_CSP = "; ".join((*_BASE_CSP, "style-src 'self'", "img-src 'self' blob:"))
 DOCS_CSP = "; ".join(
     (*_BASE_CSP, "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "worker-src 'self' blob:")
 )

@@ -6,7 +6,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const LONG_AT = 65;
 const SHORT_AT = 35;
-const HISTORY_PAGE = 500;
+const HISTORY_PAGE = 1000; // the newest 1000 recorded signals: about 3.5 days at 5-minute intervals
 
 const params = new URLSearchParams(window.location.search);
 const watchlist = (params.get("symbols") || document.body.dataset.watchlist || "BTC")
@@ -153,24 +153,32 @@ function backtest() {
     image.hidden = false;
     status.textContent = `${select.value}: the served signal replayed over history (JSON: /backtest/${select.value})`;
   });
-  image.addEventListener("error", async () => {
-    image.hidden = true;
-    // An <img> cannot read the error: ask again for the JSON error's message.
-    const response = await fetch(image.src);
-    let message = response.statusText;
-    try {
-      message = (await response.json()).message;
-    } catch (_) {
-      /* not JSON */
-    }
-    status.textContent = `backtest unavailable: ${message}`;
-  });
-  const run = () => {
+  // fetch, not <img src>: an error's JSON message can be shown, and the backtest runs once.
+  const run = async () => {
     const query = new URLSearchParams();
     if (start.value.trim()) query.set("start", start.value.trim());
     if (end.value.trim()) query.set("end", end.value.trim());
+    const url = `/backtest/${encodeURIComponent(select.value)}/chart?${query}`;
     status.textContent = "running the backtest...";
-    image.src = `/backtest/${encodeURIComponent(select.value)}/chart?${query}`;
+    image.hidden = true;
+    try {
+      const response = await fetch(url);
+      if (!response.ok) {
+        let message = response.statusText;
+        try {
+          message = (await response.json()).message;
+        } catch (_) {
+          /* not JSON */
+        }
+        throw new Error(message);
+      }
+      const png = await response.blob();
+      if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+      image.dataset.source = url;
+      image.src = URL.createObjectURL(png);
+    } catch (err) {
+      status.textContent = `backtest unavailable: ${err.message}`;
+    }
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
