@@ -51,11 +51,11 @@ class PageServicer(pages_pb2_grpc.PageServiceServicer):
         return httpbody_pb2.HttpBody(content_type=pages.HTML_TYPE, data=self._page)
 
     async def _asset(
-        self, request: pages_pb2.GetAssetRequest, context: grpc.aio.ServicerContext, suffix: str
+        self, name: str, context: grpc.aio.ServicerContext, suffix: str
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        found = pages.asset(request.name) if request.name.endswith(suffix) else None
+        found = pages.asset(name) if name.endswith(suffix) else None
         if found is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no such file: {request.name[:32]!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no such file: {name[:32]!r}")
             raise AssertionError("unreachable")
         await send_page_headers(context, None, found.cache_control)
         # Chunks well under the 1 MiB Envoy buffers per message while transcoding; the transcoder
@@ -64,15 +64,15 @@ class PageServicer(pages_pb2_grpc.PageServiceServicer):
             yield httpbody_pb2.HttpBody(content_type=found.content_type, data=found.data[offset : offset + CHUNK_BYTES])
 
     async def GetScript(
-        self, request: pages_pb2.GetAssetRequest, context: grpc.aio.ServicerContext
+        self, request: pages_pb2.GetScriptRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        async for chunk in self._asset(request, context, ".js"):
+        async for chunk in self._asset(request.name, context, ".js"):
             yield chunk
 
     async def GetStylesheet(
-        self, request: pages_pb2.GetAssetRequest, context: grpc.aio.ServicerContext
+        self, request: pages_pb2.GetStylesheetRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        async for chunk in self._asset(request, context, ".css"):
+        async for chunk in self._asset(request.name, context, ".css"):
             yield chunk
 
     async def GetBacktestChart(

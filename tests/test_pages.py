@@ -4,6 +4,7 @@ pinned vendored bundles, the backtest chart as a PNG. The browser tests are test
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from providers.twin import RecordedTwin
 from service import pages
+from service.codegen import OPENAPI_FILE
 from tests.stack import running_stack
 
 PERIOD = {"start": "2024-11-15T00:00:00Z", "end": "2025-05-13T08:00:00Z"}
@@ -51,6 +53,18 @@ async def test_pages_load_only_this_origins_files_under_a_strict_csp(rest: httpx
             expected = "text/javascript" if ref.endswith(".js") else "text/css"
             assert asset.headers["content-type"].startswith(expected), ref
             assert asset.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_documented_file_names_are_the_served_ones() -> None:
+    document = json.loads(OPENAPI_FILE.read_text())
+    served = {*pages.VENDORED, *pages.OWN}
+    documented = set()
+    for kind in ("js", "css"):
+        (parameter,) = document["paths"][f"/assets/{kind}/{{name}}"]["get"]["parameters"]
+        names = set(parameter["schema"]["enum"])
+        assert all(name.endswith(f".{kind}") for name in names)
+        documented |= names
+    assert documented == served
 
 
 async def test_served_bundles_are_the_pinned_bytes(rest: httpx.AsyncClient) -> None:
