@@ -10,7 +10,7 @@ SWAGGER_UI = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cryptosignals API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/assets/css/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
+<body><div id="swagger-ui" data-url="/openapi.json"></div>
 <script src="/assets/js/swagger-ui-bundle.js"></script>
 <script src="/assets/js/swagger-init.js"></script>
 </body></html>

@@ -15,7 +15,6 @@ from cryptosignals.v1 import backtest_pb2, pages_pb2, pages_pb2_grpc
 from google.api import httpbody_pb2
 
 from service import pages
-from service.backtest_chart import write_chart
 from service.backtest_servicer import BacktestServicer
 from signals.backtest import BacktestReport
 
@@ -30,6 +29,10 @@ async def send_page_headers(context: grpc.aio.ServicerContext, csp: str | None, 
 
 
 def render_chart(report: BacktestReport, symbol: str, interval: str) -> bytes:
+    # Imported on the first chart, not at start-up: matplotlib costs a server ~80 MB of memory that
+    # a deployment nobody asks for charts should not pay.
+    from service.backtest_chart import write_chart
+
     buffer = io.BytesIO()
     write_chart(report, symbol, interval, buffer)
     return buffer.getvalue()
