@@ -96,8 +96,14 @@ async def test_the_dashboard_names_the_watchlist(twin: RecordedTwin) -> None:
     assert 'data-watchlist="ETH,SOL"' in page.text
 
 
-async def test_the_backtest_chart_is_a_png_of_the_report(rest: httpx.AsyncClient) -> None:
-    response = await rest.get("/backtest/BTC/chart", params=PERIOD, timeout=60)
+async def test_the_backtest_chart_is_a_png_of_the_report(twin: RecordedTwin) -> None:
+    # A cold backtest, matplotlib's first import and the drawing take seconds on a loaded 2-core
+    # machine: a stack whose deadline allows it (the session stack's is 8 s).
+    async with (
+        running_stack(twin, rpc_deadline_seconds=60) as stack,
+        httpx.AsyncClient(base_url=stack.rest_url, timeout=90) as rest,
+    ):
+        response = await rest.get("/backtest/BTC/chart", params=PERIOD)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
     assert response.content.startswith(b"\x89PNG\r\n\x1a\n")
