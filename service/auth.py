@@ -1,8 +1,8 @@
 """Client authentication: with SIGNAL_API_KEYS set, calls need ``authorization: Bearer <key>``.
 
 Through Envoy the REST ``Authorization`` header arrives as the gRPC ``authorization`` metadata, so
-one check covers both. Health, API info, the OpenAPI document and the docs pages stay open: load
-balancers, GPT Actions' schema import and people reading the docs have no key.
+one check covers both. Health, API info, the OpenAPI document, the docs and dashboard pages and their
+scripts and stylesheets stay open: load balancers, GPT Actions' schema import and people reading the docs have no key.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ OPEN_METHODS = frozenset(
         "/cryptosignals.v1.SignalService/GetOpenApiDocument",
         "/cryptosignals.v1.SignalService/GetSwaggerUiPage",
         "/cryptosignals.v1.SignalService/GetRedocPage",
+        "/cryptosignals.v1.PageService/GetDashboardPage",
+        "/cryptosignals.v1.PageService/GetScript",
+        "/cryptosignals.v1.PageService/GetStylesheet",
     }
 )
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

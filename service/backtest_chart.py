@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -16,7 +17,7 @@ from signals.backtest import BacktestReport
 from signals.inputs import from_ms
 
 
-def write_chart(report: BacktestReport, symbol: str, interval: str, path: Path) -> None:
+def write_chart(report: BacktestReport, symbol: str, interval: str, path: Path | BinaryIO) -> None:
     bars = report.bars
     times = [from_ms(b.time_ms) for b in bars]
     prices = [b.price for b in bars]
@@ -58,5 +59,5 @@ def write_chart(report: BacktestReport, symbol: str, interval: str, path: Path) 
     bottom.axhline(50, color="black", linewidth=0.5)
     bottom.set_ylabel(f"hit rate, % (95% interval), {report.horizon_bars}-bar horizon")
     bottom.set_title(report.verdict, fontsize=8, wrap=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, format="png")
     plt.close(figure)

@@ -10,7 +10,7 @@ from cryptosignals.v1 import backtest_pb2, backtest_pb2_grpc, signal_pb2
 from service.errors import coin_or_abort
 from service.signal_mapping import timestamp
 from signals.backtest import BacktestReport, OutcomeStats
-from signals.backtester import DEFAULT_HORIZON_BARS, Backtester, plan_period
+from signals.backtester import DEFAULT_HORIZON_BARS, Backtester, BacktestPeriod, plan_period
 from signals.coin_universe import CoinUniverse
 from signals.history import INTERVALS, BacktestRefusedError, HistoryUnavailableError
 from signals.inputs import from_ms
@@ -39,6 +39,13 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
     async def RunBacktest(
         self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
     ) -> backtest_pb2.BacktestReport:
+        symbol, period, report = await self.report(request, context)
+        return report_message(symbol, period.interval, report, request.include_bars)
+
+    async def report(
+        self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
+    ) -> tuple[str, BacktestPeriod, BacktestReport]:
+        """The validated request's domain report (aborting with the status a bad request deserves)."""
         symbol = await coin_or_abort(request.symbol, context, self._universe)
         interval_ms = INTERVALS.get((request.interval or "h4").strip().lower())
         if interval_ms is None:
@@ -59,7 +66,7 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         except HistoryUnavailableError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise
-        return report_message(symbol, period.interval, report, request.include_bars)
+        return symbol, period, report
 
 
 def strategy_message(o: OutcomeStats) -> backtest_pb2.StrategyOutcome:

@@ -26,6 +26,8 @@ from cryptosignals.v1 import (
     history_pb2_grpc,
     live_pb2,
     live_pb2_grpc,
+    pages_pb2,
+    pages_pb2_grpc,
     signal_pb2,
     signal_pb2_grpc,
 )
@@ -45,6 +47,7 @@ from service.interceptors import GuardInterceptor
 from service.live_servicer import LiveServicer
 from service.logs import configure_logging
 from service.metrics import CLIENT_RATE_LIMIT, MetricsServer
+from service.page_servicer import PageServicer
 from service.page_tokens import PageTokens
 from service.settings import Settings, load_settings
 from service.signal_servicer import SignalServicer
@@ -65,6 +68,7 @@ SERVICE_NAMES = (
     history_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
     live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name,
     alerts_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
+    pages_pb2.DESCRIPTOR.services_by_name["PageService"].full_name,
 )
 
 
@@ -154,7 +158,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server
     )
-    backtest_pb2_grpc.add_BacktestServiceServicer_to_server(BacktestServicer(app.backtester, app.desk.universe), server)
+    backtests = BacktestServicer(app.backtester, app.desk.universe)
+    backtest_pb2_grpc.add_BacktestServiceServicer_to_server(backtests, server)
+    pages_pb2_grpc.add_PageServiceServicer_to_server(PageServicer(list(settings.watchlist_coins), backtests), server)
     live_pb2_grpc.add_LiveServiceServicer_to_server(
         LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), server
     )

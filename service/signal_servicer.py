@@ -17,6 +17,8 @@ from records.archive import SignalArchive
 from service import docs_pages
 from service.errors import abort_with, coin_or_abort
 from service.market_snapshot import build_market_snapshot, probe_premium_endpoints, provider_health
+from service.page_servicer import send_page_headers
+from service.pages import DOCS_CSP
 from service.signal_mapping import signal_message
 from signals.desk import LiveSignal, SignalDesk, SignalUnavailableError
 from signals.sources import Clients
@@ -140,9 +142,11 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     async def GetSwaggerUiPage(
         self, request: signal_pb2.GetSwaggerUiPageRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
+        await send_page_headers(context, DOCS_CSP, "no-cache")
         return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=docs_pages.SWAGGER_UI.encode())
 
     async def GetRedocPage(
         self, request: signal_pb2.GetRedocPageRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
+        await send_page_headers(context, DOCS_CSP, "no-cache")
         return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=docs_pages.REDOC.encode())
