@@ -298,10 +298,7 @@ class _Generator:
                                 "200": self._response(method),
                                 # Shared definitions: written out in every operation they cost
                                 # about a third of GPT Actions' 100,000-character budget.
-                                **{
-                                    code: {"$ref": f"#/components/responses/Error{code}"}
-                                    for code in _ERROR_STATUSES
-                                },
+                                **{code: {"$ref": f"#/components/responses/Error{code}"} for code in _ERROR_STATUSES},
                             },
                         }
                         if not operation["parameters"]:
