@@ -262,6 +262,10 @@ class Deployment:
             # one client, so its bucket is set far above the load; the limiter still runs on every call.
             "CLIENT_RATE_LIMIT_PER_SECOND": "1000000",
             "CLIENT_RATE_LIMIT_BURST": "10000000",
+            # No background watchlist: it would warm the cache before the cold measurements. Served
+            # signals are still recorded (the hot path includes offering each to the history buffer).
+            "WATCHLIST": "",
+            "DATA_DIR": tempfile.mkdtemp(prefix="bench-data-"),
             # The twin is local and free: production budgets would only throttle the measurement.
             "RATE_LIMITS": "coinglass=0,okx=0,okx_rubik=0,coinapi=0,lunarcrush=0,feargreed=0",
             "COINGLASS_API_KEY": "bench",

@@ -99,9 +99,11 @@ class Recorder:
     # ---- the request path: never waits ---------------------------------------------------------
 
     def offer(self, live: LiveSignal) -> None:
-        row = history_row(live, self._interval, self._config_hash)
-        if self._recorded.get(live.symbol) == row["bucket"]:
+        # On every served signal: decide first, from the time alone, whether there is anything to do.
+        bucket = int(live.computed_at.timestamp()) // self._interval
+        if self._recorded.get(live.symbol) == bucket:
             return  # this interval of this coin is recorded already
+        row = history_row(live, self._interval, self._config_hash)
         if len(self._buffer) >= self._capacity:
             ROWS_DROPPED.inc()
             return
