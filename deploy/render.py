@@ -35,9 +35,9 @@ GRPC_SERVICE = f"{APP}-grpc"  # the headless Service: its name resolves to every
 # The public URL is the operator's: it goes into the OpenAPI `servers` entry GPT Actions read.
 DEPLOY_SETTINGS: dict[str, Any] = {"base_url": "https://signals.example.com"}
 
-# Measured (README benchmarks): server RSS 84 MB after warm-up, 88 MB after 20,000 mixed calls
-# with faults, flat after 100,000 more; one process answers about 4,400 warm signals/s on a core.
-SERVER_RESOURCES = {"requests": {"cpu": "500m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+# Measured (README benchmarks): server RSS 139 MB after warm-up with the backtest, history and
+# streams loaded (numpy, SQLAlchemy), flat under load; the request is a quarter above it.
+SERVER_RESOURCES = {"requests": {"cpu": "500m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}}
 ENVOY_RESOURCES = {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 SERVER_REPLICAS = 2
 MAX_SERVER_REPLICAS = 8
