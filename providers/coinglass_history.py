@@ -204,8 +204,11 @@ class CoinglassHistory(CoinglassBase):
             {"symbol": coin, **history_params(interval, limit, start_ms, end_ms)},
         )
 
-    async def fear_greed_history(self) -> list[FearGreedPoint]:
-        """Fear & greed readings (0-100, daily), oldest first.
+    async def fear_greed_history(self, last: int | None = None) -> list[FearGreedPoint]:
+        """Fear & greed readings (0-100, daily), oldest first; only the newest ``last`` when given.
+
+        The endpoint answers the whole index since 2018 (~2,900 readings): parsing them all costs
+        ~10 ms, which a live signal, needing only the newest, should not pay on every computation.
 
         The docs show ``data`` as a list holding one object of parallel lists; a public client reads
         it as the object itself. Both are accepted (the reference marks the shape unconfirmed).
@@ -218,9 +221,10 @@ class CoinglassHistory(CoinglassBase):
         if not isinstance(series, dict):
             raise self._fail(endpoint, ErrorKind.BAD_PAYLOAD, "unexpected fear & greed shape")
         values, times = series.get("data_list") or [], series.get("time_list") or []
+        pairs = list(zip(times, values, strict=False))
         points = self._parse(
             endpoint,
-            list(zip(times, values, strict=False)),
+            pairs[-last:] if last else pairs,
             lambda tv: FearGreedPoint(from_epoch(tv[0]), parse_float(tv[1])),
         )
         if not points:

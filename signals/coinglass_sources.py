@@ -133,5 +133,5 @@ async def open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenInteres
 
 
 async def fear_greed(c: Clients, scope: FetchScope, coin: str) -> FearGreedInput:
-    points = await c.coinglass.fear_greed_history()
+    points = await c.coinglass.fear_greed_history(last=3)  # the newest reading is all a live signal reads
     return _read(lambda: inputs.fear_greed(Series(points, FEAR_GREED, 24 * HOUR_MS), now_ms()), FEAR_GREED)
