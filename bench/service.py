@@ -101,6 +101,17 @@ async def serve_trivial(port: int, answer: signal_pb2.Signal) -> None:
     await server.wait_for_termination()
 
 
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate in reverse start order (Envoy before the servers it fronts), kill what lingers."""
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 class Trivial:
     """The trivial server as its own process, behind its own Envoy rendered from the same template."""
 
@@ -137,13 +148,7 @@ class Trivial:
         await wait_http(f"http://127.0.0.1:{self.port}/signals/BTC")
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes)
 
 
 def distinct_channels(port: int, count: int) -> list[grpc.aio.Channel]:
@@ -347,13 +352,7 @@ class Deployment:
             await client.delete(f"{self.twin}/_twin/requests")
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes)
 
 
 async def load(call: Callable[[], Awaitable[object]], total: int, concurrency: int) -> tuple[float, list[float]]:

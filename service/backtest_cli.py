@@ -29,7 +29,7 @@ from service.backtest_servicer import parse_time
 from service.settings import Settings
 from signals.backtest import BacktestReport, OutcomeStats
 from signals.backtester import DEFAULT_HORIZON_BARS, plan_period
-from signals.history import INTERVALS, BacktestRefusedError, HistoryUnavailableError, load_history
+from signals.history import INTERVAL_NAMES, INTERVALS, BacktestRefusedError, HistoryUnavailableError, load_history
 from signals.inputs import DAY_MS, from_ms
 from signals.walkforward import Performance, walk_forward, write_config
 
@@ -157,13 +157,10 @@ async def _walk_forward(app: App, args: argparse.Namespace, step: int, start: in
     write_config(
         result.final_weights,
         out,
-        f" Weights fitted by walk-forward on {args.symbol} {INTERVALS_BY_MS[step]} up to "
+        f" Weights fitted by walk-forward on {args.symbol} {INTERVAL_NAMES[step]} up to "
         f"{from_ms(end):%Y-%m-%d}; NOT the shipped defaults. Load with SCORING_CONFIG={out}",
     )
     print(f"  written to {out} (SCORING_CONFIG={out} loads it; the shipped defaults are unchanged)\n")
-
-
-INTERVALS_BY_MS = {ms: name for name, ms in INTERVALS.items() if name.endswith("h")}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

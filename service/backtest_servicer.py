@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 from cryptosignals.v1 import backtest_pb2, backtest_pb2_grpc, signal_pb2
@@ -69,30 +70,25 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         return symbol, period, report
 
 
+def _outcome_fields(o: OutcomeStats) -> dict[str, Any]:
+    """The figures a class and a strategy share, rounded to what they can honestly claim."""
+    return {
+        "count": o.count,
+        "hit_rate": round(o.hit_rate, 4),
+        "hit_rate_ci95_low": round(o.hit_rate_ci95_low, 4),
+        "hit_rate_ci95_high": round(o.hit_rate_ci95_high, 4),
+        "mean_forward_return_pct": round(o.mean_forward_return_pct, 4),
+        "median_forward_return_pct": round(o.median_forward_return_pct, 4),
+        "effective_sample_size": round(o.effective_sample_size, 1),
+    }
+
+
 def strategy_message(o: OutcomeStats) -> backtest_pb2.StrategyOutcome:
-    return backtest_pb2.StrategyOutcome(
-        name=o.name,
-        count=o.count,
-        hit_rate=round(o.hit_rate, 4),
-        hit_rate_ci95_low=round(o.hit_rate_ci95_low, 4),
-        hit_rate_ci95_high=round(o.hit_rate_ci95_high, 4),
-        mean_forward_return_pct=round(o.mean_forward_return_pct, 4),
-        median_forward_return_pct=round(o.median_forward_return_pct, 4),
-        effective_sample_size=round(o.effective_sample_size, 1),
-    )
+    return backtest_pb2.StrategyOutcome(name=o.name, **_outcome_fields(o))
 
 
 def class_message(c: OutcomeStats) -> backtest_pb2.ClassOutcome:
-    return backtest_pb2.ClassOutcome(
-        signal=DIRECTION[c.name],
-        count=c.count,
-        hit_rate=round(c.hit_rate, 4),
-        hit_rate_ci95_low=round(c.hit_rate_ci95_low, 4),
-        hit_rate_ci95_high=round(c.hit_rate_ci95_high, 4),
-        mean_forward_return_pct=round(c.mean_forward_return_pct, 4),
-        median_forward_return_pct=round(c.median_forward_return_pct, 4),
-        effective_sample_size=round(c.effective_sample_size, 1),
-    )
+    return backtest_pb2.ClassOutcome(signal=DIRECTION[c.name], **_outcome_fields(c))
 
 
 def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: bool) -> backtest_pb2.BacktestReport:

@@ -227,7 +227,7 @@ def run_backtest(
     classes = summary.classes
     longs, shorts = direction == "LONG", direction == "SHORT"
     position_hits = (longs & (r > 0)) | (shorts & (r < 0))
-    baselines = [always_long, _momentum_only(evaluated, r, config, sample.stats)]
+    baselines = [always_long, _momentum_only(evaluated, r, config, sample)]
     permutations = statistics.block_permutations(n, block, PERMUTATION_DRAWS, rng)
     randomised = statistics.random_entries(summary.position_signs, r, permutations)
     baselines.append(
@@ -243,16 +243,13 @@ def run_backtest(
         )
     )
     factors = _factor_stats(evaluated, r, block, permutations, rng)
-    calibration = tuple(
-        CalibrationRow(
-            level,
-            int(((conf := np.array([bar.scored.confidence for bar, _ in evaluated])) == level)[longs | shorts].sum()),  # type: ignore[union-attr]
-            float(position_hits[(conf == level) & (longs | shorts)].mean())
-            if ((conf == level) & (longs | shorts)).any()
-            else 0.0,
+    confidence = np.array([bar.scored.confidence for bar, _ in evaluated])  # type: ignore[union-attr]
+    calibration = []
+    for level in ("high", "medium", "low"):
+        taken = (confidence == level) & (longs | shorts)
+        calibration.append(
+            CalibrationRow(level, int(taken.sum()), float(position_hits[taken].mean()) if taken.any() else 0.0)
         )
-        for level in ("high", "medium", "low")
-    )
     lookahead = check_lookahead(history, config, replayed, start_ms, end_ms, lookahead_window_bars)
     return BacktestReport(
         history.interval_ms,
@@ -268,7 +265,7 @@ def run_backtest(
         random_entries_draws=randomised.draws,
         random_entries_p_value=randomised.p_value,
         factors=factors,
-        confidence_calibration=calibration,
+        confidence_calibration=tuple(calibration),
         lookahead=lookahead,
         block_bars=block,
         effective_sample_size=always_long.effective_sample_size,
@@ -285,7 +282,7 @@ def _bar(bar: ReplayedBar, forward_return_pct: float | None) -> BacktestBar:
 
 
 def _momentum_only(
-    evaluated: Sequence[tuple[ReplayedBar, float | None]], r: np.ndarray, config: ScoringConfig, outcome: Any
+    evaluated: Sequence[tuple[ReplayedBar, float | None]], r: np.ndarray, config: ScoringConfig, sample: Sample
 ) -> OutcomeStats:
     """The momentum factor alone, read with the signal's thresholds (a trend-following baseline)."""
     sub = np.array([_sub_score(bar, "momentum") for bar, _ in evaluated], dtype=np.float64)
@@ -293,7 +290,7 @@ def _momentum_only(
     shorts = sub <= config.short_threshold
     sign = np.where(longs, 1.0, np.where(shorts, -1.0, 0.0))
     hits = (longs & (r > 0)) | (shorts & (r < 0))
-    return outcome("momentum_only", longs | shorts, hits, sign * r)  # type: ignore[no-any-return]
+    return sample.stats("momentum_only", longs | shorts, hits, sign * r)
 
 
 def _sub_score(bar: ReplayedBar, factor: str) -> float:

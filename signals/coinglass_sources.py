@@ -57,11 +57,15 @@ def now_ms() -> int:
     return inputs.to_ms(datetime.now(UTC))
 
 
-def read(build: Callable[[], T], provider: str, endpoint: str) -> T:
-    """A builder's result, or its SeriesGap as the ProviderError the desk reports (the factor is missing)."""
+def read(build: Callable[[], T], source: str) -> T:
+    """A builder's result, or its SeriesGap as the ProviderError the desk reports (the factor is missing).
+
+    ``source`` is the series' "provider:/endpoint", as in every factor's provenance.
+    """
     try:
         return build()
     except SeriesGap as gap:
+        provider, endpoint = source.split(":", 1)
         raise ProviderError(provider, endpoint, ErrorKind.NOT_FOUND, gap.reason) from None
 
 
@@ -73,22 +77,18 @@ OPEN_INTEREST = "coinglass:/api/futures/open-interest/aggregated-history"
 FEAR_GREED = "coinglass:/api/index/fear-greed-history"
 
 
-def _read(build: Callable[[], T], source: str) -> T:
-    return read(build, "coinglass", source.split(":", 1)[1])
-
-
 async def liquidations(c: Clients, scope: FetchScope, coin: str) -> LiquidationInput:
     # aggregated-history is on every plan (coins-markets needs Standard) and sums our exchange list.
     buckets, step = await _hourly_else_4h(
         lambda interval, bars: c.coinglass.liquidation_aggregated_history(coin, c.exchanges, interval, bars), HOURS_24
     )
     series = Series(buckets, LIQUIDATIONS, step)
-    return _read(lambda: inputs.liquidations(series, now_ms()), LIQUIDATIONS)
+    return read(lambda: inputs.liquidations(series, now_ms()), LIQUIDATIONS)
 
 
 async def funding(c: Clients, scope: FetchScope, coin: str) -> FundingInput:
     history = await c.coinglass.funding_oi_weighted_history(coin, "8h", 3)
-    return _read(lambda: inputs.funding(Series(history, FUNDING, 8 * HOUR_MS), now_ms()), FUNDING)
+    return read(lambda: inputs.funding(Series(history, FUNDING, 8 * HOUR_MS), now_ms()), FUNDING)
 
 
 async def momentum(c: Clients, scope: FetchScope, coin: str) -> MomentumInput:
@@ -109,7 +109,7 @@ async def long_short(c: Clients, scope: FetchScope, coin: str) -> LongShortInput
         ),
         1,
     )
-    return _read(lambda: inputs.long_short(Series(rows, LONG_SHORT, step), now_ms()), LONG_SHORT)
+    return read(lambda: inputs.long_short(Series(rows, LONG_SHORT, step), now_ms()), LONG_SHORT)
 
 
 async def smart_money(c: Clients, scope: FetchScope, coin: str) -> SmartMoneyInput:
@@ -119,7 +119,7 @@ async def smart_money(c: Clients, scope: FetchScope, coin: str) -> SmartMoneyInp
         ),
         1,
     )
-    return _read(lambda: inputs.smart_money(Series(rows, SMART_MONEY, step), now_ms()), SMART_MONEY)
+    return read(lambda: inputs.smart_money(Series(rows, SMART_MONEY, step), now_ms()), SMART_MONEY)
 
 
 async def open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenInterestInput:
@@ -129,9 +129,9 @@ async def open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenInteres
     )
     market = await coinglass_market(c, scope, coin)
     series = Series(history, OPEN_INTEREST, step)
-    return _read(lambda: inputs.open_interest(series, now_ms(), market.price_change_pct.get("24h", 0.0)), OPEN_INTEREST)
+    return read(lambda: inputs.open_interest(series, now_ms(), market.price_change_pct.get("24h", 0.0)), OPEN_INTEREST)
 
 
 async def fear_greed(c: Clients, scope: FetchScope, coin: str) -> FearGreedInput:
     points = await c.coinglass.fear_greed_history(last=3)  # the newest reading is all a live signal reads
-    return _read(lambda: inputs.fear_greed(Series(points, FEAR_GREED, 24 * HOUR_MS), now_ms()), FEAR_GREED)
+    return read(lambda: inputs.fear_greed(Series(points, FEAR_GREED, 24 * HOUR_MS), now_ms()), FEAR_GREED)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from providers.coinapi import CoinApiClient
 from providers.coinglass import CoinglassClient
@@ -38,7 +38,6 @@ from signals.fetch_scope import FetchScope
 from signals.inputs import HOUR_MS, Series
 
 HOURS_24 = 24
-T = TypeVar("T")
 # OKX liquidation sizes are in contracts; the contract value (coin per contract) cancels out of the
 # long/short imbalance the factor reads, but USD figures need it. Unknown coins fall back to 1.
 OKX_CONTRACT_VALUE = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0, "XRP": 100.0, "DOGE": 1000.0}
@@ -103,14 +102,10 @@ OKX_CANDLES = "okx:/api/v5/market/candles"
 OKX_OI_HISTORY = "okx:/api/v5/rubik/stat/contracts/open-interest-history"
 
 
-def _okx_read(build: Callable[[], T], source: str) -> T:
-    return read(build, "okx", source.split(":", 1)[1])
-
-
 async def _okx_momentum(c: Clients, scope: FetchScope, coin: str) -> MomentumInput:
     # The newest candle may still be open: it is the latest price, as live momentum wants.
     series = Series(await okx_candles(c, scope, coin), OKX_CANDLES, HOUR_MS)
-    return _okx_read(lambda: inputs.momentum(series, now_ms()), OKX_CANDLES)
+    return read(lambda: inputs.momentum(series, now_ms()), OKX_CANDLES)
 
 
 async def _okx_funding(c: Clients, scope: FetchScope, coin: str) -> FundingInput:
@@ -141,7 +136,7 @@ async def _okx_open_interest(c: Clients, scope: FetchScope, coin: str) -> OpenIn
     candles = Series(await okx_candles(c, scope, coin), OKX_CANDLES, HOUR_MS)
     oi = Series([_OiClose(p.time, p.oi_usd) for p in history], OKX_OI_HISTORY, HOUR_MS)
     t = now_ms()
-    return _okx_read(lambda: inputs.open_interest(oi, t, inputs.price_change(candles, t)), OKX_OI_HISTORY)
+    return read(lambda: inputs.open_interest(oi, t, inputs.price_change(candles, t)), OKX_OI_HISTORY)
 
 
 async def _okx_liquidations(c: Clients, scope: FetchScope, coin: str) -> LiquidationInput:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -8,6 +9,8 @@ import pytest
 import redis
 
 from providers.twin import RecordedTwin
+from records.db import Database
+from tests.postgres_server import PostgresServer, postgres_server
 from tests.redis_server import RedisServer, redis_server
 from tests.stack import Stack, running_stack
 
@@ -60,3 +63,23 @@ def redis_url(redis_session: RedisServer) -> str:
     with redis.Redis.from_url(redis_session.url) as client:
         client.flushall()
     return redis_session.url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (skipped, saying how to install it, if there is none);
+    tests that stop it start it again, and each test starts from the schema it needs."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'history.db'}")
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        db = Database(server.url)
+        await db.downgrade("base")  # a clean schema per test on the shared server
+    yield db
+    await db.aclose()

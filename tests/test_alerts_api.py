@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -19,7 +19,8 @@ import pytest
 from providers.twin import RecordedTwin
 from records.alert_manager import AlertManager
 from records.alerts import FAILED, SENT
-from tests.postgres_server import PostgresServer, postgres_server
+from records.db import Database
+from tests.postgres_server import PostgresServer
 from tests.stack import Stack, running_stack
 from tests.webhook_receiver import verify, webhook_receiver
 
@@ -235,15 +236,12 @@ async def test_a_pending_delivery_survives_a_restart(twin: RecordedTwin, faults:
         assert [(r.idempotency_key, r.status) for r in rows] == [(key, SENT)]
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
 async def test_two_replicas_on_one_postgresql_deliver_once(
     twin: RecordedTwin, faults: RecordedTwin, postgres: PostgresServer
 ) -> None:
+    fresh = Database(postgres.url)  # the session's server: start from an empty schema
+    await fresh.downgrade("base")
+    await fresh.aclose()
     settings = {**FAST, "database_url": postgres.url}
     async with (
         webhook_receiver() as receiver,

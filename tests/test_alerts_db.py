@@ -5,35 +5,14 @@ replica at a time (PostgreSQL ``FOR UPDATE SKIP LOCKED``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import inspect
 
 from records.alerts import DOES_NOT_HOLD, FAILED, PENDING, SENT, UNKNOWN, Alert, AlertStore, holds
 from records.db import Database
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 
 ALERT_TABLES = {"alerts", "alert_states", "alert_deliveries"}
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'history.db'}")
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        db = Database(server.url)
-        await db.downgrade("base")  # a clean schema per test on the shared server
-    yield db
-    await db.aclose()
 
 
 async def _tables(database: Database) -> set[str]:

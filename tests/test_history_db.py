@@ -7,7 +7,6 @@ rows survive a database outage in the recorder's buffer; retention prunes in bat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from scoring import (
     score_signal,
 )
 from signals.desk import LiveSignal
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 
 INTERVAL = 300
 
@@ -43,24 +42,6 @@ def live_signal(symbol: str, at: datetime, momentum: float = 2.0) -> LiveSignal:
         fear_greed=missing,
     )
     return LiveSignal(symbol, score_signal(inputs, DEFAULT_CONFIG), at, 100.0, 0.01, None, None, {}, frozenset())
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'history.db'}")
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        db = Database(server.url)
-        await db.downgrade("base")  # a clean schema per test on the shared server
-    yield db
-    await db.aclose()
 
 
 async def test_migrations_upgrade_and_downgrade(database: Database) -> None:

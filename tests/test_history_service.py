@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -22,14 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from providers.twin import RecordedTwin
 from records.db import Database
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import PostgresServer
 from tests.stack import free_port, running_stack, settings_env, stack_settings
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 async def _fresh(url: str) -> None:
