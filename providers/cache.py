@@ -86,6 +86,19 @@ class UpstreamCache:
         entry = await self._store.get(key)
         return entry.value if entry is not None and self._clock() < entry.fresh_until else None
 
+    def fresh_local(self, key: Hashable, provider: str = "") -> Any | None:
+        """The value for ``key`` while it is fresh, without awaiting: only from an in-process store
+        (None when absent, stale, or the store is shared). The warm request path asks this first."""
+        store = self._store
+        if not isinstance(store, MemoryStore):
+            return None
+        entry = store.entries.get(key)
+        if entry is None or self._clock() >= entry.fresh_until:
+            return None
+        self.stats.hits += 1
+        self.on_event("hit", provider)
+        return entry.value
+
     async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]], source: str = "") -> Any:
         """The cached value for ``key``, loading it (once, however many callers wait) when needed."""
         provider = source.split(":", 1)[0]

@@ -16,18 +16,15 @@ A context variable, so concurrent fan-out tasks (which copy the context) inherit
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
+from contextvars import ContextVar, Token
+from typing import NamedTuple
 
 # Kept back from upstream work for scoring the data and sending the answer.
 RESERVE_SECONDS = 0.1
 
 
-@dataclass(frozen=True)
-class _Deadline:
+class _Deadline(NamedTuple):  # made on every RPC: a tuple is cheaper than a frozen dataclass
     at: float  # time.monotonic()
     hurried: bool  # the caller asked for less time than the server allows every call
 
@@ -35,17 +32,23 @@ class _Deadline:
 _deadline: ContextVar[_Deadline | None] = ContextVar("upstream_deadline", default=None)
 
 
-@contextlib.contextmanager
-def deadline_in(seconds: float | None, *, hurried: bool = False) -> Iterator[None]:
+class deadline_in:
     """Upstream calls made inside this block (and tasks it starts) finish within ``seconds``;
     ``None`` lifts any deadline (shared or background work). ``hurried``: the caller set a deadline
-    tighter than the server's own."""
-    value = None if seconds is None else _Deadline(time.monotonic() + seconds, hurried)
-    token = _deadline.set(value)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+    tighter than the server's own. (A class, not a generator: it is entered on every RPC.)"""
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, seconds: float | None, *, hurried: bool = False) -> None:
+        self._value = None if seconds is None else _Deadline(time.monotonic() + seconds, hurried)
+        self._token: Token[_Deadline | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _deadline.reset(self._token)
 
 
 def upstream_budget() -> float | None:

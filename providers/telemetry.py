@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterator, Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 UPSTREAM_REQUESTS = Counter(
     "cryptosignals_upstream_requests_total",
@@ -23,8 +24,36 @@ UPSTREAM_ERRORS = Counter(
     "Failed upstream calls (after retries, including error envelopes sent with HTTP 200) by kind.",
     ["provider", "endpoint", "kind"],
 )
-CACHE_EVENTS = Counter(
-    "cryptosignals_cache_events_total",
+
+
+class Tally:
+    """A Prometheus counter family kept as plain ints and exposed at scrape time.
+
+    For counts taken on every request: prometheus_client's Counter takes a lock and checks its state
+    on each increment, several times the cost of this dict update. Not thread-safe by design: it is
+    counted and scraped on the serving event loop.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self._name, self._documentation, self._labels = name, documentation, list(labels)
+        self._counts: dict[tuple[str, ...], int] = {}
+        REGISTRY.register(self)
+
+    def inc(self, *labels: str) -> None:
+        self._counts[labels] = self._counts.get(labels, 0) + 1
+
+    def value(self, *labels: str) -> int:
+        return self._counts.get(labels, 0)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
+        for labels, count in list(self._counts.items()):
+            family.add_metric(list(labels), count)
+        yield family
+
+
+CACHE_EVENTS = Tally(
+    "cryptosignals_cache_events",
     "Upstream cache lookups by provider and result: hit, miss or stale.",
     ["provider", "event"],
 )
@@ -44,12 +73,5 @@ def endpoint_label(endpoint: str) -> str:
     return endpoint
 
 
-_cache_event_children: dict[tuple[str, str], Any] = {}
-
-
 def record_cache_event(event: str, provider: str) -> None:
-    # Called on every cache lookup (a warm signal is one): the labelled child is looked up once.
-    child = _cache_event_children.get((provider, event))
-    if child is None:
-        child = _cache_event_children[(provider, event)] = CACHE_EVENTS.labels(provider or "unknown", event)
-    child.inc()
+    CACHE_EVENTS.inc(provider or "unknown", event)  # every cache lookup: a warm signal is one

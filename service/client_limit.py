@@ -73,6 +73,8 @@ class Refusal:
 class ClientLimiter:
     """Token buckets of ``burst`` tokens refilled at ``rate`` per second, one per client."""
 
+    shared = False  # True: buckets live elsewhere (Redis) and ``take_async`` must be awaited
+
     def __init__(
         self,
         rate: float,
@@ -130,6 +132,10 @@ class ClientLimiter:
                 return candidate
             address = candidate
         return address
+
+    def limits(self, method: str) -> bool:
+        """Whether calls of ``method`` spend from a bucket (health checks never do)."""
+        return method not in EXEMPT_METHODS and not method.startswith(EXEMPT_PREFIXES)
 
     def client(self, method: str, metadata: Sequence[tuple[str, str | bytes]], peer: str) -> str | None:
         """The bucket's name, or None for a method that is never limited."""
@@ -210,6 +216,8 @@ class SharedClientLimiter(ClientLimiter):
     Redis unreachable: this replica falls back to its own buckets (the link warns and retries after
     a few seconds), so a Redis outage never refuses a call it would not refuse alone.
     """
+
+    shared = True
 
     def __init__(
         self, link: RedisLink, rate: float, burst: int, trusted: Sequence[Network] = (), *, keyed: bool = False

@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+import bisect
+import itertools
+from collections.abc import Iterator
+from typing import Any
 
-RPC_REQUESTS = Counter(
-    "cryptosignals_rpc_requests_total", "RPCs handled, by method and gRPC status code.", ["method", "code"]
-)
-RPC_LATENCY = Histogram(
-    "cryptosignals_rpc_latency_seconds",
-    "RPC handling time, by method and gRPC status code (a fast error and a slow success differ).",
-    ["method", "code"],
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+RPC_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RpcTally:
+    """Every RPC's status and handling time, in plain numbers, exposed at scrape time as
+    ``cryptosignals_rpc_requests_total`` (by method and gRPC status code) and the histogram
+    ``cryptosignals_rpc_latency_seconds`` (same labels: a fast error and a slow success differ).
+
+    prometheus_client's own Counter and Histogram take a lock and check their state on every update;
+    on the warm signal path that was a tenth of the server's time. Here one call is a bisect and
+    three additions, on the serving loop's thread; the scrape (same loop) reads the totals.
+    """
+
+    def __init__(self) -> None:
+        # (method, code) -> [count, sum of seconds, count per bucket (the last is +Inf)]
+        self._rows: dict[tuple[str, str], list[Any]] = {}
+
+    def row(self, method: str, code: str) -> list[Any]:
+        """The running totals of (method, code): pass to ``add``."""
+        row = self._rows.get((method, code))
+        if row is None:
+            row = self._rows[(method, code)] = [0, 0.0, [0] * (len(RPC_LATENCY_BUCKETS) + 1)]
+        return row
+
+    @staticmethod
+    def add(row: list[Any], seconds: float) -> None:
+        row[0] += 1
+        row[1] += seconds
+        row[2][bisect.bisect_left(RPC_LATENCY_BUCKETS, seconds)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "cryptosignals_rpc_requests", "RPCs handled, by method and gRPC status code.", labels=["method", "code"]
+        )
+        latency = HistogramMetricFamily(
+            "cryptosignals_rpc_latency_seconds",
+            "RPC handling time, by method and gRPC status code (a fast error and a slow success differ).",
+            labels=["method", "code"],
+        )
+        for (method, code), (count, total, buckets) in list(self._rows.items()):
+            requests.add_metric([method, code], count)
+            cumulative = list(itertools.accumulate(buckets))
+            bounds = [*(str(b) for b in RPC_LATENCY_BUCKETS), "+Inf"]  # as prometheus_client writes them
+            latency.add_metric([method, code], list(zip(bounds, cumulative, strict=True)), total)
+        yield requests
+        yield latency
+
+
+RPC_TALLY = RpcTally()
+REGISTRY.register(RPC_TALLY)
 
 CLIENT_RATE_LIMIT = Gauge(
     "cryptosignals_client_rate_limit",

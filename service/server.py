@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from cryptosignals.v1 import (
@@ -42,8 +43,8 @@ from service.auth import AuthInterceptor
 from service.backtest_servicer import BacktestServicer
 from service.client_limit import ClientLimiter, SharedClientLimiter
 from service.coinglass_servicer import CoinglassServicer
+from service.guard import Guard, GuardedServer
 from service.history_servicer import HistoryServicer
-from service.interceptors import GuardInterceptor
 from service.live_servicer import LiveServicer
 from service.logs import configure_logging
 from service.metrics import CLIENT_RATE_LIMIT, MetricsServer
@@ -138,10 +139,7 @@ def _bindable(host: str, port: int) -> bool:
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
     server = grpc.aio.server(
-        interceptors=[
-            *([AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else []),
-            GuardInterceptor(settings.rpc_deadline_seconds, client_limiter(settings, app.redis)),
-        ],
+        interceptors=[AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else [],
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", 1 << 20),
@@ -152,21 +150,25 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
         ],
     )
+    # Every handler is guarded as it is registered (service/guard.py): deadline, client limit, metrics.
+    guard = Guard(settings.rpc_deadline_seconds, client_limiter(settings, app.redis))
+    registry: Any = GuardedServer(server, guard)
     signal_pb2_grpc.add_SignalServiceServicer_to_server(
-        SignalServicer(app.desk, app.clients, app.http, app.openapi_document, app.archive), server
+        SignalServicer(app.desk, app.clients, app.http, app.openapi_document, app.archive), registry
     )
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
-        CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe), server
+        CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe),
+        registry,
     )
     backtests = BacktestServicer(app.backtester, app.desk.universe)
-    backtest_pb2_grpc.add_BacktestServiceServicer_to_server(backtests, server)
-    pages_pb2_grpc.add_PageServiceServicer_to_server(PageServicer(list(settings.watchlist_coins), backtests), server)
+    backtest_pb2_grpc.add_BacktestServiceServicer_to_server(backtests, registry)
+    pages_pb2_grpc.add_PageServiceServicer_to_server(PageServicer(list(settings.watchlist_coins), backtests), registry)
     live_pb2_grpc.add_LiveServiceServicer_to_server(
-        LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), server
+        LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), registry
     )
     tokens = PageTokens(settings.history_database_url)
     history_pb2_grpc.add_HistoryServiceServicer_to_server(
-        HistoryServicer(app.archive, app.desk.universe, tokens), server
+        HistoryServicer(app.archive, app.desk.universe, tokens), registry
     )
     alerts_pb2_grpc.add_AlertServiceServicer_to_server(
         AlertServicer(
@@ -176,13 +178,13 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             max_per_client=settings.alert_max_per_client,
             allow_private=settings.alert_allow_private_targets,
         ),
-        server,
+        registry,
     )
     health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, registry)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
+        registry,
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     try:

@@ -52,7 +52,8 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         self._configured = {name: layer is not None for name, layer in http_by_provider.items()}
         # The message last rendered per (symbol, debug) and the signal it came from: while the desk
         # hands out the same memoised signal, its message is reused instead of rebuilt.
-        self._rendered: dict[tuple[str, bool], tuple[LiveSignal, signal_pb2.Signal]] = {}
+        # (symbol as asked, debug) -> (coin, the signal, its message): the warm path's answer.
+        self._rendered: dict[tuple[str, bool], tuple[str, LiveSignal, signal_pb2.Signal]] = {}
         self._openapi = json.dumps(openapi_document, indent=2).encode()
         self._info = signal_pb2.ApiInfo(
             name="cryptosignals",
@@ -94,6 +95,13 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     async def GetSignal(
         self, request: signal_pb2.GetSignalRequest, context: grpc.aio.ServicerContext
     ) -> signal_pb2.Signal:
+        # The warm path: the same question, and the signal answered last is still the fresh one. No
+        # await, no validation (this spelling was validated when it was first answered), no new
+        # message; that signal was offered to the history already.
+        key = (request.symbol, request.debug)
+        hot = self._rendered.get(key)
+        if hot is not None and self._desk.fresh(hot[0]) is hot[1]:
+            return hot[2]
         symbol = await self._symbol(request.symbol, context)
         try:
             live = await self._desk.signal(symbol)
@@ -103,14 +111,12 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             raise
         if self._archive is not None:
             self._archive.offer(live)  # buffered, never waits; at most once per interval and coin
-        key = (symbol, request.debug)
-        rendered = self._rendered.get(key)
-        if rendered is not None and rendered[0] is live:
-            return rendered[1]
+        if hot is not None and hot[1] is live:
+            return hot[2]
         message = signal_message(live, config=self._desk.config, debug=request.debug)
-        if len(self._rendered) >= 4096:  # bounded: symbols are validated, but there are many coins
+        if len(self._rendered) >= 4096:  # bounded: requests may spell coins many ways
             self._rendered.clear()
-        self._rendered[key] = (live, message)
+        self._rendered[key] = (symbol, live, message)
         return message
 
     async def GetMarket(

@@ -97,6 +97,14 @@ class SignalDesk:
                 self.universe.remember_unknown(symbol)
             raise
 
+    def fresh(self, symbol: str) -> LiveSignal | None:
+        """The memoised signal of ``symbol`` while it is fresh, without awaiting (the warm path);
+        None means ask ``signal``."""
+        if self._signal_ttl <= 0:
+            return None
+        live: LiveSignal | None = self._memo.fresh_local(("signal", symbol), "signal")
+        return live
+
     async def _signal(self, symbol: str) -> LiveSignal:
         if self._signal_ttl <= 0:
             return await self._compute(symbol)

@@ -1,4 +1,4 @@
-"""The guard interceptor on a real grpc.aio server: unexpected failures never reach the caller as text,
+"""The guard on a real grpc.aio server: unexpected failures never reach the caller as text,
 and the server's deadline ends a call that overruns it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from service.interceptors import GuardInterceptor
+from service.guard import Guard, GuardedServer
 
 SECRET_DETAIL = "stack detail with cg-SECRET-KEY-7f3a9"
 
@@ -36,8 +36,8 @@ HANDLERS: dict[str, Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]
 
 @pytest.fixture(scope="module")
 async def target() -> AsyncIterator[str]:
-    server = grpc.aio.server(interceptors=[GuardInterceptor(deadline_seconds=0.3)])
-    server.add_generic_rpc_handlers(
+    server = grpc.aio.server()
+    GuardedServer(server, Guard(deadline_seconds=0.3)).add_generic_rpc_handlers(
         [
             grpc.method_handlers_generic_handler(
                 "test.Guarded", {name: grpc.unary_unary_rpc_method_handler(h) for name, h in HANDLERS.items()}

@@ -1,0 +1,272 @@
+"""The guard around every unary RPC: the per-client rate limit, the RPC's deadline, metrics, a log line
+for every failed or slow RPC, and no unexpected exception's text ever reaching the caller.
+
+It wraps each method's handler once, when the servicer is registered (``GuardedServer`` stands in
+for the server in the generated ``add_*_to_server`` functions), not as a grpc.aio server
+interceptor: an interceptor runs a chain of coroutines on every call to find the handler, and the
+warm signal path is short enough for that to be a fifth of it. Streaming handlers pass through
+unwrapped (the live servicer bounds and counts its own streams).
+
+The hot path is kept cheap: no timer per call (``Deadlines`` ends overrunning calls from one sweep
+every ``SWEEP_SECONDS``), metric children looked up once per (method, code), and no log line for a
+fast successful call (Envoy's access log has one per REST request; LOG_LEVEL=DEBUG adds the
+server's own line per RPC).
+
+Without the guard, an exception's class name and text would reach the client (and through Envoy,
+the REST caller); the guard logs it with a traceback and answers a generic message instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from providers.deadline import deadline_in
+from service.client_limit import ClientLimiter
+from service.metrics import RPC_TALLY
+
+log = logging.getLogger("cryptosignals.rpc")
+BAD_BYTES_MESSAGE = "request is not valid: every text parameter must be UTF-8 (use percent-encoded UTF-8 in URLs)"
+RATE_LIMITED_MESSAGE = "too many requests: slow down and retry"
+INTERNAL_MESSAGE = "internal error: the failure was logged"
+# A successful RPC slower than this is logged at INFO even when fast ones are not.
+SLOW_RPC_SECONDS = 1.0
+# How often overrunning calls are looked for: a call ends at most this much past its deadline.
+SWEEP_SECONDS = 0.05
+
+Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class _Undecodable:
+    """Stands for a request whose bytes did not parse.
+
+    Through Envoy, a path or query parameter that is not UTF-8 (``/signals/%FF``) becomes a proto
+    string field with bad UTF-8; grpcio's own failure would be UNKNOWN (HTTP 500) quoting the
+    exception. Parsing tolerantly lets the guard answer INVALID_ARGUMENT instead.
+    """
+
+
+UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return UNDECODABLE
+
+    return parse
+
+
+class Deadlines:
+    """Ends calls that overrun the server's deadline, from one sweep instead of a timer per call.
+
+    Every call gets the same allowance, so the calls due first are the ones that started first: the
+    in-flight calls are kept in start order (a dict keeps insertion order) and each sweep looks only
+    at those due, stopping at the first that is not. A due call's task is cancelled and marked, so
+    the guard tells the server's deadline from a client that went away (grpc cancels those too).
+    A client's own, sooner deadline is grpc's to enforce: it cancels the call when it passes.
+    """
+
+    def __init__(self, allowance: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.allowance = allowance
+        self._clock = clock
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        self._due[task] = self._clock() + self.allowance
+        loop = asyncio.get_running_loop()
+        if self._sweeper is None or self._sweeper.done() or self._sweeper.get_loop() is not loop:
+            self._sweeper = loop.create_task(self._sweep(), name="rpc-deadlines")
+
+    def release(self, task: asyncio.Task[Any]) -> bool:
+        """Stop watching ``task``; True when the sweep cancelled it for passing its deadline."""
+        self._due.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    async def _sweep(self) -> None:
+        # Runs while calls keep coming; a sweep finding none in flight ends it (the next call starts
+        # another). Warm calls finish without ever yielding, so most sweeps find none.
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            if not self._due:
+                break
+            now = self._clock()
+            while self._due:
+                task, at = next(iter(self._due.items()))
+                if at > now:
+                    break
+                del self._due[task]
+                self._expired.add(task)
+                task.cancel()
+        self._sweeper = None
+
+
+class Guard:
+    """Wraps unary handlers: bounded by ``deadline_seconds`` (or the client's sooner deadline),
+    limited per client, logged, counted in metrics, never leaking an unexpected exception's text."""
+
+    def __init__(self, deadline_seconds: float, limiter: ClientLimiter | None = None) -> None:
+        self._deadline = deadline_seconds
+        self._limiter = limiter
+        self._deadlines = Deadlines(deadline_seconds)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            self._guarded(method, handler.unary_unary),
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+
+    def _guarded(self, method: str, behaviour: Behaviour) -> Behaviour:
+        # Envoy checks every replica's health four times a second: those lines would drown the log.
+        quiet = method.startswith("/grpc.health.v1.Health/")
+        limiter = self._limiter
+        limited = limiter is not None and limiter.limits(method)
+        local_limit = limiter is not None and not limiter.shared
+        ok = RPC_TALLY.row(method, "OK")
+        tally = RPC_TALLY.add
+        deadlines = self._deadlines
+        allowance = self._deadline
+        # A client deadline equal to ours arrives a little shorter: only a clearly tighter one is hurried.
+        hurried_below = allowance - min(0.5, allowance / 10)
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code_name = "OK"
+            task: asyncio.Task[Any] | None = None
+            expired = False
+            try:
+                if limited:
+                    assert limiter is not None
+                    client = limiter.client(method, context.invocation_metadata() or (), context.peer())
+                    refusal = None
+                    if client is not None:
+                        refusal = limiter.take(client) if local_limit else await limiter.take_async(client)
+                    if refusal is not None:
+                        await context.abort(
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            RATE_LIMITED_MESSAGE,
+                            trailing_metadata=refusal.metadata(),
+                        )
+                if request is UNDECODABLE:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_BYTES_MESSAGE)
+                # The server's own deadline, or the client's (grpc-timeout) when that comes sooner;
+                # upstream calls made for this RPC inherit it (providers/deadline.py).
+                client_remaining = context.time_remaining()
+                budget = allowance if client_remaining is None else min(allowance, client_remaining)
+                task = asyncio.current_task()
+                assert task is not None
+                deadlines.watch(task)
+                try:
+                    with deadline_in(budget, hurried=budget < hurried_below):
+                        return await behaviour(request, context)
+                finally:
+                    expired = deadlines.release(task)
+            except grpc.aio.AbortError:
+                code_name = ""  # context.abort(): the status and message were chosen deliberately
+                raise
+            except asyncio.CancelledError:
+                if task is None or not expired:
+                    code_name = "CANCELLED"
+                    raise  # the client went away, or its own deadline passed: grpc ends the call
+                task.uncancel()
+                code_name = "DEADLINE_EXCEEDED"
+                log.warning("rpc %s passed its deadline of %.1f s", method, allowance)
+                await context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the request did not complete within its deadline of {allowance:.1f} s",
+                )
+            except Exception:
+                code_name = "INTERNAL"
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+            finally:
+                elapsed = time.perf_counter() - started
+                if not code_name:
+                    code = context.code() if hasattr(context, "code") else None
+                    code_name = getattr(code, "name", "UNKNOWN")
+                tally(ok if code_name == "OK" else RPC_TALLY.row(method, code_name), elapsed)
+                if (code_name != "OK" or elapsed >= SLOW_RPC_SECONDS) and not quiet:
+                    log.info("rpc %s %s %.1f ms", method, code_name, elapsed * 1000)
+                elif log.isEnabledFor(logging.DEBUG):
+                    log.debug("rpc %s %s %.1f ms", method, code_name, elapsed * 1000)
+
+        return guarded
+
+
+class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A generic handler whose unary handlers are guarded (each wrapped once, on first use)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, guard: Guard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._guard.wrap(method, handler)
+        if len(self._wrapped) < 1000:  # methods are few; a bound all the same
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+class _Routes(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Every registered method's guarded handler, found by one dict lookup."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return self.handlers.get(handler_call_details.method)
+
+
+class GuardedServer:
+    """The server as the generated ``add_*_to_server`` functions see it: every handler they register
+    is guarded first. Everything else is the server's own.
+
+    Methods the generated code registers as "registered methods" are served from one routing table
+    (a generic handler) instead: grpc.aio keeps a pending request per registered method and, on every
+    call, waits on all of them at once (``asyncio.wait`` over ~36 tasks here), a per-call cost that
+    grows with the number of methods. With one table there is one pending request, whatever the count.
+    """
+
+    def __init__(self, server: grpc.aio.Server, guard: Guard) -> None:
+        self._server = server
+        self._guard = guard
+        self._routes = _Routes()
+        server.add_generic_rpc_handlers((self._routes,))
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h, self._guard) for h in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        for name, handler in handlers.items():
+            method = f"/{service}/{name}"
+            self._routes.handlers[method] = self._guard.wrap(method, handler)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
