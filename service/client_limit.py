@@ -108,11 +108,16 @@ class ClientLimiter:
         return trusted
 
     def client_address(self, peer: str, forwarded_for: str | None) -> str:
+        """The client's address: the peer's, or read from ``x-forwarded-for`` when the peer is trusted."""
+        return self._address_bucket(peer, forwarded_for)[3:]
+
+    def _address_bucket(self, peer: str, forwarded_for: str | None) -> str:
+        """``ip:<the client's address>``, the bucket's name of a client known by its address."""
         # Envoy's few connections and a client's repeated chain make the same question every call.
         memo_key = (peer, forwarded_for)
         known = self._address_memo.get(memo_key)
         if known is None:
-            known = self._client_address(peer, forwarded_for)
+            known = "ip:" + self._client_address(peer, forwarded_for)
             if len(self._address_memo) >= 10_000:
                 self._address_memo.clear()
             self._address_memo[memo_key] = known
@@ -139,8 +144,15 @@ class ClientLimiter:
 
     def client(self, method: str, metadata: Sequence[tuple[str, str | bytes]], peer: str) -> str | None:
         """The bucket's name, or None for a method that is never limited."""
-        if method in EXEMPT_METHODS or method.startswith(EXEMPT_PREFIXES):
+        if not self.limits(method):
             return None
+        return self.client_of(
+            metadata, peer, keys_checked=method not in OPEN_METHODS and not method.startswith(OPEN_PREFIXES)
+        )
+
+    def client_of(self, metadata: Sequence[tuple[str, str | bytes]], peer: str, *, keys_checked: bool) -> str:
+        """The bucket's name of a call with ``metadata`` from ``peer``; ``keys_checked``: its method
+        needs a client key (the guard decides that once per method)."""
         forwarded: str | None = None
         authorization: str | None = None
         for name, value in metadata:
@@ -148,11 +160,10 @@ class ClientLimiter:
                 forwarded = value if forwarded is None else f"{forwarded},{value}"
             elif name == "authorization" and isinstance(value, str):
                 authorization = value
-        checked = method not in OPEN_METHODS and not method.startswith(OPEN_PREFIXES)
-        if self._keyed and authorization is not None and checked:
+        if self._keyed and authorization is not None and keys_checked:
             # Only methods the auth interceptor checked reach here with a key it accepted.
             return "key:" + authorization.partition(" ")[2].strip()
-        return "ip:" + self.client_address(peer, forwarded)
+        return self._address_bucket(peer, forwarded)
 
     def take(self, client: str) -> Refusal | None:
         """Spend one token of ``client``'s bucket; a Refusal when it is empty."""

@@ -19,6 +19,7 @@ the REST caller); the guard logs it with a traceback and answers a generic messa
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from providers.deadline import deadline_in
+from service.auth import OPEN_METHODS, OPEN_PREFIXES
 from service.client_limit import ClientLimiter
 from service.metrics import RPC_TALLY
 
@@ -37,6 +39,9 @@ RATE_LIMITED_MESSAGE = "too many requests: slow down and retry"
 INTERNAL_MESSAGE = "internal error: the failure was logged"
 # A successful RPC slower than this is logged at INFO even when fast ones are not.
 SLOW_RPC_SECONDS = 1.0
+# Answers a servicer hands out again and again and never changes once made (a warm signal is one
+# message object per computed signal): the bytes of the last one are kept for the next call.
+REUSED_ANSWERS = frozenset({"/cryptosignals.v1.SignalService/GetSignal"})
 # How often overrunning calls are looked for: a call ends at most this much past its deadline.
 SWEEP_SECONDS = 0.05
 
@@ -53,6 +58,21 @@ class _Undecodable:
 
 
 UNDECODABLE = _Undecodable()
+
+
+def _remembering(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """``serialize``, answering the same message object as last time with the same bytes."""
+    last: list[Any] = [None, b""]
+
+    def serialize_once(message: Any) -> bytes:
+        if message is last[0]:
+            data: bytes = last[1]
+            return data
+        data = serialize(message)
+        last[0], last[1] = message, data
+        return data
+
+    return serialize_once
 
 
 def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -129,17 +149,23 @@ class Guard:
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler is None or handler.unary_unary is None:
             return handler
+        serialize = handler.response_serializer
         return grpc.unary_unary_rpc_method_handler(
             self._guarded(method, handler.unary_unary),
             request_deserializer=_tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
+            response_serializer=_remembering(serialize) if method in REUSED_ANSWERS and serialize else serialize,
         )
+
+    def reads_metadata(self, method: str) -> bool:
+        """Whether the guard of ``method`` reads the call's metadata (to name the client)."""
+        return self._limiter is not None and self._limiter.limits(method)
 
     def _guarded(self, method: str, behaviour: Behaviour) -> Behaviour:
         # Envoy checks every replica's health four times a second: those lines would drown the log.
         quiet = method.startswith("/grpc.health.v1.Health/")
         limiter = self._limiter
         limited = limiter is not None and limiter.limits(method)
+        keys_checked = method not in OPEN_METHODS and not method.startswith(OPEN_PREFIXES)
         local_limit = limiter is not None and not limiter.shared
         ok = RPC_TALLY.row(method, "OK")
         tally = RPC_TALLY.add
@@ -148,7 +174,8 @@ class Guard:
         # A client deadline equal to ours arrives a little shorter: only a clearly tighter one is hurried.
         hurried_below = allowance - min(0.5, allowance / 10)
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def guarded(request: Any, context: grpc.aio.ServicerContext, metadata: Any = None) -> Any:
+            # ``metadata``: the call's, when the router already has it (else asked of the context).
             started = time.perf_counter()
             code_name = "OK"
             task: asyncio.Task[Any] | None = None
@@ -156,10 +183,12 @@ class Guard:
             try:
                 if limited:
                     assert limiter is not None
-                    client = limiter.client(method, context.invocation_metadata() or (), context.peer())
-                    refusal = None
-                    if client is not None:
-                        refusal = limiter.take(client) if local_limit else await limiter.take_async(client)
+                    client = limiter.client_of(
+                        (context.invocation_metadata() if metadata is None else metadata) or (),
+                        context.peer(),
+                        keys_checked=keys_checked,
+                    )
+                    refusal = limiter.take(client) if local_limit else await limiter.take_async(client)
                     if refusal is not None:
                         await context.abort(
                             grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -234,14 +263,26 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         return wrapped
 
 
+UNARY_UNARY = grpc.unary_unary_rpc_method_handler(None)._fields.index("unary_unary")
+
+
 class _Routes(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """Every registered method's guarded handler, found by one dict lookup."""
+    """Every registered method's guarded handler, found by one dict lookup. A guard that names the
+    client gets the call's metadata from here, where grpc has already read it for the lookup."""
 
     def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.handlers: dict[str, tuple[grpc.RpcMethodHandler, bool]] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        return self.handlers.get(handler_call_details.method)
+        route = self.handlers.get(handler_call_details.method)
+        if route is None:
+            return None
+        handler, reads_metadata = route
+        if not reads_metadata:
+            return handler
+        # The same handler, its behaviour given this call's metadata (RpcMethodHandler is a named tuple).
+        behaviour = functools.partial(handler.unary_unary, metadata=handler_call_details.invocation_metadata)
+        return handler._make((*handler[:UNARY_UNARY], behaviour, *handler[UNARY_UNARY + 1 :]))
 
 
 class GuardedServer:
@@ -266,7 +307,11 @@ class GuardedServer:
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         for name, handler in handlers.items():
             method = f"/{service}/{name}"
-            self._routes.handlers[method] = self._guard.wrap(method, handler)
+            guarded = self._guard.wrap(method, handler)
+            self._routes.handlers[method] = (
+                guarded,
+                guarded.unary_unary is not None and self._guard.reads_metadata(method),
+            )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
