@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from service.guard import Guard, GuardedServer
+from service.guard import REUSED_ANSWERS, Guard, GuardedServer
 
 SECRET_DETAIL = "stack detail with cg-SECRET-KEY-7f3a9"
 
@@ -68,3 +68,29 @@ async def test_a_call_past_the_server_deadline_is_deadline_exceeded_saying_so(ta
     error = await _call(target, "Overruns")
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "deadline of 0.3 s" in (error.details() or "")
+
+
+def test_a_reused_answer_is_serialized_once_and_a_new_one_again() -> None:
+    calls: list[object] = []
+
+    def serialize(message: object) -> bytes:
+        calls.append(message)
+        return repr(message).encode()
+
+    async def behaviour(request: object, context: object) -> object:
+        return request
+
+    method = next(iter(REUSED_ANSWERS))
+    handler = Guard(deadline_seconds=1).wrap(
+        method, grpc.unary_unary_rpc_method_handler(behaviour, response_serializer=serialize)
+    )
+    first, second = ["first"], ["second"]
+    assert handler.response_serializer(first) == b"['first']"
+    assert handler.response_serializer(first) == b"['first']"
+    assert handler.response_serializer(second) == b"['second']"
+    assert calls == [first, second]  # the same object twice: its bytes were kept
+    # Any other method serializes every answer: its servicer may change a message it hands out again.
+    other = Guard(deadline_seconds=1).wrap(
+        "/test.Guarded/Other", grpc.unary_unary_rpc_method_handler(behaviour, response_serializer=serialize)
+    )
+    assert other.response_serializer is serialize
