@@ -18,6 +18,7 @@ from providers.cache import UpstreamCache, stale_sources
 from providers.deadline import caller_is_hurried
 from providers.errors import ErrorKind, ProviderError
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
+from scoring.engine import stale_reason
 from signals.coin_universe import CoinUniverse
 from signals.coinglass_sources import coinglass_market
 from signals.fetch_scope import FetchScope
@@ -142,20 +143,34 @@ class SignalDesk:
         fallback_reasons: dict[str, str] = {}
         missing_reasons: dict[str, str] = {}
         all_not_found = True
+        computed_at = datetime.now(UTC)
+        max_age = self.config.max_age
         for factor, sources in self._sources.items():
             failures: list[ProviderError] = []
+            too_old: list[Any] = []  # answers older than the factor's max age: a later source may be fresh
             for index, _source in enumerate(sources):
                 result = jobs[(factor, index)].result()
                 if isinstance(result, ProviderError):
                     failures.append(result)
+                    continue
+                as_of, limit = result.provenance.as_of, max_age.get(factor)
+                if limit is not None and as_of is not None and computed_at - as_of > limit:
+                    too_old.append(result)
                     continue
                 chosen[factor] = result
                 break
             usable = [f for f in failures if f.kind is not ErrorKind.NOT_CONFIGURED]
             all_not_found &= all(f.kind is ErrorKind.NOT_FOUND for f in usable)
             if factor in chosen:
-                if failures:
-                    fallback_reasons[factor] = "; ".join(f.reason for f in failures)
+                passed_over = [f.reason for f in failures] + [
+                    f"{old.provenance.source}: {stale_reason(old.provenance.as_of, max_age[factor])}" for old in too_old
+                ]
+                if passed_over:
+                    fallback_reasons[factor] = "; ".join(passed_over)
+            elif too_old:
+                # Every answer was too old: the preferred one goes to the scorer, which drops it as
+                # stale and says so (and debug output shows it).
+                chosen[factor] = too_old[0]
             else:
                 missing_reasons[factor] = "; ".join(f.reason for f in failures) or "no source"
         if not any(factor in chosen for factor in COIN_FACTORS):
@@ -164,7 +179,6 @@ class SignalDesk:
         inputs = SignalInputs(
             **{name: chosen.get(name, Missing(missing_reasons.get(name, "no source"))) for name in FACTOR_NAMES}
         )
-        computed_at = datetime.now(UTC)
         try:
             # The scorer drops factors whose data is older than their max age at the decision time.
             scored = score_signal(inputs, self.config, now=computed_at)

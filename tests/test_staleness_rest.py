@@ -47,20 +47,58 @@ async def test_every_factor_of_the_demo_data_is_fresh_and_carries_its_data_time(
     assert body["config"]["maxAgeHours"] == dict(DEFAULT_CONFIG.max_age_hours)
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "factor", "recorded", "max_age"),
-    [
-        # hourly aggregated liquidations: the recording's newest hour; 9h max age
-        ("/api/futures/liquidation/aggregated-history", "liquidations", "2025-11-28T03:00:00Z", "9h"),
-        # the daily index: the recording's newest day (the bundled real history ends earlier); 36h
-        ("/api/index/fear-greed-history", "fear_greed", "2025-11-28T00:00:00Z", "36h"),
-    ],
-)
+# (preferred source's endpoint, the fallback's provider and endpoint, factor, the preferred source's
+# newest recorded time, the factor's max age)
+STALE_CASES = [
+    # hourly aggregated liquidations, then OKX's own liquidation orders; 9h max age
+    (
+        "/api/futures/liquidation/aggregated-history",
+        ("okx", "/api/v5/public/liquidation-orders"),
+        "liquidations",
+        "2025-11-28T03:00:00Z",
+        "9h",
+    ),
+    # the daily index, then alternative.me's; 36h
+    ("/api/index/fear-greed-history", ("feargreed", "*"), "fear_greed", "2025-11-28T00:00:00Z", "36h"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "fallback", "factor", "recorded", "max_age"), STALE_CASES)
+async def test_old_data_from_the_preferred_source_gives_way_to_a_fresh_fallback(
+    rest: httpx.AsyncClient,
+    faults: RecordedTwin,
+    endpoint: str,
+    fallback: tuple[str, str],
+    factor: str,
+    recorded: str,
+    max_age: str,
+) -> None:
+    faults.set_fault("coinglass", endpoint, "unshifted")
+    body = (await rest.get("/signals/BTC", params={"debug": "true"})).json()
+    assert body["missingFactors"] == [] and body["coverage"] == pytest.approx(1.0)
+    served = {f["factor"]: f for f in body["factors"]}[factor]
+    assert served["source"].startswith(f"{fallback[0] if fallback[0] != 'feargreed' else 'alternative.me'}:")
+    assert not served.get("stale", False)
+    when = f"{recorded[:10]} {recorded[11:16]} UTC"
+    assert served["fallbackReason"] == f"coinglass:{endpoint}: stale: data from {when}, older than {max_age}"
+    age = _time(body["timestamp"]) - _time(served["dataTime"])
+    assert age <= timedelta(hours=DEFAULT_CONFIG.max_age_hours[factor])
+
+
+@pytest.mark.parametrize(("endpoint", "fallback", "factor", "recorded", "max_age"), STALE_CASES)
 async def test_old_data_is_dropped_listed_with_the_reason_and_marked_stale_in_debug(
-    rest: httpx.AsyncClient, faults: RecordedTwin, endpoint: str, factor: str, recorded: str, max_age: str
+    rest: httpx.AsyncClient,
+    faults: RecordedTwin,
+    endpoint: str,
+    fallback: tuple[str, str],
+    factor: str,
+    recorded: str,
+    max_age: str,
 ) -> None:
     fresh = (await rest.get("/signals/BTC", params={"debug": "true"})).json()
+    # Every source of the factor answers old data: it is dropped, with the preferred source's reason.
     faults.set_fault("coinglass", endpoint, "unshifted")
+    faults.set_fault(*fallback, "unshifted")
     reply = await rest.get("/signals/BTC", params={"debug": "true"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
