@@ -33,7 +33,11 @@ GRPC_SERVICE = f"{APP}-grpc"  # the headless Service: its name resolves to every
 
 # What a deployment sets differently from the defaults (validated by Settings like any value).
 # The public URL is the operator's: it goes into the OpenAPI `servers` entry GPT Actions read.
-DEPLOY_SETTINGS: dict[str, Any] = {"base_url": "https://signals.example.com"}
+# Metrics on every interface of the pod (not loopback): Prometheus scrapes each replica itself.
+DEPLOY_SETTINGS: dict[str, Any] = {
+    "base_url": "https://signals.example.com",
+    "metrics_host": "0.0.0.0",  # noqa: S104 - a pod's own address, reached only inside the cluster
+}
 
 # Measured (README benchmarks): server RSS 139 MB after warm-up with the backtest, history and
 # streams loaded (numpy, SQLAlchemy), flat under load; the request is a quarter above it.
@@ -70,6 +74,7 @@ def server_environment(settings: Settings) -> dict[str, str]:
     return {
         "GRPC_HOST": settings.grpc_host,
         "GRPC_PORT": str(settings.grpc_port),
+        "METRICS_HOST": settings.metrics_host,
         "METRICS_PORT": str(settings.metrics_port),
         "BASE_URL": settings.base_url,
         "RPC_DEADLINE_SECONDS": f"{settings.rpc_deadline_seconds:g}",
@@ -81,7 +86,8 @@ def server_environment(settings: Settings) -> dict[str, str]:
 
 
 def envoy_config(settings: Settings, upstreams: list[tuple[str, int]]) -> str:
-    """Envoy's config for a cluster or compose: the same template, the gRPC servers found by DNS."""
+    """Envoy's config for a cluster or compose: the same template, the gRPC servers (and ``GET
+    /metrics``: the first server name, one replica's figures) found by DNS."""
     return render_config(
         port=settings.port,
         grpc_port=settings.grpc_port,
@@ -93,6 +99,7 @@ def envoy_config(settings: Settings, upstreams: list[tuple[str, int]]) -> str:
         descriptor=IMAGE_DESCRIPTOR,
         upstreams=upstreams,
         dns_upstreams=True,
+        metrics_address=upstreams[0][0],
     )
 
 
@@ -135,7 +142,15 @@ def kubernetes_documents(settings: Settings) -> dict[str, list[dict[str, Any]]]:
                 "selector": {"matchLabels": server_labels},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
-                    "metadata": {"labels": server_labels},
+                    "metadata": {
+                        "labels": server_labels,
+                        # The common scrape convention: Prometheus finds each replica's metrics.
+                        "annotations": {
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(settings.metrics_port),
+                            "prometheus.io/path": "/metrics",
+                        },
+                    },
                     "spec": {
                         "terminationGracePeriodSeconds": stop_seconds(settings),
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
@@ -144,7 +159,10 @@ def kubernetes_documents(settings: Settings) -> dict[str, list[dict[str, Any]]]:
                                 "name": "server",
                                 "image": IMAGE,
                                 "command": ["python", "-m", "service.server"],
-                                "ports": [{"name": "grpc", "containerPort": settings.grpc_port}],
+                                "ports": [
+                                    {"name": "grpc", "containerPort": settings.grpc_port},
+                                    {"name": "metrics", "containerPort": settings.metrics_port},
+                                ],
                                 "envFrom": [{"configMapRef": {"name": f"{APP}-config"}}],
                                 "env": _secret_env(),
                                 # Kubernetes' native gRPC probes on grpc.health.v1.Health (""): ready

@@ -70,6 +70,7 @@ def render_config(
     tls_sds: Path | None = None,
     grpc_tls: tuple[int, Path] | None = None,
     dns_upstreams: bool = False,
+    metrics_address: str = "127.0.0.1",
     cors_allowed_origins: Sequence[str] | None = None,
     cache_rules: Sequence[tuple[str, str]] | None = None,
 ) -> str:
@@ -83,7 +84,8 @@ def render_config(
     ``tls_sds`` (a file written by ``write_tls_sds``) makes the REST listener HTTPS; ``grpc_tls``
     (port, SDS file) adds a gRPC-over-TLS listener in front of the same servers; ``dns_upstreams``
     resolves the upstream names (a Kubernetes headless Service: one host per pod IP) instead of
-    fixed IPs.
+    fixed IPs, ``metrics_address`` too (``GET /metrics`` then answers one replica's figures; a
+    cluster's Prometheus scrapes every pod itself).
     """
     del client_rate_limit_per_second, client_rate_limit_burst
     if descriptor == DESCRIPTOR_SET and not descriptor.exists():
@@ -109,6 +111,8 @@ def render_config(
         DESCRIPTOR=str(descriptor),
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
         METRICS_PORT=metrics_port,
+        METRICS_ADDRESS=metrics_address,
+        METRICS_DISCOVERY=grpc_discovery(dns_upstreams),
         REST_TLS=rest_tls(tls_sds),
         GRPC_TLS_LISTENER=grpc_tls_listener(grpc_tls, f"{route_timeout_seconds:g}s"),
         GRPC_DISCOVERY=grpc_discovery(dns_upstreams),

@@ -210,15 +210,22 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     metrics = MetricsServer()
     try:
-        await metrics.start("127.0.0.1", settings.metrics_port)
+        await metrics.start(settings.metrics_host, settings.metrics_port)
     except OSError as exc:
         await server.stop(0)
         await app.aclose()
         raise StartupError(
-            f"cannot listen on 127.0.0.1:{settings.metrics_port} for metrics (METRICS_PORT={settings.metrics_port}): "
+            f"cannot listen on {settings.metrics_host}:{settings.metrics_port} for metrics "
+            f"(METRICS_PORT={settings.metrics_port}, METRICS_HOST={settings.metrics_host}): "
             f"{exc.strerror or 'address unavailable'}; stop the other process or set METRICS_PORT to a free port"
         ) from None
-    log.info("grpc server listening on %s:%d, metrics on 127.0.0.1:%d", settings.grpc_host, port, metrics.port)
+    log.info(
+        "grpc server listening on %s:%d, metrics on %s:%d",
+        settings.grpc_host,
+        port,
+        settings.metrics_host,
+        metrics.port,
+    )
     return RunningServer(server, health, port, app, metrics)
 
 

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     grpc_port: Port = 50051
     grpc_host: str = "0.0.0.0"  # noqa: S104 - internal services call gRPC directly
     envoy_admin_port: Port = 9901
-    # Prometheus exposition on loopback; Envoy serves it as GET /metrics.
+    # Prometheus exposition, on loopback by default; Envoy serves it as GET /metrics. A cluster sets
+    # METRICS_HOST=0.0.0.0 so Prometheus can scrape each pod.
+    metrics_host: str = "127.0.0.1"
     metrics_port: Port = 9464
     base_url: str = "http://localhost:8000"
 

@@ -159,6 +159,24 @@ def test_probes_drain_and_ports_follow_the_settings() -> None:
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
 
 
+def test_prometheus_can_scrape_every_replica() -> None:
+    config = of_kind("ConfigMap", "server")["data"]
+    assert config["METRICS_HOST"] == "0.0.0.0"  # not loopback: reachable from the cluster
+    template = of_kind("Deployment", "server")["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == config["METRICS_PORT"]
+    assert {"name": "metrics", "containerPort": int(config["METRICS_PORT"])} in server_container()["ports"]
+    for server in ("server-1", "server-2"):
+        assert compose()["services"][server]["environment"]["METRICS_HOST"] == "0.0.0.0"
+    # Envoy's GET /metrics reaches a replica by the servers' DNS name, not its own loopback.
+    envoy = yaml.safe_load(of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"])
+    (metrics,) = [c for c in envoy["static_resources"]["clusters"] if c["name"] == "metrics"]
+    endpoint = metrics["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert metrics["type"] == "STRICT_DNS"
+    assert endpoint == {"address": render.GRPC_SERVICE, "port_value": int(config["METRICS_PORT"])}
+
+
 def test_memory_request_covers_the_measured_rss() -> None:
     """The README's benchmark table measures the server's RSS; the request must hold the largest."""
     table = (ROOT / "README.md").read_text().split("| benchmark | measured | target |", 1)[1].split("\n\n", 1)[0]
