@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import subprocess
 import tempfile
@@ -31,10 +32,28 @@ FAKE_KEYS = {
 }
 
 
+# Ports are drawn from 10000-19999, below the kernel's ephemeral range (32768-60999 on Linux), where
+# outgoing connections take their source ports: a port asked of the kernel (bind to 0) came from that
+# range, and under load a connection could take it between the moment it was chosen and the moment
+# the server bound it ("address in use"). tests/launcher_process.py's two_free_ports() draws from
+# 20000-30000, so the two never meet. Ports handed out once are not handed out again.
+PORT_RANGE = (10000, 20000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(1000):
+        candidate = random.randrange(*PORT_RANGE)
+        if candidate in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        _handed_out.add(candidate)
+        return candidate
+    raise RuntimeError(f"no free port in {PORT_RANGE[0]}-{PORT_RANGE[1] - 1}")
 
 
 def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -> Settings:
