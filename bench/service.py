@@ -41,6 +41,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from service.envoy import envoy_binary, write_config
+from service.server import run_loop
+from service.settings import load_settings
 from tests.stack import free_port
 
 
@@ -561,7 +563,8 @@ async def run(
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--serve-trivial":
         answer = signal_pb2.Signal.FromString(Path(sys.argv[3]).read_bytes())
-        asyncio.run(serve_trivial(int(sys.argv[2]), answer))
+        # On the project's own event loop (EVENT_LOOP): the ceiling of the same framework.
+        run_loop(serve_trivial(int(sys.argv[2]), answer), load_settings().event_loop)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--latency-ms", type=float, default=100.0, help="twin latency per upstream call")

@@ -12,10 +12,12 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import uvloop
 from cryptosignals.v1 import (
     alerts_pb2,
     alerts_pb2_grpc,
@@ -245,11 +247,23 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
+def run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run ``main`` to completion on EVENT_LOOP: uvloop (libuv) or the standard asyncio loop.
+
+    grpc.aio runs on any asyncio loop. Measured on the warm signal path, uvloop's cheaper loop
+    iterations raise throughput by a quarter (README, benchmarks).
+    """
+    if event_loop == "uvloop":
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def main() -> None:
     settings = load_settings()  # a bad setting: SettingsError, one line naming it, exit code 1
     configure_logging(settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        run_loop(serve(settings), settings.event_loop)
     except StartupError as exc:
         print(f"cryptosignals: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None
     log_level: str = "INFO"
+    # The server's event loop: uvloop (libuv) unless told otherwise; "asyncio" is the standard loop.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     @field_validator(
         "coinglass_api_key",
