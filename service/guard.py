@@ -134,7 +134,8 @@ class Deadlines:
                 del self._due[task]
                 self._expired.add(task)
                 task.cancel()
-        self._sweeper = None
+        if self._sweeper is asyncio.current_task():
+            self._sweeper = None
 
 
 class Guard:
@@ -180,6 +181,7 @@ class Guard:
             code_name = "OK"
             task: asyncio.Task[Any] | None = None
             expired = False
+            client_remaining: float | None = None
             try:
                 if limited:
                     assert limiter is not None
@@ -214,8 +216,11 @@ class Guard:
                 raise
             except asyncio.CancelledError:
                 if task is None or not expired:
-                    code_name = "CANCELLED"
-                    raise  # the client went away, or its own deadline passed: grpc ends the call
+                    # grpc cancels the call when the client goes away or the client's own, sooner
+                    # deadline passes (it answers DEADLINE_EXCEEDED itself): counted as what it was.
+                    passed = client_remaining is not None and time.perf_counter() - started >= client_remaining
+                    code_name = "DEADLINE_EXCEEDED" if passed else "CANCELLED"
+                    raise
                 task.uncancel()
                 code_name = "DEADLINE_EXCEEDED"
                 log.warning("rpc %s passed its deadline of %.1f s", method, allowance)

@@ -36,7 +36,7 @@ from cryptosignals.v1 import (
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from providers.redis_link import RedisLink
 from service.alerts_servicer import AlertServicer
@@ -184,8 +184,13 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, registry)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+    # The asyncio servicer, named explicitly: enable_server_reflection() picks the threaded one for
+    # anything that is not a grpc.aio.Server (GuardedServer is not), and each open reflection stream
+    # would then hold a thread of the loop's default executor (DNS lookups, backtests, charts).
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        ),
         registry,
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"

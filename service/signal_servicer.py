@@ -100,15 +100,19 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         # message; that signal was offered to the history already.
         key = (request.symbol, request.debug)
         hot = self._rendered.get(key)
-        if hot is not None and self._desk.fresh(hot[0]) is hot[1]:
+        fresh = None if hot is None else self._desk.fresh(hot[0])
+        if hot is not None and fresh is hot[1]:
             return hot[2]
-        symbol = await self._symbol(request.symbol, context)
-        try:
-            live = await self._desk.signal(symbol)
-        except SignalUnavailableError as exc:
-            status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
-            await context.abort(status, str(exc))
-            raise
+        if hot is not None and fresh is not None:
+            symbol, live = hot[0], fresh  # a newer signal of a coin already validated: render it
+        else:
+            symbol = await self._symbol(request.symbol, context)
+            try:
+                live = await self._desk.signal(symbol)
+            except SignalUnavailableError as exc:
+                status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
+                await context.abort(status, str(exc))
+                raise
         if self._archive is not None:
             self._archive.offer(live)  # buffered, never waits; at most once per interval and coin
         if hot is not None and hot[1] is live:

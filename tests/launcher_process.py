@@ -21,7 +21,8 @@ from tests.stack import free_port
 
 
 def two_free_ports() -> int:
-    """A port p with p+1 free too, below the ephemeral range free_port() draws the other ports from."""
+    """A port p with p+1 free too, from 20000-30000: below the kernel's ephemeral range, and apart
+    from the 10000-19999 free_port() draws the other ports from."""
     for _ in range(100):
         first = random.randint(20000, 30000)
         with contextlib.ExitStack() as stack:

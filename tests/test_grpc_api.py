@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -29,6 +30,33 @@ async def test_reflection_lists_both_services_and_health(channel: grpc.aio.Chann
         "cryptosignals.v1.CoinglassService",
         "grpc.health.v1.Health",
     } <= services
+
+
+async def test_idle_reflection_sessions_hold_no_thread_and_block_nothing(channel: grpc.aio.Channel) -> None:
+    # grpcurl, grpcui or Postman sessions left open: more idle reflection streams than the loop's
+    # default executor has threads (at most 32). A threaded servicer would hold one thread each,
+    # and the next reflection answer (and DNS lookups, backtests, charts) would wait for them.
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    hold = asyncio.Event()
+
+    async def idle() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        await hold.wait()
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    idle_calls = [stub.ServerReflectionInfo(idle()) for _ in range(40)]
+    try:
+        for call in idle_calls:
+            await call.wait_for_connection()
+
+        async def one() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+            yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+        replies = [reply async for reply in stub.ServerReflectionInfo(one(), timeout=10)]
+        assert replies and replies[0].list_services_response.service
+    finally:
+        hold.set()
+        for call in idle_calls:
+            call.cancel()
 
 
 async def test_health_check_answers_serving(channel: grpc.aio.Channel) -> None:

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from service.guard import REUSED_ANSWERS, Guard, GuardedServer
+from service.metrics import RPC_TALLY
 
 SECRET_DETAIL = "stack detail with cg-SECRET-KEY-7f3a9"
 
@@ -94,3 +95,19 @@ def test_a_reused_answer_is_serialized_once_and_a_new_one_again() -> None:
         "/test.Guarded/Other", grpc.unary_unary_rpc_method_handler(behaviour, response_serializer=serialize)
     )
     assert other.response_serializer is serialize
+
+
+async def test_a_call_past_the_clients_own_deadline_is_counted_as_deadline_exceeded(target: str) -> None:
+    # grpc ends the call at the client's deadline (sooner than the server's 0.3 s); the guard still
+    # counts it as a deadline, not as a client that went away.
+    method = "/test.Guarded/Overruns"
+    before = RPC_TALLY.row(method, "DEADLINE_EXCEEDED")[0]
+    async with grpc.aio.insecure_channel(target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary(method)(b"", timeout=0.1)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The server learns of it a moment after the client: wait for the count, not a fixed time.
+    async with asyncio.timeout(10):
+        while RPC_TALLY.row(method, "DEADLINE_EXCEEDED")[0] == before:  # noqa: ASYNC110 - a counter, no event to wait on
+            await asyncio.sleep(0.01)
+    assert RPC_TALLY.row(method, "CANCELLED")[0] == 0

@@ -49,6 +49,16 @@ def bundled(file: str) -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.fixture(scope="module")
+async def twin() -> AsyncIterator[RecordedTwin]:
+    """This module's own twin: its tests count requests, and a stack's background work on the shared
+    twin (the outcome filler reads OKX history-candles every minute) would add to the counts."""
+    recorded = RecordedTwin()
+    await recorded.start()
+    yield recorded
+    await recorded.stop()
+
+
 @pytest.fixture
 async def cg(twin: RecordedTwin) -> AsyncIterator[CoinglassClient]:
     twin.clear_faults()
