@@ -39,7 +39,7 @@ DEPLOY_SETTINGS: dict[str, Any] = {
     "metrics_host": "0.0.0.0",  # noqa: S104 - a pod's own address, reached only inside the cluster
 }
 
-# Measured (README benchmarks): server RSS 139 MB after warm-up with the backtest, history and
+# Measured (README benchmarks): server RSS 147 MB after warm-up (uvloop) with the backtest, history and
 # streams loaded (numpy, SQLAlchemy), flat under load; the request is a quarter above it.
 SERVER_RESOURCES = {"requests": {"cpu": "500m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}}
 ENVOY_RESOURCES = {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
