@@ -149,20 +149,21 @@ class SignalDesk:
             failures: list[ProviderError] = []
             too_old: list[Any] = []  # answers older than the factor's max age: a later source may be fresh
             # Whether the coin is unknown is judged, as always, by the sources before the first answer.
-            judged = failures
+            before_answer: list[ProviderError] | None = None
             for index, _source in enumerate(sources):
                 result = jobs[(factor, index)].result()
                 if isinstance(result, ProviderError):
                     failures.append(result)
                     continue
-                if judged is failures:
-                    judged = list(failures)
+                if before_answer is None:
+                    before_answer = list(failures)
                 as_of, limit = result.provenance.as_of, max_age.get(factor)
                 if limit is not None and as_of is not None and computed_at - as_of > limit:
                     too_old.append(result)
                     continue
                 chosen[factor] = result
                 break
+            judged = failures if before_answer is None else before_answer
             usable = [f for f in judged if f.kind is not ErrorKind.NOT_CONFIGURED]
             all_not_found &= all(f.kind is ErrorKind.NOT_FOUND for f in usable)
             if factor in chosen:

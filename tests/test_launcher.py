@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.launcher_process import Launcher
+from tests.launcher_process import Launcher, two_free_ports
 from tests.stack import free_port
 
 
@@ -109,21 +106,6 @@ def test_launcher_gives_up_naming_envoy_when_envoy_keeps_dying(tmp_path) -> None
     assert f"{label} died 5 times within 60 s: giving up" in output
 
 
-def _two_free_ports() -> int:
-    """A port p with p+1 free too, below the ephemeral range free_port() draws the other ports from."""
-    for _ in range(100):
-        first = random.randint(20000, 30000)
-        with contextlib.ExitStack() as stack:
-            try:
-                for candidate in (first, first + 1):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-        return first
-    raise RuntimeError("no two consecutive free ports")
-
-
 def test_replicas_start_behind_one_envoy_sharing_redis(tmp_path, redis_url: str) -> None:
     admin_port = free_port()
     process, port = _launch(
@@ -132,8 +114,8 @@ def test_replicas_start_behind_one_envoy_sharing_redis(tmp_path, redis_url: str)
         REPLICAS="2",
         REDIS_URL=redis_url,
         ENVOY_ADMIN_PORT=str(admin_port),
-        GRPC_PORT=str(_two_free_ports()),
-        METRICS_PORT=str(_two_free_ports()),
+        GRPC_PORT=str(two_free_ports()),
+        METRICS_PORT=str(two_free_ports()),
     )
     try:
         early = _wait_ready(port, process)
