@@ -51,6 +51,16 @@ class deadline_in:
         _deadline.reset(self._token)
 
 
+def enter_deadline(seconds: float, hurried: bool) -> Token[_Deadline | None]:
+    """``deadline_in(seconds, hurried=hurried).__enter__()`` in one call, for the guard's every RPC;
+    pass the token to ``leave_deadline``."""
+    return _deadline.set(_new_deadline(_Deadline, (time.monotonic() + seconds, hurried)))
+
+
+_new_deadline = tuple.__new__  # _Deadline(...) without its Python-level __new__
+leave_deadline = _deadline.reset
+
+
 def upstream_budget() -> float | None:
     """Seconds an upstream call may still take, or None when no deadline applies."""
     deadline = _deadline.get()

@@ -19,16 +19,16 @@ the REST caller); the guard logs it with a traceback and answers a generic messa
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from providers.deadline import deadline_in
+from providers.deadline import enter_deadline, leave_deadline
 from service.auth import OPEN_METHODS, OPEN_PREFIXES
 from service.client_limit import ClientLimiter
 from service.metrics import RPC_TALLY
@@ -46,6 +46,12 @@ REUSED_ANSWERS = frozenset({"/cryptosignals.v1.SignalService/GetSignal"})
 SWEEP_SECONDS = 0.05
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Metadata = Sequence[tuple[str, str | bytes]]
+
+# The metadata of the call being served, as grpc decoded it to find the handler (``_Routes``). Every
+# call runs in its own task, so this is the task's own; the guard reads it instead of asking the
+# context, which decodes the metadata again on every ask.
+_call_metadata: ContextVar[Metadata | None] = ContextVar("rpc_call_metadata", default=None)
 
 
 class _Undecodable:
@@ -107,9 +113,8 @@ class Deadlines:
 
     def watch(self, task: asyncio.Task[Any]) -> None:
         self._due[task] = self._clock() + self.allowance
-        loop = asyncio.get_running_loop()
-        if self._sweeper is None or self._sweeper.done() or self._sweeper.get_loop() is not loop:
-            self._sweeper = loop.create_task(self._sweep(), name="rpc-deadlines")
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="rpc-deadlines")
 
     def release(self, task: asyncio.Task[Any]) -> bool:
         """Stop watching ``task``; True when the sweep cancelled it for passing its deadline."""
@@ -122,20 +127,22 @@ class Deadlines:
     async def _sweep(self) -> None:
         # Runs while calls keep coming; a sweep finding none in flight ends it (the next call starts
         # another). Warm calls finish without ever yielding, so most sweeps find none.
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            if not self._due:
-                break
-            now = self._clock()
-            while self._due:
-                task, at = next(iter(self._due.items()))
-                if at > now:
+        try:
+            while True:
+                await asyncio.sleep(SWEEP_SECONDS)
+                if not self._due:
                     break
-                del self._due[task]
-                self._expired.add(task)
-                task.cancel()
-        if self._sweeper is asyncio.current_task():
-            self._sweeper = None
+                now = self._clock()
+                while self._due:
+                    task, at = next(iter(self._due.items()))
+                    if at > now:
+                        break
+                    del self._due[task]
+                    self._expired.add(task)
+                    task.cancel()
+        finally:  # ended, or cancelled with its loop: the next call starts a sweeper on its own loop
+            if self._sweeper is asyncio.current_task():
+                self._sweeper = None
 
 
 class Guard:
@@ -157,10 +164,6 @@ class Guard:
             response_serializer=_remembering(serialize) if method in REUSED_ANSWERS and serialize else serialize,
         )
 
-    def reads_metadata(self, method: str) -> bool:
-        """Whether the guard of ``method`` reads the call's metadata (to name the client)."""
-        return self._limiter is not None and self._limiter.limits(method)
-
     def _guarded(self, method: str, behaviour: Behaviour) -> Behaviour:
         # Envoy checks every replica's health four times a second: those lines would drown the log.
         quiet = method.startswith("/grpc.health.v1.Health/")
@@ -174,10 +177,13 @@ class Guard:
         allowance = self._deadline
         # A client deadline equal to ours arrives a little shorter: only a clearly tighter one is hurried.
         hurried_below = allowance - min(0.5, allowance / 10)
+        # Looked up once here rather than as attributes on every call.
+        call_metadata = _call_metadata.get
+        clock = time.perf_counter
+        current_task = asyncio.current_task
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext, metadata: Any = None) -> Any:
-            # ``metadata``: the call's, when the router already has it (else asked of the context).
-            started = time.perf_counter()
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = clock()
             code_name = "OK"
             task: asyncio.Task[Any] | None = None
             expired = False
@@ -186,7 +192,7 @@ class Guard:
                 if limited:
                     assert limiter is not None
                     client = limiter.client_of(
-                        (context.invocation_metadata() if metadata is None else metadata) or (),
+                        call_metadata() or context.invocation_metadata() or (),
                         context.peer(),
                         keys_checked=keys_checked,
                     )
@@ -203,13 +209,14 @@ class Guard:
                 # upstream calls made for this RPC inherit it (providers/deadline.py).
                 client_remaining = context.time_remaining()
                 budget = allowance if client_remaining is None else min(allowance, client_remaining)
-                task = asyncio.current_task()
+                task = current_task()
                 assert task is not None
                 deadlines.watch(task)
+                deadline = enter_deadline(budget, budget < hurried_below)
                 try:
-                    with deadline_in(budget, hurried=budget < hurried_below):
-                        return await behaviour(request, context)
+                    return await behaviour(request, context)
                 finally:
+                    leave_deadline(deadline)
                     expired = deadlines.release(task)
             except grpc.aio.AbortError:
                 code_name = ""  # context.abort(): the status and message were chosen deliberately
@@ -218,7 +225,7 @@ class Guard:
                 if task is None or not expired:
                     # grpc cancels the call when the client goes away or the client's own, sooner
                     # deadline passes (it answers DEADLINE_EXCEEDED itself): counted as what it was.
-                    passed = client_remaining is not None and time.perf_counter() - started >= client_remaining
+                    passed = client_remaining is not None and clock() - started >= client_remaining
                     code_name = "DEADLINE_EXCEEDED" if passed else "CANCELLED"
                     raise
                 task.uncancel()
@@ -233,7 +240,7 @@ class Guard:
                 log.exception("unhandled error in %s", method)
                 await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
             finally:
-                elapsed = time.perf_counter() - started
+                elapsed = clock() - started
                 if not code_name:
                     code = context.code() if hasattr(context, "code") else None
                     code_name = getattr(code, "name", "UNKNOWN")
@@ -268,26 +275,19 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         return wrapped
 
 
-UNARY_UNARY = grpc.unary_unary_rpc_method_handler(None)._fields.index("unary_unary")
-
-
 class _Routes(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """Every registered method's guarded handler, found by one dict lookup. A guard that names the
-    client gets the call's metadata from here, where grpc has already read it for the lookup."""
+    """Every registered method's guarded handler, found by one dict lookup. The call's metadata,
+    which grpc has already decoded for this lookup, is left for the guard (``_call_metadata``)."""
 
     def __init__(self) -> None:
-        self.handlers: dict[str, tuple[grpc.RpcMethodHandler, bool]] = {}
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._keep_metadata = _call_metadata.set
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        route = self.handlers.get(handler_call_details.method)
-        if route is None:
-            return None
-        handler, reads_metadata = route
-        if not reads_metadata:
-            return handler
-        # The same handler, its behaviour given this call's metadata (RpcMethodHandler is a named tuple).
-        behaviour = functools.partial(handler.unary_unary, metadata=handler_call_details.invocation_metadata)
-        return handler._make((*handler[:UNARY_UNARY], behaviour, *handler[UNARY_UNARY + 1 :]))
+        handler = self.handlers.get(handler_call_details.method)
+        if handler is not None:
+            self._keep_metadata(handler_call_details.invocation_metadata)
+        return handler
 
 
 class GuardedServer:
@@ -312,11 +312,7 @@ class GuardedServer:
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         for name, handler in handlers.items():
             method = f"/{service}/{name}"
-            guarded = self._guard.wrap(method, handler)
-            self._routes.handlers[method] = (
-                guarded,
-                guarded.unary_unary is not None and self._guard.reads_metadata(method),
-            )
+            self._routes.handlers[method] = self._guard.wrap(method, handler)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
