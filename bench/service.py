@@ -24,6 +24,7 @@ import asyncio
 import os
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,45 @@ async def rest_rate(url: str, seconds: float) -> tuple[float, float, float, int]
         await asyncio.gather(*(worker() for _ in range(50)))
         elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, pct(latencies, 50), pct(latencies, 99), failures
+
+
+GET_SIGNAL_PATH = "/cryptosignals.v1.SignalService/GetSignal"
+
+
+def grpc_body_file(request: signal_pb2.GetSignalRequest) -> Path:
+    """``request`` as one gRPC length-prefixed message (uncompressed), for h2load to send."""
+    data = request.SerializeToString()
+    path = Path(tempfile.mkdtemp(prefix="bench-h2load-")) / "request.bin"
+    path.write_bytes(b"\x00" + struct.pack(">I", len(data)) + data)
+    return path
+
+
+def h2load_figures(port: int, body: Path, seconds: float) -> tuple[float, float, float, int]:
+    """h2load (nghttp2's C load generator) posting ``body`` as a gRPC GetSignal call over 50 HTTP/2
+    connections, one call in flight on each: requests/s, mean and max latency (ms; h2load reports
+    no percentiles) and calls not answered 2xx. grpc.aio answers every call it handles 200 with the
+    status in the trailers: the caller checks those through the server's RPC counters."""
+    out = subprocess.run(
+        [
+            "h2load",
+            *("-c", "50", "-m", "1", "-t", "1", "-D", str(max(1, round(seconds)))),
+            *("-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers"),
+            f"http://127.0.0.1:{port}{GET_SIGNAL_PATH}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate, mean, worst, failed = 0.0, 0.0, 0.0, 0
+    for line in out.splitlines():
+        parts = line.replace(",", " ").split()
+        if line.startswith("finished in"):
+            rate = float(parts[3])
+        elif line.startswith("requests:"):
+            failed = int(parts[parts.index("failed") - 1])
+        elif line.startswith("time for request:"):
+            worst, mean = _ms(parts[4]), _ms(parts[5])
+    return rate, mean, worst, failed
 
 
 async def grpc_rate(stubs: list[signal_pb2_grpc.SignalServiceStub], seconds: float) -> tuple[float, float, float]:
@@ -410,12 +450,28 @@ def wrk(url: str, seconds: float = 10.0) -> str:
     return f"{rate:,.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms" + (f", {errors} non-2xx" if errors else "")
 
 
+async def failed_rpcs(metrics_url: str, method: str) -> int:
+    """Calls of ``method`` the server ended with a status other than OK, from its RPC counters."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(metrics_url)).text
+    total = 0
+    for line in text.splitlines():
+        ours = line.startswith("cryptosignals_rpc_requests_total{") and f'method="{method}"' in line
+        if ours and 'code="OK"' not in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
 
 
 async def run(
-    latency_ms: float, warm_requests: int, rss_requests: int, endpoint_latency: Mapping[str, float] | None = None
+    latency_ms: float,
+    warm_requests: int,
+    rss_requests: int,
+    endpoint_latency: Mapping[str, float] | None = None,
+    rounds: int = 15,
 ) -> None:
     verdicts: list[tuple[str, bool]] = []
     extra = "".join(f", +{ms:g} ms on {target}" for target, ms in (endpoint_latency or {}).items())
@@ -484,53 +540,79 @@ async def run(
         # Short rounds, each measuring both sides back to back (which goes first alternates), and the
         # median of the rounds' ratios: on a shared 2-core machine a slow spell hits both sides of one
         # round rather than one side; the spread of the rounds' ratios is printed beside it.
-        rounds = 7
-        seconds = float(max(2, min(6, round(warm_requests / 1500))))
+        seconds = float(max(1, min(6, round(warm_requests / 2500))))
         rest: dict[str, list[tuple[float, float, float, int]]] = {"project": [], "trivial": []}
-        rpc: dict[str, list[tuple[float, float, float]]] = {"project": [], "trivial": []}
+        rpc: dict[str, list[tuple[float, float, float, int]]] = {"project": [], "trivial": []}
         trivial_url = f"http://127.0.0.1:{trivial.port}/signals/BTC"
+        # gRPC load from h2load when installed (C, like wrk: the servers, not the load generator, are
+        # what is measured), else from grpc.aio over 50 channels in this process.
+        body = grpc_body_file(signal_pb2.GetSignalRequest(symbol="BTC")) if shutil.which("h2load") else None
+
+        async def rpc_rate(side: str) -> tuple[float, float, float, int]:
+            if body is not None:
+                return h2load_figures(deployment.grpc_port if side == "project" else trivial.grpc_port, body, seconds)
+            return (*await grpc_rate(stubs if side == "project" else trivial_stubs, seconds), 0)
+
+        metrics_url = f"http://127.0.0.1:{deployment.metrics_port}/metrics"
         try:
             await rest_rate(url, 1.0)  # warm-up: connections, signal memo, caches
             await rest_rate(trivial_url, 1.0)
             await grpc_rate(stubs, 1.0)
             await grpc_rate(trivial_stubs, 1.0)
             connections = established_to(deployment.grpc_port) - 1  # Envoy's own connection
+            failed_before = await failed_rpcs(metrics_url, GET_SIGNAL_PATH)
             for round_number in range(rounds):
                 sides = ("project", "trivial") if round_number % 2 == 0 else ("trivial", "project")
                 for side in sides:
                     rest[side].append(await rest_rate(url if side == "project" else trivial_url, seconds))
                 for side in sides:
-                    rpc[side].append(await grpc_rate(stubs if side == "project" else trivial_stubs, seconds))
+                    rpc[side].append(await rpc_rate(side))
+            failed_rpc = await failed_rpcs(metrics_url, GET_SIGNAL_PATH) - failed_before
         finally:
             for channel in trivial_channels:
                 await channel.close()
             trivial.stop()
-        tool = "wrk" if shutil.which("wrk") else "aiohttp loop; install wrk for a lighter load generator"
-        for name, figures, target in (
-            ("warm GET /signals/BTC through Envoy, 50 connections", rest, f"({tool}, {rounds} x {seconds:g} s)"),
+        rest_tool = "wrk" if shutil.which("wrk") else "aiohttp loop; install wrk for a lighter load generator"
+        rpc_tool = (
+            "h2load, 50 HTTP/2 connections"
+            if body is not None
+            else f"grpc.aio, {connections} TCP connections; h2load (nghttp2-client) would be a lighter load generator"
+        )
+        for name, figures, target, latency in (
             (
-                "warm GetSignal over gRPC, 50 channels",
+                "warm GET /signals/BTC through Envoy, 50 connections",
+                rest,
+                f"({rest_tool}, {rounds} x {seconds:g} s)",
+                ("p50", "p99"),
+            ),
+            (
+                "warm GetSignal over gRPC, 50 concurrent calls",
                 rpc,
-                f"(grpc.aio, {connections} TCP connections, {rounds} x {seconds:g} s)",
+                f"({rpc_tool}, {rounds} x {seconds:g} s)",
+                ("mean", "max") if body is not None else ("p50", "p99"),
             ),
         ):
             mine = statistics.median(f[0] for f in figures["project"])
             ceiling = statistics.median(f[0] for f in figures["trivial"])
-            p50 = statistics.median(f[1] for f in figures["project"])
-            p99 = statistics.median(f[2] for f in figures["project"])
+            typical = statistics.median(f[1] for f in figures["project"])
+            slow = statistics.median(f[2] for f in figures["project"])
             ratios = [p[0] / t[0] for p, t in zip(figures["project"], figures["trivial"], strict=True)]
             ratio = statistics.median(ratios)
             verdict = "OK" if ratio >= 0.95 else "BELOW TARGET"
             verdicts.append((f"{name}: ratio >= 0.95", ratio >= 0.95))
             print(
-                f"{name} {target}: {mine:,.0f} req/s (p50 {p50:.1f} ms, p99 {p99:.1f} ms); trivial SignalService "
-                f"behind the same config {ceiling:,.0f} req/s; ratio {ratio:.2f}, median of the rounds "
-                f"(range {min(ratios):.2f}-{max(ratios):.2f}) (target >= 0.95) {verdict}"
+                f"{name} {target}: {mine:,.0f} req/s ({latency[0]} {typical:.1f} ms, {latency[1]} {slow:.1f} ms); "
+                f"trivial SignalService behind the same config {ceiling:,.0f} req/s; ratio {ratio:.2f}, median of "
+                f"the rounds (range {min(ratios):.2f}-{max(ratios):.2f}) (target >= 0.95) {verdict}"
             )
         failed = sum(f[3] for f in rest["project"])
         verdicts.append(("no failed warm REST answer", failed == 0))
         if failed:
             print(f"  {failed} warm REST answers were not 200")
+        failed_rpc += sum(f[3] for f in rpc["project"])
+        verdicts.append(("no failed warm gRPC answer", failed_rpc == 0))
+        if failed_rpc:
+            print(f"  {failed_rpc} warm gRPC calls did not end OK")
         verdicts.append(("50 distinct gRPC connections", connections >= 50))
 
         def grpc_call() -> Awaitable[object]:
@@ -571,6 +653,9 @@ def main() -> None:
     parser.add_argument("--warm-requests", type=int, default=5000)
     parser.add_argument("--rss-requests", type=int, default=100_000)
     parser.add_argument(
+        "--rounds", type=int, default=15, help="paired rounds (project, trivial) of the warm throughput comparison"
+    )
+    parser.add_argument(
         "--endpoint-latency",
         action="append",
         default=[],
@@ -584,7 +669,10 @@ def main() -> None:
         endpoint_latency[target] = float(ms)
     # The load generator on the same loop as the servers: its gRPC client is Python too, and the
     # lighter it is, the more the gRPC figure measures the servers rather than itself.
-    run_loop(run(args.latency_ms, args.warm_requests, args.rss_requests, endpoint_latency), load_settings().event_loop)
+    run_loop(
+        run(args.latency_ms, args.warm_requests, args.rss_requests, endpoint_latency, args.rounds),
+        load_settings().event_loop,
+    )
 
 
 if __name__ == "__main__":

@@ -51,10 +51,10 @@ class deadline_in:
         _deadline.reset(self._token)
 
 
-def enter_deadline(seconds: float, hurried: bool) -> Token[_Deadline | None]:
-    """``deadline_in(seconds, hurried=hurried).__enter__()`` in one call, for the guard's every RPC;
-    pass the token to ``leave_deadline``."""
-    return _deadline.set(_new_deadline(_Deadline, (time.monotonic() + seconds, hurried)))
+def enter_deadline(at: float, hurried: bool) -> Token[_Deadline | None]:
+    """Upstream calls from here on finish by ``at`` (``time.monotonic()``): ``deadline_in``'s enter in
+    one call, for the guard's every RPC. Pass the token to ``leave_deadline``."""
+    return _deadline.set(_new_deadline(_Deadline, (at, hurried)))
 
 
 _new_deadline = tuple.__new__  # _Deadline(...) without its Python-level __new__

@@ -163,7 +163,8 @@ class ClientLimiter:
         if self._keyed and authorization is not None and keys_checked:
             # Only methods the auth interceptor checked reach here with a key it accepted.
             return "key:" + authorization.partition(" ")[2].strip()
-        return self._address_bucket(peer, forwarded)
+        known = self._address_memo.get((peer, forwarded))  # _address_bucket's memo, read here on every call
+        return known if known is not None else self._address_bucket(peer, forwarded)
 
     def take(self, client: str) -> Refusal | None:
         """Spend one token of ``client``'s bucket; a Refusal when it is empty."""
@@ -174,7 +175,9 @@ class ClientLimiter:
                 self._evict(now)
             self._buckets[client] = [self.burst - 1.0, now]
             return None
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        tokens = bucket[0] + (now - bucket[1]) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
         bucket[1] = now
         if tokens >= 1.0:
             bucket[0] = tokens - 1.0
