@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
 import statistics
 import struct
@@ -451,15 +452,24 @@ def wrk(url: str, seconds: float = 10.0) -> str:
 
 
 async def failed_rpcs(metrics_url: str, method: str) -> int:
-    """Calls of ``method`` the server ended with a status other than OK, from its RPC counters."""
+    """Calls of ``method`` the server ended with a status other than OK, from its RPC counters. Not
+    CANCELLED: a load generator ending its run closes its connections with calls in flight."""
     async with httpx.AsyncClient() as client:
         text = (await client.get(metrics_url)).text
     total = 0
     for line in text.splitlines():
         ours = line.startswith("cryptosignals_rpc_requests_total{") and f'method="{method}"' in line
-        if ours and 'code="OK"' not in line:
+        if ours and 'code="OK"' not in line and 'code="CANCELLED"' not in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+def median_interval(values: list[float], draws: int = 2000, seed: int = 14) -> tuple[float, float]:
+    """A 90% bootstrap interval of the median of ``values`` (the rounds resampled with replacement):
+    how far the printed median could move on another run of as many rounds on this machine."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return medians[int(draws * 0.05)], medians[int(draws * 0.95) - 1]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -471,7 +481,7 @@ async def run(
     warm_requests: int,
     rss_requests: int,
     endpoint_latency: Mapping[str, float] | None = None,
-    rounds: int = 15,
+    rounds: int = 30,
 ) -> None:
     verdicts: list[tuple[str, bool]] = []
     extra = "".join(f", +{ms:g} ms on {target}" for target, ms in (endpoint_latency or {}).items())
@@ -540,7 +550,7 @@ async def run(
         # Short rounds, each measuring both sides back to back (which goes first alternates), and the
         # median of the rounds' ratios: on a shared 2-core machine a slow spell hits both sides of one
         # round rather than one side; the spread of the rounds' ratios is printed beside it.
-        seconds = float(max(1, min(6, round(warm_requests / 2500))))
+        seconds = float(max(1, min(6, round(warm_requests / 5000))))
         rest: dict[str, list[tuple[float, float, float, int]]] = {"project": [], "trivial": []}
         rpc: dict[str, list[tuple[float, float, float, int]]] = {"project": [], "trivial": []}
         trivial_url = f"http://127.0.0.1:{trivial.port}/signals/BTC"
@@ -598,12 +608,14 @@ async def run(
             slow = statistics.median(f[2] for f in figures["project"])
             ratios = [p[0] / t[0] for p, t in zip(figures["project"], figures["trivial"], strict=True)]
             ratio = statistics.median(ratios)
+            low, high = median_interval(ratios)
             verdict = "OK" if ratio >= 0.95 else "BELOW TARGET"
             verdicts.append((f"{name}: ratio >= 0.95", ratio >= 0.95))
             print(
                 f"{name} {target}: {mine:,.0f} req/s ({latency[0]} {typical:.1f} ms, {latency[1]} {slow:.1f} ms); "
                 f"trivial SignalService behind the same config {ceiling:,.0f} req/s; ratio {ratio:.2f}, median of "
-                f"the rounds (range {min(ratios):.2f}-{max(ratios):.2f}) (target >= 0.95) {verdict}"
+                f"the rounds (90% interval {low:.2f}-{high:.2f}; rounds ranged {min(ratios):.2f}-{max(ratios):.2f}; "
+                f"ratio of the medians {mine / ceiling:.2f}) (target >= 0.95) {verdict}"
             )
         failed = sum(f[3] for f in rest["project"])
         verdicts.append(("no failed warm REST answer", failed == 0))
@@ -653,7 +665,7 @@ def main() -> None:
     parser.add_argument("--warm-requests", type=int, default=5000)
     parser.add_argument("--rss-requests", type=int, default=100_000)
     parser.add_argument(
-        "--rounds", type=int, default=15, help="paired rounds (project, trivial) of the warm throughput comparison"
+        "--rounds", type=int, default=30, help="paired rounds (project, trivial) of the warm throughput comparison"
     )
     parser.add_argument(
         "--endpoint-latency",
