@@ -103,32 +103,21 @@ class Deadlines:
     at those due, stopping at the first that is not. A due call's task is cancelled and marked, so
     the guard tells the server's deadline from a client that went away (grpc cancels those too).
     A client's own, sooner deadline is grpc's to enforce: it cancels the call when it passes.
+
+    The guard, on every call, adds the task to ``due`` (starting the sweeper when there is none) and
+    takes it out when the call ends, reading ``expired`` to learn whether the sweep cancelled it:
+    plain dict and set operations, not method calls, since this is the warm path.
     """
 
     def __init__(self, allowance: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.allowance = allowance
         self._clock = clock
-        # The guard reads and writes these two directly (``watch`` and ``release``, inlined).
-        self.due: dict[asyncio.Task[Any], float] = {}  # in start order
+        self.due: dict[asyncio.Task[Any], float] = {}  # in start order: task -> its deadline on this clock
         self.expired: set[asyncio.Task[Any]] = set()
         self.sweeper: asyncio.Task[None] | None = None
 
-    def watch(self, task: asyncio.Task[Any], started: float) -> None:
-        """Watch ``task``, started at ``started`` (this clock's time)."""
-        self.due[task] = started + self.allowance
-        if self.sweeper is None:
-            self.start_sweeper()
-
     def start_sweeper(self) -> None:
         self.sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="rpc-deadlines")
-
-    def release(self, task: asyncio.Task[Any]) -> bool:
-        """Stop watching ``task``; True when the sweep cancelled it for passing its deadline."""
-        self.due.pop(task, None)
-        if task in self.expired:
-            self.expired.discard(task)
-            return True
-        return False
 
     async def _sweep(self) -> None:
         # Runs while calls keep coming; a sweep finding none in flight ends it (the next call starts
@@ -222,7 +211,7 @@ class Guard:
                 budget = allowance if client_remaining is None else min(allowance, client_remaining)
                 task = current_task()
                 assert task is not None
-                due[task] = started + allowance  # deadlines.watch(task, started), inlined
+                due[task] = started + allowance  # watched by the sweep (Deadlines)
                 if deadlines.sweeper is None:
                     deadlines.start_sweeper()
                 deadline = enter_deadline(started + budget, budget < hurried_below)
@@ -230,7 +219,7 @@ class Guard:
                     return await behaviour(request, context)
                 finally:
                     leave_deadline(deadline)
-                    due.pop(task, None)  # deadlines.release(task), inlined (the sweep may have taken it)
+                    due.pop(task, None)  # the sweep may have taken it out already
                     if expired_tasks and task in expired_tasks:
                         expired_tasks.discard(task)
                         expired = True
