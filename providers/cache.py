@@ -86,18 +86,25 @@ class UpstreamCache:
         entry = await self._store.get(key)
         return entry.value if entry is not None and self._clock() < entry.fresh_until else None
 
-    def fresh_local(self, key: Hashable, provider: str = "") -> Any | None:
-        """The value for ``key`` while it is fresh, without awaiting: only from an in-process store
-        (None when absent, stale, or the store is shared). The warm request path asks this first."""
+    def fresh_reader(self, key: Hashable, provider: str = "") -> Callable[[], Any | None] | None:
+        """A function answering ``key``'s value while it is fresh, else None, without awaiting: only
+        from an in-process store, a hit counted as ``get`` counts one. The warm request path keeps
+        one per question and calls it on every request, so the lookups are done once, here. None
+        when the store is shared (a read must go to the store)."""
         store = self._store
         if not isinstance(store, MemoryStore):
             return None
-        entry = store.entries.get(key)
-        if entry is None or self._clock() >= entry.fresh_until:
-            return None
-        self.stats.hits += 1
-        self.on_event("hit", provider)
-        return entry.value
+        entries, clock, stats, on_event = store.entries, self._clock, self.stats, self.on_event
+
+        def read() -> Any | None:
+            entry = entries.get(key)
+            if entry is None or clock() >= entry.fresh_until:
+                return None
+            stats.hits += 1
+            on_event("hit", provider)
+            return entry.value
+
+        return read
 
     async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]], source: str = "") -> Any:
         """The cached value for ``key``, loading it (once, however many callers wait) when needed."""

@@ -22,9 +22,10 @@ import asyncio
 import bisect
 import logging
 import time
+import types
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -47,12 +48,30 @@ REUSED_ANSWERS = frozenset({"/cryptosignals.v1.SignalService/GetSignal"})
 SWEEP_SECONDS = 0.05
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Awaitable[Any]])
 Metadata = Sequence[tuple[str, str | bytes]]
 
 # The metadata of the call being served, as grpc decoded it to find the handler (``_Routes``). Every
 # call runs in its own task, so this is the task's own; the guard reads it instead of asking the
 # context, which decodes the metadata again on every ask.
 _call_metadata: ContextVar[Metadata | None] = ContextVar("rpc_call_metadata", default=None)
+
+
+def answers_ready(ready: Callable[[Any, Any], Any]) -> Callable[[HandlerT], HandlerT]:
+    """Marks a servicer's unary method whose answer is often ready without awaiting (a warm signal):
+    ``ready(servicer, request)`` returns that answer, or None to run the method itself.
+
+    The guard asks ``ready`` after the client limit and before the deadline bookkeeping: an answer
+    handed over without awaiting cannot overrun a deadline or start an upstream call, so it needs
+    neither the sweep's watch nor the deadline the upstream calls inherit. It is counted and timed
+    like any other call.
+    """
+
+    def mark(method: HandlerT) -> HandlerT:
+        method.answer_if_ready = ready  # type: ignore[attr-defined]
+        return method
+
+    return mark
 
 
 class _Undecodable:
@@ -181,6 +200,8 @@ class Guard:
         due, expired_tasks = deadlines.due, deadlines.expired
         debug_enabled = log.isEnabledFor
         bucket_of = bisect.bisect_left
+        ready_answer = getattr(behaviour, "answer_if_ready", None)  # answers_ready
+        ready = None if ready_answer is None else types.MethodType(ready_answer, getattr(behaviour, "__self__", None))
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = clock()
@@ -205,6 +226,10 @@ class Guard:
                         )
                 if request is UNDECODABLE:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_BYTES_MESSAGE)
+                if ready is not None:
+                    answer = ready(request)
+                    if answer is not None:
+                        return answer
                 # The server's own deadline, or the client's (grpc-timeout) when that comes sooner;
                 # upstream calls made for this RPC inherit it (providers/deadline.py).
                 client_remaining = context.time_remaining()

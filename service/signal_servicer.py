@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -16,6 +16,7 @@ from providers.http import ProviderHttp
 from records.archive import SignalArchive
 from service import docs_pages
 from service.errors import abort_with, coin_or_abort
+from service.guard import answers_ready
 from service.market_snapshot import build_market_snapshot, probe_premium_endpoints, provider_health
 from service.page_servicer import send_page_headers
 from service.pages import DOCS_CSP
@@ -52,8 +53,11 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         self._configured = {name: layer is not None for name, layer in http_by_provider.items()}
         # The message last rendered per (symbol, debug) and the signal it came from: while the desk
         # hands out the same memoised signal, its message is reused instead of rebuilt.
-        # (symbol as asked, debug) -> (coin, the signal, its message): the warm path's answer.
-        self._rendered: dict[tuple[str, bool], tuple[str, LiveSignal, signal_pb2.Signal]] = {}
+        # (symbol as asked, debug) -> (coin, the signal, its message, the desk's fresh reader of
+        # that coin): the warm path's answer, and how it learns whether it still is.
+        self._rendered: dict[
+            tuple[str, bool], tuple[str, LiveSignal, signal_pb2.Signal, Callable[[], LiveSignal | None]]
+        ] = {}
         self._openapi = json.dumps(openapi_document, indent=2).encode()
         self._info = signal_pb2.ApiInfo(
             name="cryptosignals",
@@ -92,36 +96,53 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             rows_waiting=archive.recorder.waiting,
         )
 
+    def _ready_signal(self, request: signal_pb2.GetSignalRequest) -> signal_pb2.Signal | None:
+        """GetSignal's answer when it needs no await (the guard asks this first: ``answers_ready``):
+        a spelling answered before, whose coin's memoised signal is fresh. The same signal as last
+        time: the same message (no validation, no rendering; it was offered to the history then).
+        A newer one: rendered now. None: GetSignal validates the coin and awaits its signal."""
+        key = (request.symbol, request.debug)
+        hot = self._rendered.get(key)
+        if hot is None:
+            return None
+        fresh = hot[3]()
+        if fresh is hot[1]:
+            return hot[2]
+        if fresh is None:
+            return None
+        return self._render(key, hot[0], fresh, hot[3])
+
+    def _render(
+        self, key: tuple[str, bool], symbol: str, live: LiveSignal, reader: Callable[[], LiveSignal | None]
+    ) -> signal_pb2.Signal:
+        if self._archive is not None:
+            self._archive.offer(live)  # buffered, never waits; at most once per interval and coin
+        hot = self._rendered.get(key)
+        if hot is not None and hot[1] is live:
+            return hot[2]
+        message = signal_message(live, config=self._desk.config, debug=key[1])
+        if len(self._rendered) >= 4096:  # bounded: requests may spell coins many ways
+            self._rendered.clear()
+        self._rendered[key] = (symbol, live, message, reader)
+        return message
+
+    @answers_ready(_ready_signal)
     async def GetSignal(
         self, request: signal_pb2.GetSignalRequest, context: grpc.aio.ServicerContext
     ) -> signal_pb2.Signal:
-        # The warm path: the same question, and the signal answered last is still the fresh one. No
-        # await, no validation (this spelling was validated when it was first answered), no new
-        # message; that signal was offered to the history already.
+        ready = self._ready_signal(request)  # None when the guard asked already
+        if ready is not None:
+            return ready
+        symbol = await self._symbol(request.symbol, context)
+        try:
+            live = await self._desk.signal(symbol)
+        except SignalUnavailableError as exc:
+            status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
+            await context.abort(status, str(exc))
+            raise
         key = (request.symbol, request.debug)
         hot = self._rendered.get(key)
-        fresh = None if hot is None else self._desk.fresh(hot[0])
-        if hot is not None and fresh is hot[1]:
-            return hot[2]
-        if hot is not None and fresh is not None:
-            symbol, live = hot[0], fresh  # a newer signal of a coin already validated: render it
-        else:
-            symbol = await self._symbol(request.symbol, context)
-            try:
-                live = await self._desk.signal(symbol)
-            except SignalUnavailableError as exc:
-                status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
-                await context.abort(status, str(exc))
-                raise
-        if self._archive is not None:
-            self._archive.offer(live)  # buffered, never waits; at most once per interval and coin
-        if hot is not None and hot[1] is live:
-            return hot[2]
-        message = signal_message(live, config=self._desk.config, debug=request.debug)
-        if len(self._rendered) >= 4096:  # bounded: requests may spell coins many ways
-            self._rendered.clear()
-        self._rendered[key] = (symbol, live, message)
-        return message
+        return self._render(key, symbol, live, hot[3] if hot is not None else self._desk.fresh_reader(symbol))
 
     async def GetMarket(
         self, request: signal_pb2.GetMarketRequest, context: grpc.aio.ServicerContext

@@ -8,7 +8,7 @@ NOT_FOUND when every provider says the coin does not exist).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,6 +67,12 @@ async def _settle(awaitable: Awaitable[Any]) -> Any:
         return error
 
 
+def _never_fresh() -> None:
+    """The fresh reader when signals are not memoised in this process (SIGNAL_CACHE_SECONDS=0 or a
+    shared cache): every request asks ``signal``."""
+    return None
+
+
 class SignalDesk:
     def __init__(
         self,
@@ -98,13 +104,12 @@ class SignalDesk:
                 self.universe.remember_unknown(symbol)
             raise
 
-    def fresh(self, symbol: str) -> LiveSignal | None:
-        """The memoised signal of ``symbol`` while it is fresh, without awaiting (the warm path);
-        None means ask ``signal``."""
-        if self._signal_ttl <= 0:
-            return None
-        live: LiveSignal | None = self._memo.fresh_local(("signal", symbol), "signal")
-        return live
+    def fresh_reader(self, symbol: str) -> Callable[[], LiveSignal | None]:
+        """A function answering the memoised signal of ``symbol`` while it is fresh, without
+        awaiting, else None (then ask ``signal``): the warm request path keeps one per coin and
+        calls it on every request."""
+        read = self._memo.fresh_reader(("signal", symbol), "signal") if self._signal_ttl > 0 else None
+        return read if read is not None else _never_fresh
 
     async def _signal(self, symbol: str) -> LiveSignal:
         if self._signal_ttl <= 0:

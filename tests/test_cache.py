@@ -58,6 +58,24 @@ async def test_a_fresh_value_is_served_without_calling_upstream_until_its_ttl_pa
     assert upstream.calls == 2
 
 
+async def test_a_fresh_reader_answers_without_awaiting_while_the_value_is_fresh_and_counts_hits() -> None:
+    clock = Clock()
+    cache, upstream = UpstreamCache(max_stale=60, clock=clock), Upstream()
+    read = cache.fresh_reader("k", "signal")
+    assert read is not None
+    assert read() is None  # nothing loaded yet: the caller must load (``get``)
+    assert await cache.get("k", 5, upstream) == "value-1"
+    hits = cache.stats.hits
+    assert read() == "value-1"
+    assert cache.stats.hits == hits + 1
+    clock.now += 5.1  # stale (still servable by ``get``), no longer fresh: the reader says so
+    assert read() is None
+    assert await cache.get("k", 5, upstream) == "value-1"  # stale-while-revalidate
+    await asyncio.sleep(0)  # the background refresh
+    await asyncio.gather(*cache._tasks)
+    assert read() == "value-2"  # the refreshed entry, through the same reader
+
+
 async def test_a_stale_value_is_served_while_one_refresh_runs() -> None:
     clock = Clock()
     cache, upstream = UpstreamCache(max_stale=60, clock=clock), Upstream()

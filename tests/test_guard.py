@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from service.guard import REUSED_ANSWERS, Guard, GuardedServer
+from service.client_limit import ClientLimiter
+from service.guard import REUSED_ANSWERS, Guard, GuardedServer, answers_ready
 from service.metrics import RPC_TALLY
 
 SECRET_DETAIL = "stack detail with cg-SECRET-KEY-7f3a9"
@@ -111,3 +112,68 @@ async def test_a_call_past_the_clients_own_deadline_is_counted_as_deadline_excee
         while RPC_TALLY.row(method, "DEADLINE_EXCEEDED")[0] == before:  # noqa: ASYNC110 - a counter, no event to wait on
             await asyncio.sleep(0.01)
     assert RPC_TALLY.row(method, "CANCELLED")[0] == 0
+
+
+class _Warm:
+    """A servicer whose answer is ready for b"warm" and must be computed for anything else."""
+
+    def __init__(self) -> None:
+        self.computed = 0
+
+    def _ready(self, request: bytes) -> bytes | None:
+        if request == b"broken":
+            raise RuntimeError(SECRET_DETAIL)
+        return b"ready" if request == b"warm" else None
+
+    @answers_ready(_ready)
+    async def Get(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.computed += 1
+        await asyncio.sleep(0)  # a real computation awaits: the deadline bookkeeping applies
+        return b"computed"
+
+
+@pytest.fixture
+async def warm_target() -> AsyncIterator[tuple[str, _Warm, list[float]]]:
+    servicer = _Warm()
+    server = grpc.aio.server()
+    # One token per client, refilled once a second of this clock: a second call at once is over the limit.
+    now = [0.0]
+    limiter = ClientLimiter(1, 1, clock=lambda: now[0])
+    GuardedServer(server, Guard(deadline_seconds=1, limiter=limiter)).add_registered_method_handlers(
+        "test.Warm", {"Get": grpc.unary_unary_rpc_method_handler(servicer.Get)}
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}", servicer, now
+    await server.stop(0)
+
+
+async def test_a_ready_answer_is_given_without_the_handler_and_counted_like_any_other(
+    warm_target: tuple[str, _Warm, list[float]],
+) -> None:
+    target, servicer, _ = warm_target
+    method = "/test.Warm/Get"
+    ok_before = RPC_TALLY.row(method, "OK")[0]
+    async with grpc.aio.insecure_channel(target) as channel:
+        assert await channel.unary_unary(method)(b"warm", timeout=5) == b"ready"
+        assert servicer.computed == 0
+        # The client limit comes first, ready answer or not.
+        with pytest.raises(grpc.aio.AioRpcError) as limited:
+            await channel.unary_unary(method)(b"warm", timeout=5)
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert RPC_TALLY.row(method, "OK")[0] == ok_before + 1
+
+
+async def test_an_answer_not_ready_runs_the_handler_and_a_failing_check_is_internal(
+    warm_target: tuple[str, _Warm, list[float]],
+) -> None:
+    target, servicer, now = warm_target
+    async with grpc.aio.insecure_channel(target) as channel:
+        assert await channel.unary_unary("/test.Warm/Get")(b"cold", timeout=5) == b"computed"
+    assert servicer.computed == 1
+    now[0] += 1.0  # the client's token refills
+    async with grpc.aio.insecure_channel(target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary("/test.Warm/Get")(b"broken", timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert caught.value.details() == "internal error: the failure was logged"

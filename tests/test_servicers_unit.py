@@ -9,7 +9,7 @@ fast and deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,6 +82,9 @@ class StubDesk:
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
+
+    def fresh_reader(self, symbol: str) -> Callable[[], LiveSignal | None]:
+        return lambda: None  # nothing memoised: every request asks ``signal``
 
 
 DOCUMENT: Mapping[str, Any] = {"info": {"description": "test"}, "paths": {"/signals/{symbol}": {"get": {}}}}
