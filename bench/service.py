@@ -55,6 +55,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def wait_http(url: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=1) as client:
@@ -563,6 +569,26 @@ async def run(
                 return h2load_figures(deployment.grpc_port if side == "project" else trivial.grpc_port, body, seconds)
             return (*await grpc_rate(stubs if side == "project" else trivial_stubs, seconds), 0)
 
+        # The server CPU each round used, per answer: a second view beside throughput. The host gives
+        # this VM's cores unevenly from second to second, which moves throughput far more than it
+        # moves the CPU a server spends per call.
+        assert deployment.server is not None
+        server_pid = {"project": deployment.server.pid, "trivial": trivial.processes[0].pid}
+        cpu_per_call: dict[str, dict[str, list[float]]] = {
+            "rest": {"project": [], "trivial": []},
+            "rpc": {"project": [], "trivial": []},
+        }
+
+        async def measured(
+            kind: str, side: str, rate: Awaitable[tuple[float, float, float, int]]
+        ) -> tuple[float, float, float, int]:
+            used = cpu_seconds(server_pid[side])
+            figures = await rate
+            answers = figures[0] * seconds
+            if answers > 0:
+                cpu_per_call[kind][side].append((cpu_seconds(server_pid[side]) - used) / answers * 1e6)
+            return figures
+
         metrics_url = f"http://127.0.0.1:{deployment.metrics_port}/metrics"
         try:
             await rest_rate(url, 1.0)  # warm-up: connections, signal memo, caches
@@ -574,9 +600,11 @@ async def run(
             for round_number in range(rounds):
                 sides = ("project", "trivial") if round_number % 2 == 0 else ("trivial", "project")
                 for side in sides:
-                    rest[side].append(await rest_rate(url if side == "project" else trivial_url, seconds))
+                    rest[side].append(
+                        await measured("rest", side, rest_rate(url if side == "project" else trivial_url, seconds))
+                    )
                 for side in sides:
-                    rpc[side].append(await rpc_rate(side))
+                    rpc[side].append(await measured("rpc", side, rpc_rate(side)))
             failed_rpc = await failed_rpcs(metrics_url, GET_SIGNAL_PATH) - failed_before
         finally:
             for channel in trivial_channels:
@@ -588,18 +616,20 @@ async def run(
             if body is not None
             else f"grpc.aio, {connections} TCP connections; h2load (nghttp2-client) would be a lighter load generator"
         )
-        for name, figures, target, latency in (
+        for name, figures, target, latency, spent in (
             (
                 "warm GET /signals/BTC through Envoy, 50 connections",
                 rest,
                 f"({rest_tool}, {rounds} x {seconds:g} s)",
                 ("p50", "p99"),
+                cpu_per_call["rest"],
             ),
             (
                 "warm GetSignal over gRPC, 50 concurrent calls",
                 rpc,
                 f"({rpc_tool}, {rounds} x {seconds:g} s)",
                 ("mean", "max") if body is not None else ("p50", "p99"),
+                cpu_per_call["rpc"],
             ),
         ):
             mine = statistics.median(f[0] for f in figures["project"])
@@ -617,6 +647,16 @@ async def run(
                 f"the rounds (90% interval {low:.2f}-{high:.2f}; rounds ranged {min(ratios):.2f}-{max(ratios):.2f}; "
                 f"ratio of the medians {mine / ceiling:.2f}) (target >= 0.95) {verdict}"
             )
+            if len(spent["project"]) == len(spent["trivial"]) == rounds:
+                # Calls per CPU-second of the server, project over trivial: the same comparison with the
+                # CPU the host happened to give each round taken out.
+                efficiency = [t / p for p, t in zip(spent["project"], spent["trivial"], strict=True)]
+                low, high = median_interval(efficiency)
+                print(
+                    f"  server CPU per answer: {statistics.median(spent['project']):.0f} us, trivial "
+                    f"{statistics.median(spent['trivial']):.0f} us; answers per server CPU-second, project / "
+                    f"trivial: {statistics.median(efficiency):.2f} (90% interval {low:.2f}-{high:.2f})"
+                )
         failed = sum(f[3] for f in rest["project"])
         verdicts.append(("no failed warm REST answer", failed == 0))
         if failed:

@@ -8,9 +8,10 @@ warm signal path is short enough for that to be a fifth of it. Streaming handler
 unwrapped (the live servicer bounds and counts its own streams).
 
 The hot path is kept cheap: no timer per call (``Deadlines`` ends overrunning calls from one sweep
-every ``SWEEP_SECONDS``), metric children looked up once per (method, code), and no log line for a
-fast successful call (Envoy's access log has one per REST request; LOG_LEVEL=DEBUG adds the
-server's own line per RPC).
+every ``SWEEP_SECONDS``), an answer ready without awaiting (``answers_ready``: a warm signal) handed
+over before any deadline bookkeeping, metric children looked up once per (method, code), and no log
+line for a fast successful call (Envoy's access log has one per REST request; LOG_LEVEL=DEBUG adds
+the server's own line per RPC).
 
 Without the guard, an exception's class name and text would reach the client (and through Envoy,
 the REST caller); the guard logs it with a traceback and answers a generic message instead.
