@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providers.cache_store import CacheStore, Entry, MemoryStore
-from providers.telemetry import record_cache_event
+from providers.telemetry import CACHE_EVENTS, record_cache_event
 
 log = logging.getLogger("cryptosignals.cache")
 
@@ -69,6 +69,7 @@ class UpstreamCache:
         self._max_stale = max_stale
         self._clock = clock
         self.stats = CacheStats()
+        # Counts every lookup in the cache metrics (a fresh reader counts its hits in the same series).
         self.on_event: Callable[[str, str], None] = record_cache_event
 
     def clear(self) -> None:
@@ -94,14 +95,15 @@ class UpstreamCache:
         store = self._store
         if not isinstance(store, MemoryStore):
             return None
-        entries, clock, stats, on_event = store.entries, self._clock, self.stats, self.on_event
+        entries, clock, stats = store.entries, self._clock, self.stats
+        hits = CACHE_EVENTS.cell(provider or "unknown", "hit")  # what on_event("hit", provider) counts
 
         def read() -> Any | None:
             entry = entries.get(key)
             if entry is None or clock() >= entry.fresh_until:
                 return None
             stats.hits += 1
-            on_event("hit", provider)
+            hits[0] += 1
             return entry.value
 
         return read

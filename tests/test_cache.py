@@ -10,6 +10,7 @@ import pytest
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 
 from providers.cache import UpstreamCache
+from providers.telemetry import CACHE_EVENTS
 from providers.twin import RecordedTwin
 from service.settings import SettingsError, load_settings
 from tests.stack import running_stack
@@ -65,9 +66,10 @@ async def test_a_fresh_reader_answers_without_awaiting_while_the_value_is_fresh_
     assert read is not None
     assert read() is None  # nothing loaded yet: the caller must load (``get``)
     assert await cache.get("k", 5, upstream) == "value-1"
-    hits = cache.stats.hits
+    hits, counted = cache.stats.hits, CACHE_EVENTS.value("signal", "hit")
     assert read() == "value-1"
     assert cache.stats.hits == hits + 1
+    assert CACHE_EVENTS.value("signal", "hit") == counted + 1  # the metrics' cache_events series
     clock.now += 5.1  # stale (still servable by ``get``), no longer fresh: the reader says so
     assert read() is None
     assert await cache.get("k", 5, upstream) == "value-1"  # stale-while-revalidate
