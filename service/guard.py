@@ -60,13 +60,12 @@ _call_metadata: ContextVar[Metadata | None] = ContextVar("rpc_call_metadata", de
 
 def answers_ready(ready: Callable[[Any, Any], Any]) -> Callable[[HandlerT], HandlerT]:
     """Marks a servicer's unary method whose answer is often ready without awaiting (a warm signal):
-    ``ready(servicer, raw)`` is given the request's bytes as received and returns that answer, or
-    None to run the method itself (on the request parsed then).
+    ``ready(servicer, request)`` returns that answer, or None to run the method itself.
 
-    The guard asks ``ready`` after the client limit and before anything else: an answer handed over
-    without awaiting cannot overrun a deadline or start an upstream call, so it needs neither the
-    sweep's watch nor the deadline the upstream calls inherit, and a question answered before is
-    known by its bytes, so it needs no parsing either. It is counted and timed like any other call.
+    The guard asks ``ready`` after the client limit and before the deadline bookkeeping: an answer
+    handed over without awaiting cannot overrun a deadline or start an upstream call, so it needs
+    neither the sweep's watch nor the deadline the upstream calls inherit. It is counted and timed
+    like any other call.
     """
 
     def mark(method: HandlerT) -> HandlerT:
@@ -174,24 +173,13 @@ class Guard:
         if handler is None or handler.unary_unary is None:
             return handler
         serialize = handler.response_serializer
-        behaviour = handler.unary_unary
-        parse = _tolerant(handler.request_deserializer)
-        check = getattr(behaviour, "answer_if_ready", None)  # answers_ready
-        ready = None if check is None else types.MethodType(check, getattr(behaviour, "__self__", None))
         return grpc.unary_unary_rpc_method_handler(
-            self._guarded(method, behaviour, ready, parse),
-            # With a ready check, grpc hands over the bytes and the guard parses them when needed.
-            request_deserializer=parse if ready is None else None,
+            self._guarded(method, handler.unary_unary),
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=_remembering(serialize) if method in REUSED_ANSWERS and serialize else serialize,
         )
 
-    def _guarded(
-        self,
-        method: str,
-        behaviour: Behaviour,
-        ready: Callable[[bytes], Any] | None,
-        parse: Callable[[bytes], Any] | None,
-    ) -> Behaviour:
+    def _guarded(self, method: str, behaviour: Behaviour) -> Behaviour:
         # Envoy checks every replica's health four times a second: those lines would drown the log.
         quiet = method.startswith("/grpc.health.v1.Health/")
         limiter = self._limiter
@@ -213,6 +201,8 @@ class Guard:
         due, expired_tasks = deadlines.due, deadlines.expired
         debug_enabled = log.isEnabledFor
         bucket_of = bisect.bisect_left
+        ready_answer = getattr(behaviour, "answer_if_ready", None)  # answers_ready
+        ready = None if ready_answer is None else types.MethodType(ready_answer, getattr(behaviour, "__self__", None))
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = clock()
@@ -235,14 +225,12 @@ class Guard:
                             RATE_LIMITED_MESSAGE,
                             trailing_metadata=refusal.metadata(),
                         )
-                if ready is not None:
-                    answer = ready(request)  # the request's bytes (see wrap)
-                    if answer is not None:
-                        return answer
-                    if parse is not None:
-                        request = parse(request)
                 if request is UNDECODABLE:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_BYTES_MESSAGE)
+                if ready is not None:
+                    answer = ready(request)
+                    if answer is not None:
+                        return answer
                 # The server's own deadline, or the client's (grpc-timeout) when that comes sooner;
                 # upstream calls made for this RPC inherit it (providers/deadline.py).
                 client_remaining = context.time_remaining()

@@ -58,9 +58,6 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         self._rendered: dict[
             tuple[str, bool], tuple[str, LiveSignal, signal_pb2.Signal, Callable[[], LiveSignal | None]]
         ] = {}
-        # A request's bytes -> its (symbol as asked, debug): the warm path's question, known without
-        # parsing. Only a coin answered before is here (cleared with _rendered).
-        self._asked: dict[bytes, tuple[str, bool]] = {}
         self._openapi = json.dumps(openapi_document, indent=2).encode()
         self._info = signal_pb2.ApiInfo(
             name="cryptosignals",
@@ -99,15 +96,12 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             rows_waiting=archive.recorder.waiting,
         )
 
-    def _ready_signal(self, raw: bytes) -> signal_pb2.Signal | None:
-        """GetSignal's answer when it needs no await (the guard asks this first, with the request's
-        bytes: ``answers_ready``): a question asked before in these very bytes, whose coin's
-        memoised signal is fresh. The same signal as last time: the same message (no parsing, no
-        validation, no rendering; it was offered to the history then). A newer one: rendered now.
-        None: GetSignal validates the coin and awaits its signal."""
-        key = self._asked.get(raw)
-        if key is None:
-            return None
+    def _ready_signal(self, request: signal_pb2.GetSignalRequest) -> signal_pb2.Signal | None:
+        """GetSignal's answer when it needs no await (the guard asks this first: ``answers_ready``):
+        a spelling answered before, whose coin's memoised signal is fresh. The same signal as last
+        time: the same message (no validation, no rendering; it was offered to the history then).
+        A newer one: rendered now. None: GetSignal validates the coin and awaits its signal."""
+        key = (request.symbol, request.debug)
         hot = self._rendered.get(key)
         if hot is None:
             return None
@@ -129,7 +123,6 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         message = signal_message(live, config=self._desk.config, debug=key[1])
         if len(self._rendered) >= 4096:  # bounded: requests may spell coins many ways
             self._rendered.clear()
-            self._asked.clear()
         self._rendered[key] = (symbol, live, message, reader)
         return message
 
@@ -137,8 +130,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     async def GetSignal(
         self, request: signal_pb2.GetSignalRequest, context: grpc.aio.ServicerContext
     ) -> signal_pb2.Signal:
-        raw = request.SerializeToString()  # a request's bytes as a client's library writes them
-        ready = self._ready_signal(raw)  # None when the guard asked already
+        ready = self._ready_signal(request)  # None when the guard asked already
         if ready is not None:
             return ready
         symbol = await self._symbol(request.symbol, context)
@@ -150,11 +142,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             raise
         key = (request.symbol, request.debug)
         hot = self._rendered.get(key)
-        message = self._render(key, symbol, live, hot[3] if hot is not None else self._desk.fresh_reader(symbol))
-        if len(self._asked) >= 4096:  # bounded on its own: one question can come in many encodings
-            self._asked.clear()
-        self._asked[raw] = key  # the next time these bytes come, _ready_signal knows the question
-        return message
+        return self._render(key, symbol, live, hot[3] if hot is not None else self._desk.fresh_reader(symbol))
 
     async def GetMarket(
         self, request: signal_pb2.GetMarketRequest, context: grpc.aio.ServicerContext
