@@ -487,7 +487,7 @@ async def run(
     warm_requests: int,
     rss_requests: int,
     endpoint_latency: Mapping[str, float] | None = None,
-    rounds: int = 60,
+    rounds: int = 30,
 ) -> None:
     verdicts: list[tuple[str, bool]] = []
     extra = "".join(f", +{ms:g} ms on {target}" for target, ms in (endpoint_latency or {}).items())
@@ -705,7 +705,7 @@ def main() -> None:
     parser.add_argument("--warm-requests", type=int, default=5000)
     parser.add_argument("--rss-requests", type=int, default=100_000)
     parser.add_argument(
-        "--rounds", type=int, default=60, help="paired rounds (project, trivial) of the warm throughput comparison"
+        "--rounds", type=int, default=30, help="paired rounds (project, trivial) of the warm throughput comparison"
     )
     parser.add_argument(
         "--endpoint-latency",
