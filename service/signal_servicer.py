@@ -110,11 +110,9 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             return hot[2]
         if fresh is None:
             return None
-        return self._render(key, hot[0], fresh, hot[3])
+        return self._render(key, hot[0], fresh)
 
-    def _render(
-        self, key: tuple[str, bool], symbol: str, live: LiveSignal, reader: Callable[[], LiveSignal | None]
-    ) -> signal_pb2.Signal:
+    def _render(self, key: tuple[str, bool], symbol: str, live: LiveSignal) -> signal_pb2.Signal:
         if self._archive is not None:
             self._archive.offer(live)  # buffered, never waits; at most once per interval and coin
         hot = self._rendered.get(key)
@@ -123,6 +121,8 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         message = signal_message(live, config=self._desk.config, debug=key[1])
         if len(self._rendered) >= 4096:  # bounded: requests may spell coins many ways
             self._rendered.clear()
+            hot = None
+        reader = hot[3] if hot is not None else self._desk.fresh_reader(symbol)
         self._rendered[key] = (symbol, live, message, reader)
         return message
 
@@ -140,9 +140,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
             await context.abort(status, str(exc))
             raise
-        key = (request.symbol, request.debug)
-        hot = self._rendered.get(key)
-        return self._render(key, symbol, live, hot[3] if hot is not None else self._desk.fresh_reader(symbol))
+        return self._render((request.symbol, request.debug), symbol, live)
 
     async def GetMarket(
         self, request: signal_pb2.GetMarketRequest, context: grpc.aio.ServicerContext
