@@ -13,12 +13,12 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	echo "$(CURDIR)/$(GEN)" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cryptosignals-gen.pth
+	printf "$(CURDIR)/$(GEN)\n$(CURDIR)\n" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cryptosignals-gen.pth
 	touch $(STAMP)
 
 # The OpenAPI file is generated too: its generator and what it reads are inputs.
-$(GEN)/.stamp: $(STAMP) $(PROTOS) service/codegen.py service/openapi.py service/symbols.py service/auth.py
-	$(BIN)/python -m service.codegen
+$(GEN)/.stamp: $(STAMP) $(PROTOS) service/build/codegen.py service/edge/openapi.py service/rpc/symbols.py service/rpc/auth.py
+	$(BIN)/python -m service.build.codegen
 	touch $(GEN)/.stamp
 
 gen: $(GEN)/.stamp
@@ -33,10 +33,10 @@ $(BUF_DEPS)/.stamp: $(GEN)/.stamp
 	touch $@
 
 run: gen
-	$(BIN)/python -m service.launcher
+	$(BIN)/python -m service.commands.launcher
 
 demo: gen
-	$(BIN)/python -m service.launcher --demo
+	$(BIN)/python -m service.commands.launcher --demo
 
 test: gen
 	$(BIN)/python -m pytest
@@ -57,14 +57,14 @@ bench: gen
 
 # Offline on the bundled real history unless COINGLASS_API_KEY is set; ARGS="--symbol ETH ..." for more.
 backtest: gen
-	$(BIN)/python -m service.backtest_cli $(ARGS)
+	$(BIN)/python -m service.commands.backtest $(ARGS)
 
 # The server migrates at start-up too; this is for operators who migrate before deploying.
 migrate: gen
-	$(BIN)/python -m service.migrate $(or $(ARGS),migrate)
+	$(BIN)/python -m service.commands.migrate $(or $(ARGS),migrate)
 
 walk-forward: gen
-	$(BIN)/python -m service.backtest_cli --walk-forward $(ARGS)
+	$(BIN)/python -m service.commands.backtest --walk-forward $(ARGS)
 
 # Mutation testing (slow, not in CI): mutmut over the modules [tool.mutmut] in pyproject.toml names,
 # each mutant run against the tests that exercise it; the survivors are listed at the end.

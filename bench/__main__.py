@@ -3,7 +3,7 @@
 import asyncio
 
 from bench import backtest, history, live, load, scaleout, scoring, service
-from service.server import run_loop
+from service.rpc.server import run_loop
 from service.settings import load_settings
 
 scoring.main()

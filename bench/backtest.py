@@ -16,8 +16,8 @@ import time
 
 import httpx
 
-from providers.twin import RecordedTwin
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 PERIOD = {"start": "2024-11-14T00:00:00Z", "end": "2025-05-13T08:00:00Z"}  # 180 days of 4h bars
 

@@ -42,8 +42,8 @@ from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from service.envoy import envoy_binary, write_config
-from service.server import run_loop
+from service.edge.envoy import envoy_binary, write_config
+from service.rpc.server import run_loop
 from service.settings import load_settings
 from tests.stack import free_port
 
@@ -297,7 +297,7 @@ class Deployment:
         py = sys.executable
         self.processes.append(
             subprocess.Popen(
-                [py, "-m", "providers.twin", "--port", str(self.twin_port), "--latency-ms", str(self.latency_ms)],
+                [py, "-m", "twin", "--port", str(self.twin_port), "--latency-ms", str(self.latency_ms)],
                 **quiet,  # type: ignore[call-overload]
             )
         )
@@ -341,7 +341,7 @@ class Deployment:
         for grpc_port, metrics_port in zip(self.grpc_ports, self.metrics_ports, strict=True):
             replica_env = {**env, "GRPC_PORT": str(grpc_port), "METRICS_PORT": str(metrics_port)}
             self.servers.append(
-                subprocess.Popen([py, "-m", "service.server"], env=replica_env, **quiet)  # type: ignore[call-overload]
+                subprocess.Popen([py, "-m", "service.rpc.server"], env=replica_env, **quiet)  # type: ignore[call-overload]
             )
         self.server = self.servers[0]
         self.processes.extend(self.servers)

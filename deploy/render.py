@@ -4,7 +4,7 @@
 tests/test_deploy.py) fails when a committed file differs from what the settings and the Envoy
 template give now. Ports, deadlines, drain and grace periods, the client rate limit and Envoy's
 config all come from ``service.settings.Settings`` (its defaults, plus the few values below that a
-deployment sets differently, validated by the same class) and ``service.envoy.render_config``.
+deployment sets differently, validated by the same class) and ``service.edge.envoy.render_config``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from service.envoy import render_config, route_timeout_for
+from service.edge.envoy import render_config, route_timeout_for
 from service.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parent
@@ -158,7 +158,7 @@ def kubernetes_documents(settings: Settings) -> dict[str, list[dict[str, Any]]]:
                             {
                                 "name": "server",
                                 "image": IMAGE,
-                                "command": ["python", "-m", "service.server"],
+                                "command": ["python", "-m", "service.rpc.server"],
                                 "ports": [
                                     {"name": "grpc", "containerPort": settings.grpc_port},
                                     {"name": "metrics", "containerPort": settings.metrics_port},
@@ -305,7 +305,7 @@ def compose_document(settings: Settings) -> dict[str, Any]:
         return {
             "image": IMAGE,
             "build": {"context": "..", "dockerfile": "deploy/Dockerfile"},
-            "command": ["python", "-m", "service.server"],
+            "command": ["python", "-m", "service.rpc.server"],
             "environment": {
                 **server_environment(settings),
                 "REDIS_URL": "redis://redis:6379/0",

@@ -22,8 +22,8 @@ from records.alerts import AlertStore
 from records.archive import SignalArchive
 from records.db import Database
 from scoring import ScoringConfig, load_config
-from service.codegen import DESCRIPTOR_SET
-from service.openapi import build_openapi
+from service.edge.openapi import build_openapi
+from service.generated import DESCRIPTOR_SET
 from service.settings import Settings
 from signals.backtester import Backtester
 from signals.coin_universe import CoinUniverse

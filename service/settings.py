@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
-from service.client_limit import Network, parse_networks
+from service.rpc.client_limit import Network, parse_networks
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # Which provider a factor prefers when several can supply it (the rest are fallbacks, in order).
     source_order: str = "coinglass,okx"
 
-    # Client rate limit, per client (service/client_limit.py): a token bucket per client key when
+    # Client rate limit, per client (service/rpc/client_limit.py): a token bucket per client key when
     # SIGNAL_API_KEYS is set, else per client address, refilled by CLIENT_RATE_LIMIT_PER_SECOND tokens
     # a second up to CLIENT_RATE_LIMIT_BURST; 0 disables it. Enforced by the server, so REST and gRPC
     # callers alike; one busy client never costs another one its answers.

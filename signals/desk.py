@@ -95,7 +95,7 @@ class SignalDesk:
         Upstream data is fresh for 5 s at best, so recomputing the same signal for every request
         only burns CPU; concurrent identical requests also share one computation.
         """
-        # Coins refused before this point cost nothing (service/errors.py coin_or_abort); a coin that
+        # Coins refused before this point cost nothing (service/rpc/status.py coin_or_abort); a coin that
         # turns out unknown here is remembered, so asking again costs nothing either.
         try:
             return await self._signal(symbol)

@@ -8,11 +8,11 @@ import httpx
 import pytest
 import redis
 
-from providers.twin import RecordedTwin
 from records.db import Database
 from tests.postgres_server import PostgresServer, postgres_server
 from tests.redis_server import RedisServer, redis_server
 from tests.stack import Stack, running_stack
+from twin import RecordedTwin
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ def two_free_ports() -> int:
 
 
 class Launcher:
-    """``python -m service.launcher`` with its own ports; every line it prints is kept."""
+    """``python -m service.commands.launcher`` with its own ports; every line it prints is kept."""
 
     def __init__(self, cwd: Path, *args: str, **extra_env: str) -> None:
         self.port = free_port()
@@ -62,7 +62,7 @@ class Launcher:
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service.launcher", *args],
+            [sys.executable, "-m", "service.commands.launcher", *args],
             env=env,
             cwd=cwd,  # no .env there
             stdout=subprocess.PIPE,

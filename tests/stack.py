@@ -18,11 +18,11 @@ import httpx
 from pydantic import SecretStr
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
-from providers.twin import RecordedTwin
-from service.edge_cache import path_rules
-from service.envoy import envoy_binary, route_timeout_for, write_config
-from service.server import RunningServer, start_server
+from service.edge.cache_headers import path_rules
+from service.edge.envoy import envoy_binary, route_timeout_for, write_config
+from service.rpc.server import RunningServer, start_server
 from service.settings import Settings
+from twin import RecordedTwin
 
 FAKE_KEYS = {
     # Recognisable fake keys: tests assert they never appear in responses, errors or logs.
@@ -85,7 +85,7 @@ def stack_settings(twin: RecordedTwin, *, keys: bool = True, **overrides: Any) -
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that make ``python -m service.server`` load exactly ``settings``."""
+    """The environment variables that make ``python -m service.rpc.server`` load exactly ``settings``."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
         if value is None:

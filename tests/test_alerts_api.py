@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
 from records.alert_manager import AlertManager
 from records.alerts import FAILED, SENT
 from records.db import Database
 from tests.postgres_server import PostgresServer
 from tests.stack import Stack, running_stack
 from tests.webhook_receiver import verify, webhook_receiver
+from twin import RecordedTwin
 
 SYMBOL = "BTC"
 FAST: dict[str, Any] = {

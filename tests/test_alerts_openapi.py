@@ -10,8 +10,8 @@ from typing import Any
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
-from service.codegen import OPENAPI_FILE
-from service.openapi import ALERT_ID_PATTERN, build_openapi
+from service.edge.openapi import ALERT_ID_PATTERN, build_openapi
+from service.generated import OPENAPI_FILE
 
 FieldType = descriptor_pb2.FieldDescriptorProto
 

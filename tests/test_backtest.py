@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
+from twin import RecordedTwin
 
 PERIOD = {"start": "2024-11-15T00:00:00Z", "end": "2025-05-13T08:00:00Z"}
 SERIES_ENDPOINTS = (

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scoring import DEFAULT_CONFIG, load_config
-from service import backtest_cli
+from service.commands import backtest as backtest_cli
 
 
 async def test_offline_backtest_prints_the_report_writes_a_chart_and_a_loadable_config(

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from providers.twin import RecordedTwin
-from service.codegen import OPENAPI_FILE
+from service.generated import OPENAPI_FILE
 from tests.stack import Stack, running_stack
+from twin import RecordedTwin
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 MISSING = "Debian's chromium is not installed: apt-get install -y chromium (.ci/run installs it)"

@@ -11,9 +11,9 @@ from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 
 from providers.cache import UpstreamCache
 from providers.telemetry import CACHE_EVENTS
-from providers.twin import RecordedTwin
 from service.settings import SettingsError, load_settings
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 
 class Clock:

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 
-from providers.twin import RecordedTwin
-from service.client_limit import ClientLimiter, parse_networks, peer_address
+from service.rpc.client_limit import ClientLimiter, parse_networks, peer_address
 from service.settings import SettingsError, load_settings
 from tests.stack import Stack, running_stack
+from twin import RecordedTwin
 
 # The test machine's clients live on loopback like Envoy; 127.0.0.2 and .3 are two other clients
 # (Linux routes all of 127/8 to lo), neither of them a trusted proxy (TRUSTED_PROXIES: 127.0.0.1).

@@ -8,10 +8,10 @@ from collections import Counter
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
-from service.envoy import render_config
+from service.edge.envoy import render_config
 from service.settings import SettingsError, load_settings
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 
 async def test_a_burst_over_the_bucket_gets_json_429s_and_health_is_never_throttled(twin: RecordedTwin) -> None:

@@ -8,9 +8,9 @@ import grpc
 import pytest
 from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc, signal_pb2, signal_pb2_grpc
 
-from providers.twin import RecordedTwin
 from signals.coin_universe import CoinUniverse
 from tests.stack import Stack, running_stack
+from twin import RecordedTwin
 
 
 async def _signal_status(stack: Stack, symbol: str) -> grpc.StatusCode:

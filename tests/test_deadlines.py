@@ -17,8 +17,8 @@ from providers.deadline import deadline_in
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from providers.okx import OkxClient
-from providers.twin import RecordedTwin
 from tests.stack import Stack, running_stack
+from twin import RecordedTwin
 
 COINGLASS_FACTORS = {"liquidations", "funding_rate", "momentum", "long_short_ratio", "smart_money", "open_interest"}
 

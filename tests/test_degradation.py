@@ -9,8 +9,8 @@ import grpc
 import pytest
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 
-from providers.twin import RecordedTwin
 from tests.stack import FAKE_KEYS, Stack, running_stack
+from twin import RecordedTwin
 
 FAULTS = ["timeout", "rate_limit", "server_error", "html", "truncated_json", "error_envelope", "empty"]
 # Which factors each provider feeds when it is the preferred source.

@@ -17,7 +17,8 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from deploy import render
-from service.envoy import DESCRIPTOR_SET, envoy_binary
+from service.edge.envoy import envoy_binary
+from service.generated import DESCRIPTOR_SET
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

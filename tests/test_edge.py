@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
-from service.envoy import render_config
+from service.edge.envoy import render_config
 from service.settings import SettingsError, load_settings
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 CACHEABLE = {
     "/signals/BTC": "public, max-age=1",

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
 from tests.stack import FAKE_KEYS, Stack, running_stack
+from twin import RecordedTwin
 
 FAULTS = ["timeout", "rate_limit", "server_error", "html", "truncated_json", "error_envelope", "empty"]
 # gRPC status the client sees (as HTTP through Envoy) when Coinglass itself fails that way.

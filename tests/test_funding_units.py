@@ -11,8 +11,8 @@ import pytest
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from providers.okx import OkxClient
-from providers.twin.store import RECORDED
-from service.signal_mapping import funding_fraction
+from service.mappers.signal import funding_fraction
+from twin.store import RECORDED
 
 HOUR_MS = 3_600_000
 

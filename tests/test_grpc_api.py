@@ -12,8 +12,8 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from providers.twin import RecordedTwin
 from tests.stack import FAKE_KEYS, running_stack
+from twin import RecordedTwin
 
 
 async def test_reflection_lists_both_services_and_health(channel: grpc.aio.Channel) -> None:

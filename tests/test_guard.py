@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from service.client_limit import ClientLimiter
-from service.guard import REUSED_ANSWERS, Guard, GuardedServer, answers_ready
-from service.metrics import RPC_TALLY
+from service.rpc.client_limit import ClientLimiter
+from service.rpc.guard import REUSED_ANSWERS, Guard, GuardedServer, answers_ready
+from service.rpc.metrics import RPC_TALLY
 
 SECRET_DETAIL = "stack detail with cg-SECRET-KEY-7f3a9"
 

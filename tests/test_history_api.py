@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
 from records.archive import SignalArchive
 from records.outcomes import candle_open_for, fill_outcomes
 from signals.inputs import HOUR_MS, to_ms
 from tests.stack import Stack
+from twin import RecordedTwin
 
 INTERVAL_MS = 300_000
 

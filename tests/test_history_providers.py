@@ -21,9 +21,9 @@ from providers.errors import ErrorKind, ProviderError
 from providers.history import COINGLASS_PAGE_BARS, OKX_PAGE_BARS, bar_ms, fetch_range, okx_cursors, to_ms
 from providers.http import ProviderHttp
 from providers.okx import OkxClient
-from providers.twin import RecordedTwin
-from providers.twin.cg_history import BUNDLED_DIR
-from providers.twin.store import RECORDED, Store
+from twin import RecordedTwin
+from twin.cg_history import BUNDLED_DIR
+from twin.store import RECORDED, Store
 
 H4 = bar_ms("4h")
 START = 1_731_585_600_000  # 2024-11-14 12:00 UTC: first bar of every bundled series but price

@@ -19,10 +19,10 @@ import pytest
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from providers.twin import RecordedTwin
 from records.db import Database
 from tests.postgres_server import PostgresServer
 from tests.stack import free_port, running_stack, settings_env, stack_settings
+from twin import RecordedTwin
 
 
 async def _fresh(url: str) -> None:
@@ -102,7 +102,7 @@ async def test_sigterm_writes_every_buffered_row_before_exit(twin: RecordedTwin,
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [sys.executable, "-m", "service.server"],
+            [sys.executable, "-m", "service.rpc.server"],
             env={**os.environ, **settings_env(settings)},
             cwd=tmp_path,
             stdout=out,

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from providers.errors import ProviderError
-from providers.twin import RecordedTwin
 from service.app import App
 from tests.stack import FAKE_KEYS, Stack, running_stack, stack_settings
+from twin import RecordedTwin
 
 # 200: the provider's error envelope; 401/403: key rejected; 500: server error; 302/307: redirects.
 STATUSES = [200, 401, 403, 500, 302, 307]

@@ -35,7 +35,7 @@ def _launch(tmp_path, *args: str, **extra_env: str) -> tuple[subprocess.Popen[by
     for key in ("COINGLASS_API_KEY", "COINAPI_KEY", "LUNARCRUSH_API_KEY", "SIGNAL_API_KEYS"):
         env.pop(key, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.launcher", *args],
+        [sys.executable, "-m", "service.commands.launcher", *args],
         env=env,
         cwd=tmp_path,  # no .env there
         stdout=subprocess.PIPE,

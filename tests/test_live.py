@@ -16,9 +16,9 @@ import httpx
 import pytest
 from cryptosignals.v1 import live_pb2, live_pb2_grpc
 
-from providers.twin import RecordedTwin
 from signals.hub import SignalHub
 from tests.stack import Stack, running_stack
+from twin import RecordedTwin
 
 FAST: dict[str, Any] = {"cache_enabled": False, "signal_cache_seconds": 0, "watch_refresh_seconds": 0.3}
 

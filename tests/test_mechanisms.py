@@ -23,11 +23,11 @@ from providers.cache import UpstreamCache
 from providers.cache_store import RedisStore
 from providers.deadline import deadline_in
 from providers.redis_link import RedisLink
-from providers.twin import RecordedTwin
 from service.app import App
 from signals.desk import LiveSignal, SignalDesk
 from tests.stack import running_stack, stack_settings
 from tests.test_cache import Clock
+from twin import RecordedTwin
 
 
 class Computations:

@@ -15,9 +15,9 @@ from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from providers.lunarcrush import LunarCrushClient
 from providers.redis_link import RedisLink
-from providers.twin import RecordedTwin
 from service.settings import SettingsError, load_settings
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 COIN_PATH = "/public/coins/SOL/v1"
 

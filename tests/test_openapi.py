@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from service.codegen import DESCRIPTOR_SET
-from service.openapi import build_openapi
+from service.edge.openapi import build_openapi
+from service.generated import DESCRIPTOR_SET
 
 DOCUMENTED_PATHS = {
     "/",
@@ -109,7 +109,7 @@ def test_every_operation_documents_its_errors_with_the_error_schema(document: di
 
 
 def test_symbol_parameters_document_the_servers_rule(document: dict[str, Any]) -> None:
-    from service.symbols import SYMBOL_PATTERN
+    from service.rpc.symbols import SYMBOL_PATTERN
 
     symbols = [
         p for ops in document["paths"].values() for op in ops.values() for p in op.get("parameters", [])

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.codegen import OPENAPI_FILE
+from service.generated import OPENAPI_FILE
 
 # What a description may name as the unit of a number. Matched case-insensitively, as words.
 UNITS = {

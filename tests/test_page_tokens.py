@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from service import page_tokens
-from service.page_tokens import PageTokenError, PageTokens
+from service.rpc import page_tokens
+from service.rpc.page_tokens import PageTokenError, PageTokens
 
 REQUEST = {"s": "BTC", "a": 0, "b": 10, "n": 100}
 

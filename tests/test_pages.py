@@ -10,10 +10,10 @@ import re
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
-from service import pages
-from service.codegen import OPENAPI_FILE
+from service.generated import OPENAPI_FILE
+from service.web import pages
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 PERIOD = {"start": "2024-11-15T00:00:00Z", "end": "2025-05-13T08:00:00Z"}
 PAGES = ("/docs", "/redoc", "/dashboard")

@@ -15,9 +15,9 @@ from providers.errors import ErrorKind, ProviderError
 from providers.feargreed import FearGreedClient
 from providers.http import ProviderHttp
 from providers.okx import OkxClient
-from providers.twin import RecordedTwin
 from service.app import App
 from tests.stack import stack_settings
+from twin import RecordedTwin
 
 KEY = "cg-SECRET-KEY-7f3a9"
 

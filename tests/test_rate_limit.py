@@ -12,9 +12,9 @@ from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from providers.okx import OkxClient
 from providers.ratelimit import UpstreamLimiter
-from providers.twin import RecordedTwin
 from service.settings import SettingsError, load_settings
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 
 async def test_calls_over_budget_fail_locally_without_reaching_upstream(twin: RecordedTwin) -> None:

@@ -18,11 +18,11 @@ from redis.exceptions import ConnectionError
 
 from providers.cache_store import RedisStore
 from providers.redis_link import RedisLink
-from providers.twin import RecordedTwin
-from providers.twin.aliases import CoinAliases
-from service.server import RunningServer
+from service.rpc.server import RunningServer
 from tests.redis_server import redis_server
 from tests.test_redis_scaleout import redis_errors, replicas, stub
+from twin import RecordedTwin
+from twin.aliases import CoinAliases
 
 RECORDED = ("BTC", "ETH", "SOL")
 ALIASES = ("XRP", "BNB", "ADA", "AVAX", "LINK", "DOT", "LTC", "TRX", "SUI", "TON", "NEAR", "APT", "UNI")

@@ -32,12 +32,12 @@ from providers.coinapi import ExchangeRate
 from providers.feargreed import FearGreedReading
 from providers.ratelimit import DEFAULT_PER_MINUTE
 from providers.redis_link import RedisLink, redacted_url
-from providers.twin import RecordedTwin
-from service.server import RunningServer, start_server
+from service.rpc.server import RunningServer, start_server
 from service.settings import SettingsError, load_settings
 from tests.redis_server import redis_server
 from tests.stack import FAKE_KEYS, stack_settings, start_envoy
 from tests.test_cache import Upstream
+from twin import RecordedTwin
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from providers.twin import RecordedTwin
 from scoring import DEFAULT_CONFIG
 from service.app import App
 from signals import replay as replay_module
@@ -22,6 +21,7 @@ from signals.inputs import HOUR_MS, Series, momentum, to_ms
 from signals.replay import History, replay
 from signals.walkforward import walk_forward
 from tests.stack import stack_settings
+from twin import RecordedTwin
 
 STEP = 4 * HOUR_MS
 START = to_ms(datetime(2024, 11, 15, tzinfo=UTC))

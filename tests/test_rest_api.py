@@ -6,8 +6,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from providers.twin import RecordedTwin
 from tests.stack import FAKE_KEYS, Stack, running_stack
+from twin import RecordedTwin
 
 pytestmark = pytest.mark.asyncio
 

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
-from providers.twin.store import RECORDED
-from service.codegen import OPENAPI_FILE
+from service.generated import OPENAPI_FILE
 from tests.stack import running_stack
+from twin import RecordedTwin
+from twin.store import RECORDED
 
 # The seed's documented example answer of GET /signals/{symbol}, verbatim.
 SEED_EXAMPLE: dict[str, Any] = {

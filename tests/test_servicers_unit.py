@@ -32,9 +32,9 @@ from scoring import (
     SmartMoneyInput,
     score_signal,
 )
-from service.auth import AuthInterceptor
-from service.coinglass_servicer import CoinglassServicer
-from service.signal_servicer import SignalServicer
+from service.rpc.auth import AuthInterceptor
+from service.servicers.coinglass import CoinglassServicer
+from service.servicers.signal import SignalServicer
 from signals.coin_universe import CoinUniverse
 from signals.desk import LiveSignal, SignalUnavailableError
 from tests.aio_testing import AioTestServer

@@ -8,9 +8,9 @@ import grpc
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from grpc_health.v1 import health_pb2
 
-from providers.twin import RecordedTwin
-from service.server import start_server
+from service.rpc.server import start_server
 from tests.stack import stack_settings
+from twin import RecordedTwin
 
 
 async def test_stop_lets_in_flight_calls_finish_and_reports_not_serving(faults: RecordedTwin) -> None:

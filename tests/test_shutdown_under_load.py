@@ -1,4 +1,4 @@
-"""Graceful shutdown under load: ``python -m service.server`` as a subprocess behind the test Envoy.
+"""Graceful shutdown under load: ``python -m service.rpc.server`` as a subprocess behind the test Envoy.
 
 REST load runs through Envoy (every call is slow: the twin adds latency and caching is off, so
 calls are in flight at the server), then SIGTERM. Health must turn NOT_SERVING while the server
@@ -24,8 +24,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from providers.twin import RecordedTwin
 from tests.stack import settings_env, stack_settings, start_envoy
+from twin import RecordedTwin
 
 DRAIN = 0.5
 GRACE = 3.0
@@ -101,7 +101,7 @@ async def test_sigterm_mid_load_drains_in_flight_calls_and_exits_zero(faults: Re
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [sys.executable, "-m", "service.server"],
+            [sys.executable, "-m", "service.rpc.server"],
             env={**os.environ, **settings_env(settings)},
             cwd=tmp_path,  # no .env there
             stdout=out,

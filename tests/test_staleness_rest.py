@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
 from scoring import DEFAULT_CONFIG, FACTOR_NAMES
 from tests.stack import running_stack
+from twin import RecordedTwin
 
 pytestmark = pytest.mark.asyncio
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service import envoy
-from service.envoy import EnvoyStartError, write_config
+from service.edge import envoy
+from service.edge.envoy import EnvoyStartError, write_config
 from tests.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ def run_server(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     }
     # cwd: an empty directory, so no developer's .env is read.
     return subprocess.run(
-        [sys.executable, "-m", "service.server"],
+        [sys.executable, "-m", "service.rpc.server"],
         cwd=tmp_path,
         env=environment,
         capture_output=True,

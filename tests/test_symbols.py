@@ -1,6 +1,6 @@
 import pytest
 
-from service.symbols import InvalidSymbolError, normalize_symbol
+from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.envoy import render_config, tls_sds_document
+from service.edge.envoy import render_config, tls_sds_document
 from service.settings import load_settings
 from tests.launcher_process import Launcher
 from tests.stack import free_port

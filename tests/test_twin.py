@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from providers.twin import FAULT_KINDS, FaultKind, RecordedTwin
+from twin import FAULT_KINDS, FaultKind, RecordedTwin
 
 CG_KEY = {"CG-API-KEY": "test-key"}
 BTC_SWAP = {"instId": "BTC-USDT-SWAP"}

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.twin import RecordedTwin
-from providers.twin._model import END_MS, HOUR_MS
-from providers.twin.store import Store
-from providers.twin.timeshift import BUNDLED_PREFIX, is_generated, shift_document, shift_to
+from twin import RecordedTwin
+from twin._model import END_MS, HOUR_MS
+from twin.store import Store
+from twin.timeshift import BUNDLED_PREFIX, is_generated, shift_document, shift_to
 
 CG_KEY = {"CG-API-KEY": "test-key"}
 H4 = 4 * HOUR_MS

@@ -7,7 +7,7 @@ LunarCrush and alternative.me from recorded responses, with switchable faults.
     twin.set_fault("okx", "/api/v5/market/candles", "rate_limit", retry_after=2, times=1)
 """
 
-from providers.twin.faults import FAULT_KINDS, PROVIDERS, Fault, FaultKind
-from providers.twin.server import ENV_NAMES, RecordedRequest, RecordedTwin
+from twin.faults import FAULT_KINDS, PROVIDERS, Fault, FaultKind
+from twin.server import ENV_NAMES, RecordedRequest, RecordedTwin
 
 __all__ = ["ENV_NAMES", "FAULT_KINDS", "PROVIDERS", "Fault", "FaultKind", "RecordedRequest", "RecordedTwin"]

@@ -1,4 +1,4 @@
-"""python -m providers.twin --host 127.0.0.1 --port 9900 [--latency-ms N] [--plan professional] [--as-recorded]
+"""python -m twin --host 127.0.0.1 --port 9900 [--latency-ms N] [--plan professional] [--as-recorded]
 
 Runs the recorded twin until SIGINT/SIGTERM; prints one line with its URL once it is listening.
 """
@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import signal
 
-from providers.twin.coinglass import PLANS
-from providers.twin.server import RecordedTwin
+from twin.coinglass import PLANS
+from twin.server import RecordedTwin
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m providers.twin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m twin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9900, help="0 picks a free port")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="extra latency on every provider answer")

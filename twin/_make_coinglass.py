@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from providers.twin._model import END_MS, HOUR_MS, Market, fear_greed_days, fmt
+from twin._model import END_MS, HOUR_MS, Market, fear_greed_days, fmt
 
 EXCHANGES = [
     "OKX", "Binance", "HTX", "Bitmex", "Bitfinex", "Bybit", "Deribit", "Gate", "Kraken", "KuCoin", "CME", "Bitget",

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from providers.twin.reply import Reply, json_reply
+from twin.reply import Reply, json_reply
 
 SUPPORTED_COINS = "/api/futures/supported-coins"
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.twin.reply import Reply, json_reply
-from providers.twin.store import HOUR, Reducer, Store, resample_dicts
+from twin.reply import Reply, json_reply
+from twin.store import HOUR, Reducer, Store, resample_dicts
 
 BUNDLED_DIR = "coinglass/history"
 BUNDLED_BAR = 4 * HOUR

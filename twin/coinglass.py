@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from providers.twin import cg_history
-from providers.twin.reply import Reply, json_reply
-from providers.twin.store import COINS, HOUR, Reducer, Store, period_ms
+from twin import cg_history
+from twin.reply import Reply, json_reply
+from twin.store import COINS, HOUR, Reducer, Store, period_ms
 
 PLANS = ("hobbyist", "startup", "standard", "professional")
 RATE_LIMITS = {"hobbyist": 30, "startup": 80, "standard": 300, "professional": 1200}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from providers.twin.server import RecordedTwin
+    from twin.server import RecordedTwin
 
 FAULT_FIELDS = ("provider", "endpoint", "kind", "latency_ms", "status", "retry_after", "times", "code", "seconds")
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from providers.twin.reply import JSON, Reply, json_reply
+from twin.reply import JSON, Reply, json_reply
 
 
 class FaultKind(StrEnum):

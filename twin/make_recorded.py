@@ -1,6 +1,6 @@
-"""Generate providers/twin/recorded/: the twin's data, in the providers' exact shapes.
+"""Generate twin/recorded/: the twin's data, in the providers' exact shapes.
 
-Run `python -m providers.twin.make_recorded` after changing the model; commit the output. The
+Run `python -m twin.make_recorded` after changing the model; commit the output. The
 shapes copy /work/shared/providers/recorded (the documented/recorded examples); the values come
 from one seeded model per coin (see _model.py) so they agree across providers.
 Layout: recorded/<provider>/<COIN>/<endpoint>.json for per-coin data, recorded/<provider>/<name>.json
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from providers.twin._make_coinglass import coinglass_files
-from providers.twin._model import END_MS, HOUR_MS, PROFILES, Market, build_market, classify, fear_greed_days, fmt
+from twin._make_coinglass import coinglass_files
+from twin._model import END_MS, HOUR_MS, PROFILES, Market, build_market, classify, fear_greed_days, fmt
 
 OUT = Path(__file__).with_name("recorded")
 BUNDLED = OUT / "coinglass" / "history"  # real data, copied in by hand

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from providers.twin.reply import Reply, json_reply
-from providers.twin.store import COINS, Store
+from twin.reply import Reply, json_reply
+from twin.store import COINS, Store
 
 COINAPI_QUOTES = frozenset({"USD", "USDT"})
 TOPICS = {"bitcoin": "BTC", "ethereum": "ETH", "solana": "SOL"}

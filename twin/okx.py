@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from providers.twin.reply import Reply, json_reply
-from providers.twin.store import COINS, HOUR, Reducer, Store, period_ms, resample_arrays
+from twin.reply import Reply, json_reply
+from twin.store import COINS, HOUR, Reducer, Store, period_ms, resample_arrays
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.twin import coinglass, misc, okx, timeshift
-from providers.twin.aliases import CoinAliases
-from providers.twin.control import add_control_routes
-from providers.twin.faults import (
+from twin import coinglass, misc, okx, timeshift
+from twin.aliases import CoinAliases
+from twin.control import add_control_routes
+from twin.faults import (
     PROVIDERS,
     Fault,
     FaultKind,
@@ -32,8 +32,8 @@ from providers.twin.faults import (
     server_error,
     truncated,
 )
-from providers.twin.reply import Reply
-from providers.twin.store import Store
+from twin.reply import Reply
+from twin.store import Store
 
 ENV_NAMES = {
     "coinglass": "COINGLASS_BASE_URL",
@@ -142,7 +142,7 @@ class RecordedTwin:
         self.faults.clear()
 
     def set_coin_aliases(self, aliases: dict[str, str]) -> None:
-        """Serve each alias the data of a recorded coin, ``{"XRP": "BTC"}`` (providers/twin/aliases.py)."""
+        """Serve each alias the data of a recorded coin, ``{"XRP": "BTC"}`` (twin/aliases.py)."""
         self.aliases.set(aliases)
 
     def set_latency(self, ms: float) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from providers.twin.reply import Reply, dumps, json_reply
-from providers.twin.timeshift import shift_document
+from twin.reply import Reply, dumps, json_reply
+from twin.timeshift import shift_document
 
 RECORDED = Path(__file__).with_name("recorded")
 COINS = ("BTC", "ETH", "SOL")
@@ -133,7 +133,7 @@ class Store:
             key = path.relative_to(root).with_suffix("").as_posix()
             self.docs[key] = shift_document(key, json.loads(path.read_text(encoding="utf-8")), time_shift_ms)
         if not self.docs:
-            raise FileNotFoundError(f"no recorded data under {root}: run python -m providers.twin.make_recorded")
+            raise FileNotFoundError(f"no recorded data under {root}: run python -m twin.make_recorded")
         self._bytes: dict[tuple[Any, ...], Reply] = {}
         self._built: dict[tuple[Any, ...], Any] = {}  # derived documents (merged, resampled series)
 

@@ -25,7 +25,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from providers.twin._model import END_MS, HOUR_MS
+from twin._model import END_MS, HOUR_MS
 
 BUNDLED_PREFIX = "coinglass/history/"
 TIME_KEYS = frozenset({"time", "ts", "fundingTime", "nextFundingTime", "next_funding_time", "timestamp", "generated"})

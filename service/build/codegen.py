@@ -1,6 +1,6 @@
 """Generate the Python stubs, Envoy's descriptor set and the OpenAPI file from proto/.
 
-Run as ``python -m service.codegen``; ``make gen`` does it when a .proto changes.
+Run as ``python -m service.build.codegen``; ``make gen`` does it when a .proto changes.
 Everything written here lives under ``gen/`` and is a build product, never edited.
 """
 
@@ -12,11 +12,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PROTO_DIR = ROOT / "proto"
-GEN_DIR = ROOT / "gen"
-DESCRIPTOR_SET = GEN_DIR / "cryptosignals.pb"
-OPENAPI_FILE = GEN_DIR / "openapi.json"
+from service.generated import DESCRIPTOR_SET, GEN_DIR, OPENAPI_FILE, PROTO_DIR
 
 
 def _include_dirs() -> list[Path]:
@@ -63,7 +59,7 @@ def generate() -> None:
     if str(GEN_DIR) not in sys.path:
         sys.path.insert(0, str(GEN_DIR))
     importlib.invalidate_caches()
-    from service.openapi import build_openapi, write_openapi
+    from service.edge.openapi import build_openapi, write_openapi
 
     write_openapi(build_openapi(DESCRIPTOR_SET.read_bytes()), OPENAPI_FILE)
     print(f"generated {len(protos)} protos, {DESCRIPTOR_SET.name} and {OPENAPI_FILE.name} in {GEN_DIR}")

@@ -4,9 +4,9 @@ Without ``COINGLASS_API_KEY`` (or with ``--offline``) it runs on the bundled rea
 (BTC, 4h, 2024-11-14..2025-05-13) served by the recorded twin on loopback, through the same
 provider clients, loader, replay and scorer as ``GET /backtest``; with a key it runs on live history.
 
-    python -m service.backtest_cli                       # report + chart, offline on the bundled data
-    python -m service.backtest_cli --walk-forward        # also fit weights, rolling, out of sample
-    python -m service.backtest_cli --symbol ETH --start 2025-06-01T00:00:00Z   # live, with a key
+    python -m service.commands.backtest                       # report + chart, offline on the bundled data
+    python -m service.commands.backtest --walk-forward        # also fit weights, rolling, out of sample
+    python -m service.commands.backtest --symbol ETH --start 2025-06-01T00:00:00Z   # live, with a key
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from providers.twin import RecordedTwin
 from service.app import App
-from service.backtest_chart import write_chart
-from service.backtest_servicer import parse_time
+from service.reports.chart import write_chart
+from service.servicers.backtest import parse_time
 from service.settings import Settings
 from signals.backtest import BacktestReport, OutcomeStats
 from signals.backtester import DEFAULT_HORIZON_BARS, plan_period
 from signals.history import INTERVAL_NAMES, INTERVALS, BacktestRefusedError, HistoryUnavailableError, load_history
 from signals.inputs import DAY_MS, from_ms
 from signals.walkforward import Performance, walk_forward, write_config
+from twin import RecordedTwin
 
 BUNDLED_START, BUNDLED_END = "2024-11-15T00:00:00Z", "2025-05-13T08:00:00Z"
-BUNDLED_NOTE = "bundled real Coinglass history, BTC 4h (providers/twin/recorded/coinglass/history/README.md)"
+BUNDLED_NOTE = "bundled real Coinglass history, BTC 4h (twin/recorded/coinglass/history/README.md)"
 
 
 @contextlib.asynccontextmanager

@@ -30,7 +30,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from service.envoy import (
+from service.edge.envoy import (
     GRPC_TLS_SECRET_NAME,
     envoy_binary,
     reachable_host,
@@ -306,7 +306,7 @@ async def run(settings: Settings, demo: bool) -> int:
             twin = Part(
                 "twin",
                 f"the recorded twin on port {twin_port}",
-                (sys.executable, "-m", "providers.twin", "--host", "127.0.0.1", "--port", str(twin_port)),
+                (sys.executable, "-m", "twin", "--host", "127.0.0.1", "--port", str(twin_port)),
                 env,
                 lambda: _http_ok(f"{twin_url}/_twin/health"),
             )
@@ -333,7 +333,7 @@ async def run(settings: Settings, demo: bool) -> int:
             Part(
                 "server",
                 f"server on port {grpc_port}",
-                (sys.executable, "-m", "service.server"),
+                (sys.executable, "-m", "service.rpc.server"),
                 {**env, "GRPC_PORT": str(grpc_port), "METRICS_PORT": str(settings.metrics_port + i)},
                 lambda p=grpc_port: _grpc_serving(p),  # type: ignore[misc]
             )

@@ -1,8 +1,8 @@
 """``make migrate``: bring the history database to the newest schema (or to REVISION).
 
-python -m service.migrate migrate    # upgrade to head (the server also does this at start-up)
-python -m service.migrate downgrade REVISION # e.g. base: drop the history table
-python -m service.migrate current    # the revision the database is at
+python -m service.commands.migrate migrate    # upgrade to head (the server also does this at start-up)
+python -m service.commands.migrate downgrade REVISION # e.g. base: drop the history table
+python -m service.commands.migrate current    # the revision the database is at
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from service.settings import load_settings
 
 
 async def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.migrate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m service.commands.migrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("migrate", "downgrade", "current"))
     parser.add_argument("revision", nargs="?", default="head")
     args = parser.parse_args(argv)

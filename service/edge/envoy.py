@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
-ROOT = Path(__file__).resolve().parent.parent
+from service.generated import DESCRIPTOR_SET, ROOT
+
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.template"
-DESCRIPTOR_SET = ROOT / "gen" / "cryptosignals.pb"
 
 
 class EnvoyStartError(RuntimeError):
@@ -77,10 +77,10 @@ def render_config(
     """Envoy's config; ``upstreams`` (GRPC_UPSTREAMS) are the gRPC servers it round-robins over,
     by default the one at ``grpc_host:grpc_port``.
 
-    The client rate limit is per client and enforced by the server (service/client_limit.py), so
+    The client rate limit is per client and enforced by the server (service/rpc/client_limit.py), so
     the ``client_rate_limit_*`` arguments are accepted and ignored. ``cors_allowed_origins`` None
     means CORS_ALLOWED_ORIGINS from the environment (or .env), as the launcher's settings say;
-    ``cache_rules`` (REST path pattern -> Cache-Control, service/edge_cache.py) likewise.
+    ``cache_rules`` (REST path pattern -> Cache-Control, service/edge/cache_headers.py) likewise.
     ``tls_sds`` (a file written by ``write_tls_sds``) makes the REST listener HTTPS; ``grpc_tls``
     (port, SDS file) adds a gRPC-over-TLS listener in front of the same servers; ``dns_upstreams``
     resolves the upstream names (a Kubernetes headless Service: one host per pod IP) instead of
@@ -98,7 +98,7 @@ def render_config(
         for host, number in servers
     )
     if cors_allowed_origins is None or cache_rules is None:
-        from service.edge_cache import path_rules
+        from service.edge.cache_headers import path_rules
         from service.settings import load_settings
 
         settings = load_settings()
@@ -162,7 +162,7 @@ ALPN_PROTOCOLS = ("h2", "http/1.1")
 def tls_sds_document(cert_file: Path, key_file: Path, name: str = TLS_SECRET_NAME) -> str:
     """The SDS file: a DiscoveryResponse holding one Secret that names the PEM files."""
     return (
-        "# Rendered by service/envoy.py from TLS_CERT_FILE and TLS_KEY_FILE.\n"
+        "# Rendered by service/edge/envoy.py from TLS_CERT_FILE and TLS_KEY_FILE.\n"
         "resources:\n"
         '- "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret\n'
         f"  name: {name}\n"

@@ -17,8 +17,8 @@ from cryptosignals.v1 import options_pb2
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
-from service.auth import OPEN_METHODS
-from service.symbols import SYMBOL_PATTERN
+from service.rpc.auth import OPEN_METHODS
+from service.rpc.symbols import SYMBOL_PATTERN
 
 PACKAGE = "cryptosignals.v1"
 TITLE = "cryptosignals"
@@ -239,10 +239,10 @@ class _Generator:
                 "schema": self._field_schema(field),
             }
             if f"{request_type}.{field.name}" in _ID_FIELDS:
-                # An alert id as POST /alerts returns it (service/alerts_servicer.py checks the same).
+                # An alert id as POST /alerts returns it (service/servicers/alerts.py checks the same).
                 param["schema"] = {**param["schema"], "pattern": ALERT_ID_PATTERN, "maxLength": 32}
             if field.name == "symbol" and field.type == FieldType.TYPE_STRING:
-                # The server's own rule (service/symbols.py), so clients and fuzzers know it too.
+                # The server's own rule (service/rpc/symbols.py), so clients and fuzzers know it too.
                 param["schema"] = {**param["schema"], "pattern": SYMBOL_PATTERN, "maxLength": 30}
             comment = self.comments.get(file, (*path, 2, i))
             if comment:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from cryptosignals.v1 import coinglass_pb2
 
 from providers import coinglass_models as m
-from service.signal_mapping import timestamp
+from service.mappers.signal import timestamp
 
 WINDOWS = (("1h", 1), ("4h", 4), ("12h", 12), ("24h", 24))
 

@@ -12,7 +12,7 @@ from cryptosignals.v1 import signal_pb2
 from providers.coinglass import classify_envelope
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
-from service.signal_mapping import funding_fraction, timestamp
+from service.mappers.signal import funding_fraction, timestamp
 from signals.sources import Clients
 
 # Coinglass endpoints that need a paid plan (Startup and above), probed with typical parameters.

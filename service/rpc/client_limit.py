@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from providers.redis_link import REDIS_FAILURES, RedisLink
-from service.auth import OPEN_METHODS, OPEN_PREFIXES
+from service.rpc.auth import OPEN_METHODS, OPEN_PREFIXES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

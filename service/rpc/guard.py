@@ -32,9 +32,9 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from providers.deadline import enter_deadline, leave_deadline
-from service.auth import OPEN_METHODS, OPEN_PREFIXES
-from service.client_limit import ClientLimiter
-from service.metrics import RPC_LATENCY_BUCKETS, RPC_TALLY
+from service.rpc.auth import OPEN_METHODS, OPEN_PREFIXES
+from service.rpc.client_limit import ClientLimiter
+from service.rpc.metrics import RPC_LATENCY_BUCKETS, RPC_TALLY
 
 log = logging.getLogger("cryptosignals.rpc")
 BAD_BYTES_MESSAGE = "request is not valid: every text parameter must be UTF-8 (use percent-encoded UTF-8 in URLs)"

@@ -1,6 +1,6 @@
 """The grpc.aio server: SignalService, CoinglassService, health checking and reflection.
 
-``python -m service.server`` runs it until SIGINT/SIGTERM; then health turns NOT_SERVING first,
+``python -m service.rpc.server`` runs it until SIGINT/SIGTERM; then health turns NOT_SERVING first,
 new calls are refused and in-flight calls get ``SHUTDOWN_GRACE_SECONDS`` to finish.
 """
 
@@ -39,21 +39,21 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from providers.redis_link import RedisLink
-from service.alerts_servicer import AlertServicer
 from service.app import App
-from service.auth import AuthInterceptor
-from service.backtest_servicer import BacktestServicer
-from service.client_limit import ClientLimiter, SharedClientLimiter
-from service.coinglass_servicer import CoinglassServicer
-from service.guard import Guard, GuardedServer
-from service.history_servicer import HistoryServicer
-from service.live_servicer import LiveServicer
-from service.logs import configure_logging
-from service.metrics import CLIENT_RATE_LIMIT, MetricsServer
-from service.page_servicer import PageServicer
-from service.page_tokens import PageTokens
+from service.rpc.auth import AuthInterceptor
+from service.rpc.client_limit import ClientLimiter, SharedClientLimiter
+from service.rpc.guard import Guard, GuardedServer
+from service.rpc.logs import configure_logging
+from service.rpc.metrics import CLIENT_RATE_LIMIT, MetricsServer
+from service.rpc.page_tokens import PageTokens
+from service.servicers.alerts import AlertServicer
+from service.servicers.backtest import BacktestServicer
+from service.servicers.coinglass import CoinglassServicer
+from service.servicers.history import HistoryServicer
+from service.servicers.live import LiveServicer
+from service.servicers.pages import PageServicer
+from service.servicers.signal import SignalServicer
 from service.settings import Settings, load_settings
-from service.signal_servicer import SignalServicer
 
 log = logging.getLogger("cryptosignals.server")
 
@@ -152,7 +152,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
         ],
     )
-    # Every handler is guarded as it is registered (service/guard.py): deadline, client limit, metrics.
+    # Every handler is guarded as it is registered (service/rpc/guard.py): deadline, client limit, metrics.
     guard = Guard(settings.rpc_deadline_seconds, client_limiter(settings, app.redis))
     registry: Any = GuardedServer(server, guard)
     signal_pb2_grpc.add_SignalServiceServicer_to_server(

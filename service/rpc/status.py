@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from providers.errors import ErrorKind, ProviderError
-from service.symbols import InvalidSymbolError, normalize_symbol
+from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
 from signals.desk import unknown_coin_message
 

@@ -20,9 +20,9 @@ from cryptosignals.v1 import alerts_pb2, alerts_pb2_grpc
 from records.alert_manager import AlertManager
 from records.alerts import CONDITIONS, DOES_NOT_HOLD, HOLDS, UNKNOWN, Alert, holds
 from records.webhooks import check_target
-from service.openapi import ALERT_ID_PATTERN
-from service.signal_mapping import timestamp
-from service.symbols import InvalidSymbolError, normalize_symbol
+from service.edge.openapi import ALERT_ID_PATTERN
+from service.mappers.signal import timestamp
+from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
 from signals.desk import SignalUnavailableError, unknown_coin_message
 from signals.inputs import from_ms

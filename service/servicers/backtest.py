@@ -8,8 +8,8 @@ from typing import Any
 import grpc
 from cryptosignals.v1 import backtest_pb2, backtest_pb2_grpc, signal_pb2
 
-from service.errors import coin_or_abort
-from service.signal_mapping import timestamp
+from service.mappers.signal import timestamp
+from service.rpc.status import coin_or_abort
 from signals.backtest import BacktestReport, OutcomeStats
 from signals.backtester import DEFAULT_HORIZON_BARS, Backtester, BacktestPeriod, plan_period
 from signals.coin_universe import CoinUniverse

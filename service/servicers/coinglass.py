@@ -16,8 +16,8 @@ from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc
 
 from providers.coinglass import CoinglassClient, to_v4_interval
 from providers.errors import ProviderError
-from service import coinglass_mapping as mapping
-from service.errors import abort_with, coin_or_abort
+from service.mappers import coinglass as mapping
+from service.rpc.status import abort_with, coin_or_abort
 from signals.coin_universe import CoinUniverse
 
 T = TypeVar("T")

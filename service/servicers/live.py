@@ -11,9 +11,9 @@ from cryptosignals.v1 import live_pb2, live_pb2_grpc
 from google.protobuf import timestamp_pb2
 
 from scoring import ScoringConfig
-from service.client_limit import ClientLimiter
-from service.signal_mapping import signal_message, timestamp
-from service.symbols import InvalidSymbolError, normalize_symbol
+from service.mappers.signal import signal_message, timestamp
+from service.rpc.client_limit import ClientLimiter
+from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
 from signals.desk import LiveSignal, SignalUnavailableError, unknown_coin_message
 from signals.hub import SignalHub, WatchLimitError

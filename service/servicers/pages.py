@@ -14,8 +14,8 @@ import grpc
 from cryptosignals.v1 import backtest_pb2, pages_pb2, pages_pb2_grpc
 from google.api import httpbody_pb2
 
-from service import pages
-from service.backtest_servicer import BacktestServicer
+from service.servicers.backtest import BacktestServicer
+from service.web import pages
 from signals.backtest import BacktestReport
 
 CHUNK_BYTES = 256 * 1024
@@ -31,7 +31,7 @@ async def send_page_headers(context: grpc.aio.ServicerContext, csp: str | None, 
 def render_chart(report: BacktestReport, symbol: str, interval: str) -> bytes:
     # Imported on the first chart, not at start-up: matplotlib costs a server ~80 MB of memory that
     # a deployment nobody asks for charts should not pay.
-    from service.backtest_chart import write_chart
+    from service.reports.chart import write_chart
 
     buffer = io.BytesIO()
     write_chart(report, symbol, interval, buffer)

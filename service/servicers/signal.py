@@ -14,13 +14,13 @@ from google.api import httpbody_pb2
 from providers.errors import ProviderError
 from providers.http import ProviderHttp
 from records.archive import SignalArchive
-from service import docs_pages
-from service.errors import abort_with, coin_or_abort
-from service.guard import answers_ready
-from service.market_snapshot import build_market_snapshot, probe_premium_endpoints, provider_health
-from service.page_servicer import send_page_headers
-from service.pages import DOCS_CSP
-from service.signal_mapping import signal_message
+from service.mappers.market import build_market_snapshot, probe_premium_endpoints, provider_health
+from service.mappers.signal import signal_message
+from service.rpc.guard import answers_ready
+from service.rpc.status import abort_with, coin_or_abort
+from service.servicers.pages import send_page_headers
+from service.web import docs as docs_pages
+from service.web.pages import DOCS_CSP
 from signals.desk import LiveSignal, SignalDesk, SignalUnavailableError
 from signals.sources import Clients
 

@@ -1,7 +1,7 @@
 """The documentation pages: Swagger UI and ReDoc from files this service serves (no CDN).
 
 Both load ``/openapi.json``; their scripts and styles come from ``/assets/...`` (vendored, see
-``service/pages.py``), so they work offline and under the strict ``DOCS_CSP``: no inline script.
+``service/web/pages.py``), so they work offline and under the strict ``DOCS_CSP``: no inline script.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Pages for people and the files they load, all served by this service: no CDN, strict CSP.
 
-Every asset is a file under ``service/static/``: our own (the dashboard, the docs' start-up
+Every asset is a file under ``service/web/static/``: our own (the dashboard, the docs' start-up
 script) and the vendored Swagger UI and ReDoc bundles, whose SHA-256 is pinned here (and checked
-by ``tests/test_pages.py``; ``service/static/vendor/PROVENANCE.md`` says where they come from).
+by ``tests/test_pages.py``; ``service/web/static/vendor/PROVENANCE.md`` says where they come from).
 """
 
 from __future__ import annotations
