@@ -23,7 +23,8 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from records.db import Database, redact_url
-from signals.desk import LiveSignal, SignalUnavailableError
+from signals.desk import LiveSignal
+from signals.errors import SignalUnavailableError
 
 log = logging.getLogger("cryptosignals.history")
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from scoring import FACTOR_NAMES, ScoringConfig
 from signals import statistics
+from signals.errors import TooFewBarsError
 from signals.inputs import Series
 from signals.replay import History, ReplayedBar, replay
 
@@ -107,10 +108,6 @@ class BacktestReport:
     method: str = METHOD
     bootstrap_draws: int = BOOTSTRAP_DRAWS
     permutation_draws: int = PERMUTATION_DRAWS
-
-
-class TooFewBarsError(ValueError):
-    """The period has too few scored bars with an outcome to say anything."""
 
 
 MIN_SCORED_BARS = 30

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 from providers.cache import UpstreamCache
 from scoring import ScoringConfig
-from signals.backtest import BacktestReport, TooFewBarsError, run_backtest
-from signals.history import INTERVAL_NAMES, BacktestRefusedError, load_history
+from signals.backtest import BacktestReport, run_backtest
+from signals.errors import BacktestRefusedError, TooFewBarsError
+from signals.history import INTERVAL_NAMES, load_history
 from signals.inputs import DAY_MS, from_ms, to_ms
 from signals.replay import NO_SOCIAL_HISTORY
 from signals.sources import Clients

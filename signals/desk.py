@@ -21,15 +21,12 @@ from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringCon
 from scoring.engine import stale_reason
 from signals.coin_universe import CoinUniverse
 from signals.coinglass_sources import coinglass_market
+from signals.errors import SignalUnavailableError
 from signals.fetch_scope import FetchScope
 from signals.sources import Clients, FactorSource, okx_open_interest, okx_ticker, ordered_sources
 
 # Factors read from the coin's own market; fear & greed is one reading for the whole market.
 COIN_FACTORS = tuple(name for name in FACTOR_NAMES if name != "fear_greed")
-
-
-def unknown_coin_message(symbol: str) -> str:
-    return f"unknown coin {symbol}: no provider has data for it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +42,6 @@ class LiveSignal:
     social_score: float | None  # LunarCrush galaxy score, 0-100
     fallback_reasons: Mapping[str, str]  # factor -> why its preferred source was skipped
     stale_endpoints: AbstractSet[str]  # upstream endpoints served past their TTL
-
-
-class SignalUnavailableError(Exception):
-    """No factor had data: every source of every factor failed."""
-
-    def __init__(self, symbol: str, reasons: Mapping[str, str], not_found: bool) -> None:
-        self.not_found = not_found
-        if not_found:
-            message = unknown_coin_message(symbol)
-        else:
-            message = "no market data available: " + "; ".join(f"{k}: {v}" for k, v in reasons.items())
-        super().__init__(message)
 
 
 async def _settle(awaitable: Awaitable[Any]) -> Any:

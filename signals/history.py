@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from providers.errors import ErrorKind, ProviderError
 from providers.history import fetch_range, okx_cursors
+from signals.errors import BacktestRefusedError, HistoryUnavailableError
 from signals.inputs import DAY_MS, HOUR_MS, Series
 from signals.replay import History
 from signals.sources import Clients
@@ -34,21 +35,6 @@ COINGLASS_PAGE = 1000
 OKX_PAGE = 100
 # Before the first bar: the longest look-back of any factor (24 h) and two bars of slack.
 LOOKBACK_MS = DAY_MS
-
-
-class BacktestRefusedError(ValueError):
-    """The request cannot be answered as asked (a plan without this history, no data): a 400."""
-
-
-class HistoryUnavailableError(Exception):
-    """A provider failed while the history was being fetched: a 503 naming it."""
-
-    def __init__(self, error: ProviderError) -> None:
-        super().__init__(
-            f"history unavailable: {error.provider} {error.endpoint} failed ({error.kind.value}: {error.message}); "
-            "no report is computed on partial data"
-        )
-        self.error = error
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from signals.desk import LiveSignal, SignalUnavailableError
+from signals.desk import LiveSignal
+from signals.errors import SignalUnavailableError, WatchLimitError
 
 log = logging.getLogger("cryptosignals.live")
 QUEUE_SIZE = 32
-
-
-class WatchLimitError(Exception):
-    """Too many watchers: per replica or per client."""
 
 
 @dataclass(eq=False)

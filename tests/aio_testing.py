@@ -17,6 +17,8 @@ import grpc
 import grpc_testing  # type: ignore[import-untyped]
 from google.protobuf.descriptor import ServiceDescriptor
 
+from service.rpc.status import status_of
+
 
 @dataclass(frozen=True)
 class CallDetails:
@@ -59,7 +61,15 @@ class _AioServicer:
 
         async def call(request: Any, context: AioContext) -> Any:
             handler = await resolve(0, CallDetails(method, tuple(context.invocation_metadata() or ())))
-            return await handler.unary_unary(request, context)
+            try:
+                return await handler.unary_unary(request, context)
+            except Exception as error:
+                # What the guard does for every unary handler in the server: a domain or provider
+                # error is answered by the one status table (service/rpc/status.py).
+                known = status_of(error)
+                if known is None:
+                    raise
+                await context.abort(*known)
 
         def behaviour(request: Any, context: Any) -> Any:
             return asyncio.run_coroutine_threadsafe(call(request, AioContext(context)), self._loop).result()

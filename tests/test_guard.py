@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
+from providers.errors import ErrorKind, ProviderError
 from service.rpc.client_limit import ClientLimiter
 from service.rpc.guard import REUSED_ANSWERS, Guard, GuardedServer, answers_ready
 from service.rpc.metrics import RPC_TALLY
+from signals.errors import BacktestRefusedError, SignalUnavailableError, WatchLimitError
 
 SECRET_DETAIL = "stack detail with cg-SECRET-KEY-7f3a9"
 
@@ -24,6 +26,26 @@ async def _raises_timeout_error(request: bytes, context: grpc.aio.ServicerContex
     raise TimeoutError(SECRET_DETAIL)  # a library's own timeout, not the RPC's deadline
 
 
+async def _statistics_bug(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise ValueError("math domain error")  # a numeric bug deep in a report, not a bad request
+
+
+async def _refused(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise BacktestRefusedError("horizon_bars must be between 1 and 42, got 99")
+
+
+async def _no_data(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise SignalUnavailableError("NOPE", {}, not_found=True)
+
+
+async def _too_many(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise WatchLimitError("at most 2 streams per client: close one first")
+
+
+async def _provider_plan(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise ProviderError("coinglass", "/api/futures/liquidation/heatmap", ErrorKind.PLAN, "upgrade")
+
+
 async def _overruns(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     await asyncio.sleep(5)
     return b"late"
@@ -33,6 +55,11 @@ HANDLERS: dict[str, Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]
     "RuntimeError": _raises_runtime_error,
     "TimeoutError": _raises_timeout_error,
     "Overruns": _overruns,
+    "StatisticsBug": _statistics_bug,
+    "Refused": _refused,
+    "NoData": _no_data,
+    "TooMany": _too_many,
+    "ProviderPlan": _provider_plan,
 }
 
 
@@ -59,11 +86,28 @@ async def _call(target: str, method: str) -> grpc.aio.AioRpcError:
     return caught.value
 
 
-@pytest.mark.parametrize("method", ["RuntimeError", "TimeoutError"])
+@pytest.mark.parametrize("method", ["RuntimeError", "TimeoutError", "StatisticsBug"])
 async def test_an_unexpected_exception_is_internal_with_a_generic_message(target: str, method: str) -> None:
     error = await _call(target, method)
     assert error.code() == grpc.StatusCode.INTERNAL
     assert error.details() == "internal error: the failure was logged"
+
+
+@pytest.mark.parametrize(
+    ("method", "code", "words"),
+    [
+        ("Refused", grpc.StatusCode.INVALID_ARGUMENT, "horizon_bars must be between 1 and 42"),
+        ("NoData", grpc.StatusCode.NOT_FOUND, "unknown coin NOPE"),
+        ("TooMany", grpc.StatusCode.RESOURCE_EXHAUSTED, "at most 2 streams per client"),
+        ("ProviderPlan", grpc.StatusCode.PERMISSION_DENIED, "your coinglass plan does not include"),
+    ],
+)
+async def test_a_domain_or_provider_error_gets_its_status_from_the_one_table(
+    target: str, method: str, code: grpc.StatusCode, words: str
+) -> None:
+    error = await _call(target, method)
+    assert error.code() == code
+    assert words in (error.details() or "")
 
 
 async def test_a_call_past_the_server_deadline_is_deadline_exceeded_saying_so(target: str) -> None:

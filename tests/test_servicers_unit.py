@@ -36,7 +36,8 @@ from service.rpc.auth import AuthInterceptor
 from service.servicers.coinglass import CoinglassServicer
 from service.servicers.signal import SignalServicer
 from signals.coin_universe import CoinUniverse
-from signals.desk import LiveSignal, SignalUnavailableError
+from signals.desk import LiveSignal
+from signals.errors import SignalUnavailableError
 from tests.aio_testing import AioTestServer
 
 SIGNAL_SERVICE = signal_pb2.DESCRIPTOR.services_by_name["SignalService"]

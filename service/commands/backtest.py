@@ -23,12 +23,13 @@ from typing import Any
 from pydantic import SecretStr
 
 from service.app import App
+from service.mappers.backtest import parse_time
 from service.reports.chart import write_chart
-from service.servicers.backtest import parse_time
 from service.settings import Settings
 from signals.backtest import BacktestReport, OutcomeStats
 from signals.backtester import DEFAULT_HORIZON_BARS, plan_period
-from signals.history import INTERVAL_NAMES, INTERVALS, BacktestRefusedError, HistoryUnavailableError, load_history
+from signals.errors import BacktestRefusedError, HistoryUnavailableError
+from signals.history import INTERVAL_NAMES, INTERVALS, load_history
 from signals.inputs import DAY_MS, from_ms
 from signals.walkforward import Performance, walk_forward, write_config
 from twin import RecordedTwin

@@ -35,6 +35,7 @@ from providers.deadline import enter_deadline, leave_deadline
 from service.rpc.auth import OPEN_METHODS, OPEN_PREFIXES
 from service.rpc.client_limit import ClientLimiter
 from service.rpc.metrics import RPC_LATENCY_BUCKETS, RPC_TALLY
+from service.rpc.status import status_of
 
 log = logging.getLogger("cryptosignals.rpc")
 BAD_BYTES_MESSAGE = "request is not valid: every text parameter must be UTF-8 (use percent-encoded UTF-8 in URLs)"
@@ -266,7 +267,11 @@ class Guard:
                     grpc.StatusCode.DEADLINE_EXCEEDED,
                     f"the request did not complete within its deadline of {allowance:.1f} s",
                 )
-            except Exception:
+            except Exception as error:
+                known = status_of(error)  # a domain or provider error: the one table's status
+                if known is not None:
+                    code_name = known[0].name
+                    await context.abort(*known)
                 code_name = "INTERNAL"
                 log.exception("unhandled error in %s", method)
                 await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

@@ -162,9 +162,12 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe),
         registry,
     )
-    backtests = BacktestServicer(app.backtester, app.desk.universe)
-    backtest_pb2_grpc.add_BacktestServiceServicer_to_server(backtests, registry)
-    pages_pb2_grpc.add_PageServiceServicer_to_server(PageServicer(list(settings.watchlist_coins), backtests), registry)
+    backtest_pb2_grpc.add_BacktestServiceServicer_to_server(
+        BacktestServicer(app.backtester, app.desk.universe), registry
+    )
+    pages_pb2_grpc.add_PageServiceServicer_to_server(
+        PageServicer(list(settings.watchlist_coins), app.backtester, app.desk.universe), registry
+    )
     live_pb2_grpc.add_LiveServiceServicer_to_server(
         LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), registry
     )

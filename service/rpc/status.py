@@ -1,16 +1,32 @@
-"""Mapping of domain errors to gRPC statuses (Envoy turns them into HTTP statuses)."""
+"""The one table from errors to gRPC statuses (Envoy turns them into HTTP statuses).
+
+INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404, FAILED_PRECONDITION
+400, RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504 (the transcoder's mapping).
+
+Unary handlers simply let a domain or provider error rise: the guard (service/rpc/guard.py) answers
+it through ``status_of``. Streams, which the guard does not wrap, call ``abort_for``. Any other
+exception is a bug: INTERNAL with a log line, never a 400.
+"""
 
 from __future__ import annotations
+
+from typing import NoReturn
 
 import grpc
 
 from providers.errors import ErrorKind, ProviderError
+from service.rpc.page_tokens import PageTokenError
 from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
-from signals.desk import unknown_coin_message
+from signals.errors import DomainError, Failure, unknown_coin_message
 
-# ARCHITECTURE.md: INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
-# NOT_FOUND 404, RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504.
+_STATUS_BY_FAILURE: dict[Failure, grpc.StatusCode] = {
+    Failure.REFUSED: grpc.StatusCode.INVALID_ARGUMENT,
+    Failure.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Failure.EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
 _STATUS_BY_KIND: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.AUTH: grpc.StatusCode.FAILED_PRECONDITION,  # our key is wrong: the operator must fix it
     ErrorKind.PLAN: grpc.StatusCode.PERMISSION_DENIED,
@@ -36,19 +52,38 @@ def message_for(error: ProviderError) -> str:
     return f"{error.provider} {error.endpoint}: {error.kind.value}: {error.message}"
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: ProviderError) -> None:
-    """Abort the RPC with the status and message for ``error`` (raises)."""
-    await context.abort(status_for(error), message_for(error))
+def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """The status and client-facing message for an error the service knows; None for a bug."""
+    if isinstance(error, DomainError):
+        return _STATUS_BY_FAILURE[error.failure], str(error)
+    if isinstance(error, ProviderError):
+        return status_for(error), message_for(error)
+    if isinstance(error, InvalidSymbolError | PageTokenError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+    return None
+
+
+async def abort_for(context: grpc.aio.ServicerContext, error: BaseException) -> NoReturn:
+    """Abort the RPC with the table's status for ``error`` (raises); a bug is re-raised as it is."""
+    known = status_of(error)
+    if known is None:
+        raise error
+    await context.abort(*known)
+    raise AssertionError("unreachable: context.abort raises")
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: ProviderError) -> NoReturn:
+    """Abort the RPC with the status and message for a provider's ``error`` (raises)."""
+    await abort_for(context, error)
 
 
 async def coin_or_abort(raw: str, context: grpc.aio.ServicerContext, universe: CoinUniverse) -> str:
     """The canonical coin for ``raw``; INVALID_ARGUMENT saying why it is not a symbol, or NOT_FOUND
-    (before any upstream call) for a coin known not to exist (service/coin_universe.py)."""
+    (before any upstream call) for a coin known not to exist (signals/coin_universe.py)."""
     try:
         symbol = normalize_symbol(raw)
     except InvalidSymbolError as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        raise
+        await abort_for(context, exc)
     if universe.refuses(symbol):
         await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(symbol))
     return symbol

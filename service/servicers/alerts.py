@@ -24,7 +24,7 @@ from service.edge.openapi import ALERT_ID_PATTERN
 from service.mappers.signal import timestamp
 from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
-from signals.desk import SignalUnavailableError, unknown_coin_message
+from signals.errors import SignalUnavailableError, unknown_coin_message
 from signals.inputs import from_ms
 
 MAX_SYMBOLS = 20

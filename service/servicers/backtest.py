@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import grpc
-from cryptosignals.v1 import backtest_pb2, backtest_pb2_grpc, signal_pb2
+from cryptosignals.v1 import backtest_pb2, backtest_pb2_grpc
 
-from service.mappers.signal import timestamp
-from service.rpc.status import coin_or_abort
-from signals.backtest import BacktestReport, OutcomeStats
-from signals.backtester import DEFAULT_HORIZON_BARS, Backtester, BacktestPeriod, plan_period
+from service.mappers.backtest import backtest_period, report_message
+from signals.backtest import BacktestReport
+from signals.backtester import Backtester
 from signals.coin_universe import CoinUniverse
-from signals.history import INTERVALS, BacktestRefusedError, HistoryUnavailableError
-from signals.inputs import from_ms
-
-DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}
-CONFIDENCE = {"high": signal_pb2.high, "medium": signal_pb2.medium, "low": signal_pb2.low}
-
-
-def parse_time(raw: str, name: str) -> datetime | None:
-    """An RFC 3339 time (a date alone means its midnight UTC; no offset means UTC); ValueError names it."""
-    text = raw.strip()
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise ValueError(f"{name} must be an RFC 3339 time such as 2025-01-01T00:00:00Z, got {text[:32]!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
@@ -40,115 +19,8 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
     async def RunBacktest(
         self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
     ) -> backtest_pb2.BacktestReport:
-        symbol, period, report = await self.report(request, context)
+        symbol, period = await backtest_period(request, context, self._universe)
+        # BacktestRefusedError (400) and HistoryUnavailableError (503) rise to the guard's one table;
+        # anything else from the replay or the statistics is a bug: INTERNAL with a log line.
+        report: BacktestReport = await self._backtester.run(symbol, period)
         return report_message(symbol, period.interval, report, request.include_bars)
-
-    async def report(
-        self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
-    ) -> tuple[str, BacktestPeriod, BacktestReport]:
-        """The validated request's domain report (aborting with the status a bad request deserves)."""
-        symbol = await coin_or_abort(request.symbol, context, self._universe)
-        interval_ms = INTERVALS.get((request.interval or "h4").strip().lower())
-        if interval_ms is None:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"interval must be h4 or h1 (or 4h, 1h), got {request.interval[:32]!r}",
-            )
-            raise AssertionError("unreachable")
-        try:
-            start = parse_time(request.start, "start")
-            end = parse_time(request.end, "end")
-            horizon = request.horizon_bars if request.HasField("horizon_bars") else DEFAULT_HORIZON_BARS
-            period = plan_period(interval_ms, start, end, horizon)
-            report = await self._backtester.run(symbol, period)
-        except (ValueError, BacktestRefusedError) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise
-        except HistoryUnavailableError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise
-        return symbol, period, report
-
-
-def _outcome_fields(o: OutcomeStats) -> dict[str, Any]:
-    """The figures a class and a strategy share, rounded to what they can honestly claim."""
-    return {
-        "count": o.count,
-        "hit_rate": round(o.hit_rate, 4),
-        "hit_rate_ci95_low": round(o.hit_rate_ci95_low, 4),
-        "hit_rate_ci95_high": round(o.hit_rate_ci95_high, 4),
-        "mean_forward_return_pct": round(o.mean_forward_return_pct, 4),
-        "median_forward_return_pct": round(o.median_forward_return_pct, 4),
-        "effective_sample_size": round(o.effective_sample_size, 1),
-    }
-
-
-def strategy_message(o: OutcomeStats) -> backtest_pb2.StrategyOutcome:
-    return backtest_pb2.StrategyOutcome(name=o.name, **_outcome_fields(o))
-
-
-def class_message(c: OutcomeStats) -> backtest_pb2.ClassOutcome:
-    return backtest_pb2.ClassOutcome(signal=DIRECTION[c.name], **_outcome_fields(c))
-
-
-def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: bool) -> backtest_pb2.BacktestReport:
-    """The domain report as a message; figures rounded to what they can honestly claim."""
-    message = backtest_pb2.BacktestReport(
-        symbol=symbol,
-        interval=interval,
-        start=timestamp(from_ms(r.start_ms)),
-        end=timestamp(from_ms(r.end_ms)),
-        horizon_bars=r.horizon_bars,
-        bars_scored=r.bars_scored,
-        warmup_bars=r.warmup_bars,
-        bars_without_outcome=r.bars_without_outcome,
-        verdict=r.verdict,
-        classes=[class_message(c) for c in r.classes],
-        signal_positions=strategy_message(r.positions),
-        baselines=[strategy_message(b) for b in r.baselines],
-        random_entries=backtest_pb2.RandomEntriesTest(
-            draws=r.random_entries_draws, p_value=round(r.random_entries_p_value, 4)
-        ),
-        factors=[
-            backtest_pb2.FactorReport(
-                factor=f.factor,
-                coverage=round(f.coverage, 4),
-                information_coefficient=round(f.information_coefficient, 4),
-                ic_p_value=round(f.ic_p_value, 4),
-                source=f.source,
-            )
-            for f in r.factors
-        ],
-        confidence_calibration=[
-            backtest_pb2.CalibrationRow(
-                confidence=CONFIDENCE[row.confidence], count=row.count, hit_rate=round(row.hit_rate, 4)
-            )
-            for row in r.confidence_calibration
-        ],
-        lookahead=backtest_pb2.LookaheadCheck(
-            cut_points=r.lookahead.cut_points,
-            mismatches=r.lookahead.mismatches,
-            bars_compared=r.lookahead.bars_compared,
-        ),
-        statistics=backtest_pb2.StatisticsMethod(
-            method=r.method,
-            block_bars=r.block_bars,
-            effective_sample_size=round(r.effective_sample_size, 1),
-            bootstrap_draws=r.bootstrap_draws,
-            permutation_draws=r.permutation_draws,
-        ),
-        notes=list(r.notes),
-    )
-    if include_bars:
-        for bar in r.bars:
-            entry = backtest_pb2.BacktestBar(
-                time=timestamp(from_ms(bar.time_ms)),
-                price=bar.price,
-                score=round(bar.score, 2),
-                signal=DIRECTION[bar.signal],
-                confidence=CONFIDENCE[bar.confidence],
-            )
-            if bar.forward_return_pct is not None:
-                entry.forward_return_pct = round(bar.forward_return_pct, 4)
-            message.bars.append(entry)
-    return message

@@ -17,7 +17,7 @@ from cryptosignals.v1 import coinglass_pb2, coinglass_pb2_grpc
 from providers.coinglass import CoinglassClient, to_v4_interval
 from providers.errors import ProviderError
 from service.mappers import coinglass as mapping
-from service.rpc.status import abort_with, coin_or_abort
+from service.rpc.status import coin_or_abort
 from signals.coin_universe import CoinUniverse
 
 T = TypeVar("T")
@@ -37,11 +37,7 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
         self._exchanges = tuple(exchanges)
 
     async def _run(self, context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await call()
-        except ProviderError as error:
-            await abort_with(context, error)
-            raise
+        return await call()  # a ProviderError rises to the guard, which answers it (rpc/status.py)
 
     async def _symbol(self, raw: str, context: grpc.aio.ServicerContext) -> str:
         return await coin_or_abort(raw, context, self._universe)
@@ -240,5 +236,5 @@ class CoinglassServicer(coinglass_pb2_grpc.CoinglassServiceServicer):
                 getattr(dashboard, name).CopyFrom(result)
         if len(failures) == len(parts):
             # Nothing to show: answer with the status of the first failure (missing key, plan ...).
-            await abort_with(context, failures[0])
+            raise failures[0]
         return dashboard

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Row
 
 from records.archive import SignalArchive
 from records.models import HORIZONS
+from service.mappers.backtest import CONFIDENCE, DIRECTION, class_message, parse_time, strategy_message
 from service.mappers.signal import timestamp
 from service.rpc.page_tokens import PageTokenError, PageTokens
 from service.rpc.status import coin_or_abort
-from service.servicers.backtest import CONFIDENCE, DIRECTION, class_message, parse_time, strategy_message
 from signals.coin_universe import CoinUniverse
 from signals.inputs import from_ms, to_ms
 

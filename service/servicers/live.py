@@ -13,10 +13,12 @@ from google.protobuf import timestamp_pb2
 from scoring import ScoringConfig
 from service.mappers.signal import signal_message, timestamp
 from service.rpc.client_limit import ClientLimiter
+from service.rpc.status import abort_for
 from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
-from signals.desk import LiveSignal, SignalUnavailableError, unknown_coin_message
-from signals.hub import SignalHub, WatchLimitError
+from signals.desk import LiveSignal
+from signals.errors import SignalUnavailableError, WatchLimitError, unknown_coin_message
+from signals.hub import SignalHub
 
 DEFAULT_MIN_SCORE_CHANGE = 2.0
 MAX_SYMBOLS = 20
@@ -90,22 +92,17 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         try:
             watcher = self._hub.watch(symbols, client_of(context, self._identity))
         except WatchLimitError as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-            raise
+            await abort_for(context, exc)
         try:
             last: dict[str, LiveSignal] = {}
             for symbol in symbols:  # the current signal first, at once
                 try:
                     live = self._hub.latest(symbol) or await self._hub.current(symbol)
-                except SignalUnavailableError as exc:
-                    if exc.not_found:
-                        self._universe.remember_unknown(symbol)
+                except SignalUnavailableError as exc:  # the desk already remembered an unknown coin
                     if rest:
                         yield self._end(str(exc), symbol)
                         return
-                    status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
-                    await context.abort(status, str(exc))
-                    raise
+                    await abort_for(context, exc)
                 last[symbol] = live
                 yield self._event(live)
             loop = asyncio.get_running_loop()

@@ -14,18 +14,14 @@ import grpc
 from cryptosignals.v1 import backtest_pb2, pages_pb2, pages_pb2_grpc
 from google.api import httpbody_pb2
 
-from service.servicers.backtest import BacktestServicer
+from service.mappers.backtest import backtest_period
 from service.web import pages
+from service.web.pages import send_page_headers
 from signals.backtest import BacktestReport
+from signals.backtester import Backtester
+from signals.coin_universe import CoinUniverse
 
 CHUNK_BYTES = 256 * 1024
-
-
-async def send_page_headers(context: grpc.aio.ServicerContext, csp: str | None, cache_control: str) -> None:
-    headers = [("cache-control", cache_control), ("x-content-type-options", "nosniff")]
-    if csp is not None:
-        headers.append(("content-security-policy", csp))
-    await context.send_initial_metadata(headers)
 
 
 def render_chart(report: BacktestReport, symbol: str, interval: str) -> bytes:
@@ -39,11 +35,12 @@ def render_chart(report: BacktestReport, symbol: str, interval: str) -> bytes:
 
 
 class PageServicer(pages_pb2_grpc.PageServiceServicer):
-    def __init__(self, watchlist: list[str], backtests: BacktestServicer) -> None:
+    def __init__(self, watchlist: list[str], backtester: Backtester, universe: CoinUniverse) -> None:
         # Four coins at most: each live card holds one stream, and a browser opens six connections
         # per host over HTTP/1.1; the rest are left for the page's other requests.
         self._page = pages.dashboard_page(watchlist[:4] or ["BTC"]).encode()
-        self._backtests = backtests
+        self._backtester = backtester
+        self._universe = universe
         # pyplot keeps global state: one chart at a time, off the event loop.
         self._chart_lock = asyncio.Lock()
 
@@ -86,7 +83,8 @@ class PageServicer(pages_pb2_grpc.PageServiceServicer):
         )
         if request.HasField("horizon_bars"):
             backtest.horizon_bars = request.horizon_bars
-        symbol, period, report = await self._backtests.report(backtest, context)
+        symbol, period = await backtest_period(backtest, context, self._universe)
+        report = await self._backtester.run(symbol, period)
         async with self._chart_lock:
             png = await asyncio.to_thread(render_chart, report, symbol, period.interval)
         await send_page_headers(context, None, "no-cache")

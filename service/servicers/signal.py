@@ -11,17 +11,15 @@ import grpc
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from google.api import httpbody_pb2
 
-from providers.errors import ProviderError
 from providers.http import ProviderHttp
 from records.archive import SignalArchive
 from service.mappers.market import build_market_snapshot, probe_premium_endpoints, provider_health
 from service.mappers.signal import signal_message
 from service.rpc.guard import answers_ready
-from service.rpc.status import abort_with, coin_or_abort
-from service.servicers.pages import send_page_headers
+from service.rpc.status import coin_or_abort
 from service.web import docs as docs_pages
-from service.web.pages import DOCS_CSP
-from signals.desk import LiveSignal, SignalDesk, SignalUnavailableError
+from service.web.pages import DOCS_CSP, send_page_headers
+from signals.desk import LiveSignal, SignalDesk
 from signals.sources import Clients
 
 VERSION = "1.0.0"
@@ -134,23 +132,14 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         if ready is not None:
             return ready
         symbol = await self._symbol(request.symbol, context)
-        try:
-            live = await self._desk.signal(symbol)
-        except SignalUnavailableError as exc:
-            status = grpc.StatusCode.NOT_FOUND if exc.not_found else grpc.StatusCode.UNAVAILABLE
-            await context.abort(status, str(exc))
-            raise
+        live = await self._desk.signal(symbol)  # SignalUnavailableError: the guard answers it (rpc/status.py)
         return self._render((request.symbol, request.debug), symbol, live)
 
     async def GetMarket(
         self, request: signal_pb2.GetMarketRequest, context: grpc.aio.ServicerContext
     ) -> signal_pb2.MarketSnapshot:
         symbol = await self._symbol(request.symbol, context)
-        try:
-            return await build_market_snapshot(self._clients, symbol, self._configured)
-        except ProviderError as exc:
-            await abort_with(context, exc)
-            raise
+        return await build_market_snapshot(self._clients, symbol, self._configured)
 
     async def ProbePremiumEndpoints(
         self, request: signal_pb2.ProbePremiumEndpointsRequest, context: grpc.aio.ServicerContext

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import grpc
+
 STATIC = Path(__file__).resolve().parent / "static"
 VENDOR = STATIC / "vendor"
 SWAGGER_UI_DIR = VENDOR / "swagger-ui-dist-5.35.0"
@@ -131,3 +133,11 @@ def dashboard_page(watchlist: list[str]) -> str:
 </body>
 </html>
 """
+
+
+async def send_page_headers(context: grpc.aio.ServicerContext, csp: str | None, cache_control: str) -> None:
+    """A page's headers as initial metadata: Envoy's transcoder turns them into HTTP headers."""
+    headers = [("cache-control", cache_control), ("x-content-type-options", "nosniff")]
+    if csp is not None:
+        headers.append(("content-security-policy", csp))
+    await context.send_initial_metadata(headers)
