@@ -45,6 +45,7 @@ lint: gen $(BUF_DEPS)/.stamp
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/buf lint
 	$(BIN)/buf breaking proto --against $(BASELINE)
 

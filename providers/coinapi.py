@@ -18,6 +18,11 @@ TTLS = {"/v1/exchangerate/": 5}
 STATUS_KINDS = {403: ErrorKind.PLAN, 550: ErrorKind.NOT_FOUND}
 
 
+def auth_headers(key: str) -> dict[str, str]:
+    """CoinAPI's key header (the HTTP layer redacts the key from anything it logs or raises)."""
+    return {"X-CoinAPI-Key": key}
+
+
 @dataclass(frozen=True)
 class ExchangeRate:
     base: str

@@ -30,7 +30,14 @@ INTERVALS = {
     "12h": "12h",
     "1d": "1d",
 }
+
+
 # Freshness per kind of data (seconds); reference lists change daily, the index once a day.
+def auth_headers(key: str) -> dict[str, str]:
+    """Coinglass v4 reads the key from the ``CG-API-KEY`` header."""
+    return {"CG-API-KEY": key}
+
+
 TTLS = {
     "/api/futures/supported-": 3600,
     "/api/index/fear-greed-history": 3600,

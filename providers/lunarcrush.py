@@ -17,6 +17,13 @@ from providers.values import parse_float
 PROVIDER = "lunarcrush"
 TOPICS = {"BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana", "XRP": "xrp", "DOGE": "dogecoin"}
 TTLS = {"/public/": 300}  # social metrics move over minutes to hours
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    """LunarCrush v4 takes the key as a bearer token."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 _COIN_FIELDS = ("galaxy_score", "alt_rank", "price", "market_cap", "volatility", "percent_change_24h")
 _TOPIC_FIELDS = ("interactions_24h", "num_posts", "num_contributors")
 

@@ -12,17 +12,15 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy.engine import Row
-
+from providers.clients import Clients
 from records.db import Database
 from records.models import HORIZONS
 from records.outcomes import fill_outcomes
+from records.recorded import RecordedSignal
 from records.recorder import Recorder
 from scoring import ScoringConfig
 from signals.desk import LiveSignal, SignalDesk
-from signals.sources import Clients
 from signals.track_record import TrackRecord, track_record
 
 log = logging.getLogger("cryptosignals.history")
@@ -96,7 +94,7 @@ class SignalArchive:
 
     async def page(
         self, symbol: str, start_ms: int, end_ms: int, size: int, before: tuple[int, int] | None
-    ) -> Sequence[Row[Any]]:
+    ) -> list[RecordedSignal]:
         return await self.database.page(symbol, start_ms, end_ms, size, before)
 
     async def track_record(self, symbol: str, horizon: str, days: int) -> TrackRecord:

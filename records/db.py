@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from records.models import HORIZONS, SignalRow
+from records.recorded import RecordedFactor, RecordedSignal
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 4_271_193  # PostgreSQL advisory lock id: replicas starting together migrate one at a time
@@ -46,6 +47,23 @@ class Outcome:
     computed_ms: int
     signal: str
     return_pct: float
+
+
+def _recorded(row: Row[Any]) -> RecordedSignal:
+    return RecordedSignal(
+        id=row.id,
+        symbol=row.symbol,
+        bucket=row.bucket,
+        computed_ms=row.computed_ms,
+        score=row.score,
+        signal=row.signal,
+        confidence=row.confidence,
+        coverage=row.coverage,
+        price=row.price,
+        config_hash=row.config_hash,
+        factors=tuple(RecordedFactor.from_json(f) for f in row.factors),
+        returns_pct={horizon: getattr(row, f"return_{horizon}_pct") for horizon in HORIZONS},
+    )
 
 
 class Database:
@@ -134,8 +152,8 @@ class Database:
 
     async def page(
         self, symbol: str, start_ms: int, end_ms: int, limit: int, before: tuple[int, int] | None
-    ) -> Sequence[Row[Any]]:
-        """Rows of ``symbol`` in [start, end], newest first, after the keyset ``before`` (computed_ms, id)."""
+    ) -> list[RecordedSignal]:
+        """Signals of ``symbol`` in [start, end], newest first, after the keyset ``before`` (computed_ms, id)."""
         query = select(*SignalRow.__table__.columns).where(
             SignalRow.symbol == symbol, SignalRow.computed_ms >= start_ms, SignalRow.computed_ms <= end_ms
         )
@@ -147,7 +165,8 @@ class Database:
         query = query.order_by(SignalRow.computed_ms.desc(), SignalRow.id.desc()).limit(limit)
         async with self.engine.connect() as connection:
             # Plain rows (attribute access by column name), not ORM objects: a page of 1000 is read-only.
-            return (await connection.execute(query)).all()
+            rows = (await connection.execute(query)).all()
+        return [_recorded(row) for row in rows]
 
     async def due_outcomes(self, horizon: str, now_ms: int, limit: int = 500) -> list[tuple[int, str, int, float]]:
         """Rows whose ``horizon`` has passed and whose forward return is still empty:

@@ -14,12 +14,12 @@ import logging
 import time
 from collections import defaultdict
 
+from providers.clients import Clients
 from providers.errors import ErrorKind, ProviderError
 from providers.history import fetch_range, okx_cursors
 from records.db import Database
 from records.models import HORIZONS
 from signals.inputs import HOUR_MS, to_ms
-from signals.sources import Clients
 
 log = logging.getLogger("cryptosignals.history")
 OKX_PAGE = 100

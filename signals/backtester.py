@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from providers.cache import UpstreamCache
+from providers.clients import Clients
 from scoring import ScoringConfig
 from signals.backtest import BacktestReport, run_backtest
 from signals.errors import BacktestRefusedError, TooFewBarsError
 from signals.history import INTERVAL_NAMES, load_history
 from signals.inputs import DAY_MS, from_ms, to_ms
 from signals.replay import NO_SOCIAL_HISTORY
-from signals.sources import Clients
 
 DEFAULT_DAYS = 180
 DEFAULT_HORIZON_BARS = 6

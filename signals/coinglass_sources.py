@@ -26,7 +26,7 @@ from signals.fetch_scope import FetchScope
 from signals.inputs import HOUR_MS, Series, SeriesGap
 
 if TYPE_CHECKING:
-    from signals.sources import Clients
+    from providers.clients import Clients
 
 HOURS_24 = 24
 T = TypeVar("T")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from providers.cache import UpstreamCache, stale_sources
+from providers.clients import Clients
 from providers.deadline import caller_is_hurried
 from providers.errors import ErrorKind, ProviderError
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
@@ -23,7 +24,7 @@ from signals.coin_universe import CoinUniverse
 from signals.coinglass_sources import coinglass_market
 from signals.errors import SignalUnavailableError
 from signals.fetch_scope import FetchScope
-from signals.sources import Clients, FactorSource, okx_open_interest, okx_ticker, ordered_sources
+from signals.sources import FactorSource, okx_open_interest, okx_ticker, ordered_sources
 
 # Factors read from the coin's own market; fear & greed is one reading for the whole market.
 COIN_FACTORS = tuple(name for name in FACTOR_NAMES if name != "fear_greed")

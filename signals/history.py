@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from providers.clients import Clients
 from providers.errors import ErrorKind, ProviderError
 from providers.history import fetch_range, okx_cursors
 from signals.errors import BacktestRefusedError, HistoryUnavailableError
 from signals.inputs import DAY_MS, HOUR_MS, Series
 from signals.replay import History
-from signals.sources import Clients
 
 T = TypeVar("T")
 INTERVALS = {"h4": 4 * HOUR_MS, "4h": 4 * HOUR_MS, "h1": HOUR_MS, "1h": HOUR_MS}

@@ -15,12 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from providers.coinapi import CoinApiClient
-from providers.coinglass import CoinglassClient
+from providers.clients import Clients
 from providers.errors import ErrorKind, ProviderError
-from providers.feargreed import FearGreedClient
-from providers.lunarcrush import LunarCrushClient
-from providers.okx import OkxClient
 from scoring import (
     FearGreedInput,
     FundingInput,
@@ -41,17 +37,6 @@ HOURS_24 = 24
 # OKX liquidation sizes are in contracts; the contract value (coin per contract) cancels out of the
 # long/short imbalance the factor reads, but USD figures need it. Unknown coins fall back to 1.
 OKX_CONTRACT_VALUE = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0, "XRP": 100.0, "DOGE": 1000.0}
-
-
-@dataclass(frozen=True)
-class Clients:
-    okx: OkxClient
-    coinglass: CoinglassClient
-    coinapi: CoinApiClient
-    lunarcrush: LunarCrushClient
-    feargreed: FearGreedClient
-    reference_exchange: str
-    exchanges: tuple[str, ...]
 
 
 Fetch = Callable[[Clients, FetchScope, str], Awaitable[Any]]

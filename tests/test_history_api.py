@@ -175,10 +175,10 @@ async def test_outcomes_are_filled_from_confirmed_candles_never_early_and_only_o
     assert filled >= 2  # 1h and 4h of the first row (24h too if the data reaches)
     rows = {r.computed_ms: r for r in await archive.database.page("SOL", decided, late, 10, None)}
     expected_1h = (closes[candle_open_for(decided + 3_600_000)] / 150.0 - 1) * 100
-    assert rows[decided].return_1h_pct == pytest.approx(expected_1h)
+    assert rows[decided].returns_pct["1h"] == pytest.approx(expected_1h)
     expected_4h = (closes[candle_open_for(decided + 4 * 3_600_000)] / 150.0 - 1) * 100
-    assert rows[decided].return_4h_pct == pytest.approx(expected_4h)
-    assert rows[late].return_1h_pct is None  # its candle has not closed by `now`: never early
+    assert rows[decided].returns_pct["4h"] == pytest.approx(expected_4h)
+    assert rows[late].returns_pct["1h"] is None  # its candle has not closed by `now`: never early
     assert await fill_outcomes(archive.database, clients, now_ms=now) == 0  # idempotent
 
 

@@ -22,17 +22,17 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from service.app import App
+from scoring import ScoringConfig, load_config
+from service.app import Providers, build_backtester, build_providers
 from service.mappers.backtest import parse_time
 from service.reports.chart import write_chart
 from service.settings import Settings
 from signals.backtest import BacktestReport, OutcomeStats
 from signals.backtester import DEFAULT_HORIZON_BARS, plan_period
-from signals.errors import BacktestRefusedError, HistoryUnavailableError
+from signals.errors import DomainError
 from signals.history import INTERVAL_NAMES, INTERVALS, load_history
 from signals.inputs import DAY_MS, from_ms
 from signals.walkforward import Performance, walk_forward, write_config
-from twin import RecordedTwin
 
 BUNDLED_START, BUNDLED_END = "2024-11-15T00:00:00Z", "2025-05-13T08:00:00Z"
 BUNDLED_NOTE = "bundled real Coinglass history, BTC 4h (twin/recorded/coinglass/history/README.md)"
@@ -43,6 +43,8 @@ async def _settings(offline: bool) -> AsyncIterator[Settings]:
     if not offline:
         yield Settings()
         return
+    from twin import RecordedTwin  # offline only: the bundled history is served by the recorded twin
+
     twin = RecordedTwin()
     await twin.start()
     try:
@@ -113,12 +115,19 @@ async def run(args: argparse.Namespace) -> int:
     offline = args.offline or not os.environ.get("COINGLASS_API_KEY")
     start_raw = args.start or (BUNDLED_START if offline else "")
     end_raw = args.end or (BUNDLED_END if offline else "")
+    try:
+        start, end = parse_time(start_raw, "start"), parse_time(end_raw, "end")
+    except ValueError as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
     async with _settings(offline) as settings:
-        app = await App.create(settings)
+        # Only what a report uses: the providers and a Backtester (no database, recorder or alerts).
+        providers = await build_providers(settings)
+        scoring = load_config(settings.scoring_config)
+        backtester = build_backtester(providers, settings, scoring)
         try:
-            interval_ms = INTERVALS[args.interval]
-            period = plan_period(interval_ms, parse_time(start_raw, "start"), parse_time(end_raw, "end"), args.horizon)
-            report = await app.backtester.run(args.symbol, period)
+            period = plan_period(INTERVALS[args.interval], start, end, args.horizon)
+            report = await backtester.run(args.symbol, period)
             if offline:
                 print(f"offline: {BUNDLED_NOTE}")
             print_report(args.symbol, period.interval, report)
@@ -126,21 +135,22 @@ async def run(args: argparse.Namespace) -> int:
             write_chart(report, args.symbol, period.interval, chart)
             print(f"chart written to {chart}")
             if args.walk_forward:
-                await _walk_forward(app, args, period.interval_ms, period.start_ms, period.end_ms)
-        except (ValueError, BacktestRefusedError, HistoryUnavailableError) as exc:
+                await _walk_forward(providers, scoring, args, period.interval_ms, period.start_ms, period.end_ms)
+        except DomainError as exc:  # a refused period, history unavailable: one sentence, exit 2
             print(f"backtest: {exc}", file=sys.stderr)
             return 2
         finally:
-            await app.aclose()
+            await backtester.aclose()
+            await providers.aclose()
     return 0
 
 
-async def _walk_forward(app: App, args: argparse.Namespace, step: int, start: int, end: int) -> None:
-    history, _ = await load_history(app.clients, args.symbol, step, start, end)
+async def _walk_forward(
+    providers: Providers, scoring: ScoringConfig, args: argparse.Namespace, step: int, start: int, end: int
+) -> None:
+    history, _ = await load_history(providers.clients, args.symbol, step, start, end)
     train_bars, test_bars = args.train_days * DAY_MS // step, args.test_days * DAY_MS // step
-    result = await asyncio.to_thread(
-        walk_forward, history, app.scoring, start, end, args.horizon, train_bars, test_bars
-    )
+    result = await asyncio.to_thread(walk_forward, history, scoring, start, end, args.horizon, train_bars, test_bars)
     print(f"walk-forward: fit on {args.train_days} days, judge on the next {args.test_days}, rolling\n")
     for fold in result.folds:
         print(

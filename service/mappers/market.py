@@ -9,11 +9,11 @@ from typing import Any
 
 from cryptosignals.v1 import signal_pb2
 
+from providers.clients import Clients
 from providers.coinglass import classify_envelope
 from providers.errors import ErrorKind, ProviderError
 from providers.http import ProviderHttp
 from service.mappers.signal import funding_fraction, timestamp
-from signals.sources import Clients
 
 # Coinglass endpoints that need a paid plan (Startup and above), probed with typical parameters.
 PREMIUM_ENDPOINTS: tuple[tuple[str, Callable[[str, str], dict[str, str]]], ...] = (

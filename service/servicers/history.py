@@ -3,54 +3,22 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import grpc
 from cryptosignals.v1 import history_pb2, history_pb2_grpc
-from sqlalchemy.engine import Row
 
 from records.archive import SignalArchive
 from records.models import HORIZONS
-from service.mappers.backtest import CONFIDENCE, DIRECTION, class_message, parse_time, strategy_message
-from service.mappers.signal import timestamp
+from service.mappers.backtest import class_message, parse_time, strategy_message
+from service.mappers.history import history_entry
 from service.rpc.page_tokens import PageTokenError, PageTokens
 from service.rpc.status import coin_or_abort
 from signals.coin_universe import CoinUniverse
-from signals.inputs import from_ms, to_ms
+from signals.inputs import to_ms
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 DEFAULT_DAYS = 30
-
-
-def entry(row: Row[Any]) -> history_pb2.HistoryEntry:
-    message = history_pb2.HistoryEntry(
-        time=timestamp(from_ms(row.computed_ms)),
-        score=round(row.score, 2),
-        signal=DIRECTION[row.signal],
-        confidence=CONFIDENCE[row.confidence],
-        coverage=row.coverage,
-        config_hash=row.config_hash,
-    )
-    if row.price is not None:
-        message.price = row.price
-    for f in row.factors:
-        factor = history_pb2.RecordedFactor(
-            factor=f["factor"],
-            sub_score=f["sub_score"],
-            weight=f["weight"],
-            contribution=f["contribution"],
-            source=f["source"],
-            metrics=f["metrics"],
-        )
-        if f.get("data_time_ms") is not None:
-            factor.data_time.CopyFrom(timestamp(from_ms(f["data_time_ms"])))
-        message.factors.append(factor)
-    for horizon in HORIZONS:
-        value = getattr(row, f"return_{horizon}_pct")
-        if value is not None:
-            setattr(message, f"forward_return_{horizon}_pct", round(value, 4))
-    return message
 
 
 class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
@@ -94,7 +62,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             raise
         archive = await self._available(context)
         rows = await archive.page(symbol, start_ms, end_ms, size + 1, before)
-        page = history_pb2.SignalHistoryPage(symbol=symbol, entries=[entry(r) for r in rows[:size]])
+        page = history_pb2.SignalHistoryPage(symbol=symbol, entries=[history_entry(r) for r in rows[:size]])
         if len(rows) > size:
             last = rows[size - 1]
             page.next_page_token = self._tokens.encode({**request_key, "t": last.computed_ms, "i": last.id})

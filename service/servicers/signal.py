@@ -11,6 +11,7 @@ import grpc
 from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 from google.api import httpbody_pb2
 
+from providers.clients import Clients
 from providers.http import ProviderHttp
 from records.archive import SignalArchive
 from service.mappers.market import build_market_snapshot, probe_premium_endpoints, provider_health
@@ -20,7 +21,6 @@ from service.rpc.status import coin_or_abort
 from service.web import docs as docs_pages
 from service.web.pages import DOCS_CSP, send_page_headers
 from signals.desk import LiveSignal, SignalDesk
-from signals.sources import Clients
 
 VERSION = "1.0.0"
 
