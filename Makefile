@@ -7,12 +7,15 @@ GEN := gen
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test gen lint bench backtest walk-forward migrate contract-baseline mutation clean
+.PHONY: run demo test gen lint lock bench backtest walk-forward migrate contract-baseline mutation clean
 
-$(STAMP): pyproject.toml
+# Every dependency, transitive ones too, installed from the lock with its hashes (`make lock` after a
+# change of pins in pyproject.toml); then the project itself, without dependencies of its own.
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	printf "$(CURDIR)/$(GEN)\n$(CURDIR)\n" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cryptosignals-gen.pth
 	touch $(STAMP)
 
@@ -48,6 +51,13 @@ lint: gen $(BUF_DEPS)/.stamp
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/buf lint
 	$(BIN)/buf breaking proto --against $(BASELINE)
+
+# The locks (runtime for the image, runtime + dev for the venv), from pyproject.toml's pins, with the
+# hashes of every file: for this machine kind (CPython 3.11, x86_64 manylinux).
+LOCK := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_31 --quiet
+lock: $(STAMP)
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -o requirements-dev.lock
 
 # After a deliberate, released contract change: the new baseline `make lint` compares against.
 contract-baseline: $(BUF_DEPS)/.stamp
