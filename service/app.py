@@ -134,7 +134,13 @@ async def build_providers(settings: Settings) -> Providers:
 
 
 def build_backtester(providers: Providers, settings: Settings, scoring: ScoringConfig) -> Backtester:
-    return Backtester(providers.clients, scoring, memo_seconds=60.0 if settings.cache_enabled else 0.0)
+    return Backtester(
+        providers.clients,
+        scoring,
+        memo_seconds=60.0 if settings.cache_enabled else 0.0,
+        max_running=settings.backtest_max_running,
+        max_per_client=settings.backtest_max_per_client,
+    )
 
 
 async def build_desk(providers: Providers, settings: Settings, scoring: ScoringConfig) -> SignalDesk:

@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     watch_max_streams: Annotated[int, Field(ge=1, le=100_000)] = 2000
     watch_max_per_client: Annotated[int, Field(ge=1, le=10_000)] = 20
 
+    # Backtests are CPU work: at most this many computed at once per server, and per client.
+    backtest_max_running: Annotated[int, Field(ge=1, le=64)] = 2
+    backtest_max_per_client: Annotated[int, Field(ge=1, le=64)] = 1
+
     # Webhook alerts (POST /alerts): conditions on the hub's signals, deliveries from an outbox table
     # in the history database, signed and retried with exponential backoff.
     alert_allow_private_targets: bool = False

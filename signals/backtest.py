@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -204,8 +205,13 @@ def run_backtest(
     *,
     notes: Sequence[str] = (),
     lookahead_window_bars: int | None = LOOKAHEAD_WINDOW_BARS,
+    replayed: list[ReplayedBar] | None = None,
+    stop: threading.Event | None = None,
 ) -> BacktestReport:
-    replayed = replay(history, config, start_ms, end_ms)
+    """The report of a period at a horizon. ``replayed``: the period's replay when the caller has
+    it already (it does not depend on the horizon); ``stop`` ends the work early when set."""
+    if replayed is None:
+        replayed = replay(history, config, start_ms, end_ms, stop=stop)
     returns = forward_returns(replayed, history, horizon_bars, end_ms)
     scored = [(bar, r) for bar, r in zip(replayed, returns, strict=True) if bar.scored is not None]
     evaluated = [(bar, r) for bar, r in scored if r is not None]
@@ -247,7 +253,7 @@ def run_backtest(
         calibration.append(
             CalibrationRow(level, int(taken.sum()), float(position_hits[taken].mean()) if taken.any() else 0.0)
         )
-    lookahead = check_lookahead(history, config, replayed, start_ms, end_ms, lookahead_window_bars)
+    lookahead = check_lookahead(history, config, replayed, start_ms, end_ms, lookahead_window_bars, stop=stop)
     return BacktestReport(
         history.interval_ms,
         start_ms,
@@ -377,6 +383,7 @@ def check_lookahead(
     end_ms: int,
     window_bars: int | None,
     cuts: int = LOOKAHEAD_CUTS,
+    stop: threading.Event | None = None,
 ) -> LookaheadCheck:
     """Re-score bars up to each cut point on data whose future was changed: every bar must score the
     same, and the bar at the cut must still be scored (a replay peeking ahead would skip it)."""
@@ -390,7 +397,7 @@ def check_lookahead(
         window = [bar.time_ms for bar in replayed if bar.time_ms <= cut]
         if window_bars is not None:
             window = window[-window_bars:]
-        again = replay(change_future(history, cut), config, start_ms, end_ms, bars=set(window))
+        again = replay(change_future(history, cut), config, start_ms, end_ms, bars=set(window), stop=stop)
         seen = {bar.time_ms: bar for bar in again}
         for t in window:
             compared += 1

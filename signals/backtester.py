@@ -2,28 +2,34 @@
 
 The report is CPU work (a replay of every bar and a few thousand bootstrap draws, ~0.5 s for 180
 days of 4h bars) and runs in a worker thread so the event loop keeps serving signals meanwhile; an
-identical request within ``memo_seconds`` shares the same computation.
+identical request within ``memo_seconds`` shares the same computation. The work is bounded
+(``Backtester``): a limit on reports at once, per process and per client, and a worker that stops
+when nobody waits for its report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from providers.cache import UpstreamCache
 from providers.clients import Clients
 from scoring import ScoringConfig
 from signals.backtest import BacktestReport, run_backtest
-from signals.errors import BacktestRefusedError, TooFewBarsError
+from signals.errors import BacktestBusyError, BacktestRefusedError
 from signals.history import INTERVAL_NAMES, load_history
 from signals.inputs import DAY_MS, from_ms, to_ms
-from signals.replay import NO_SOCIAL_HISTORY
+from signals.replay import NO_SOCIAL_HISTORY, History, ReplayedBar, replay
 
 DEFAULT_DAYS = 180
 DEFAULT_HORIZON_BARS = 6
 MAX_HORIZON_BARS = 100
 MAX_BARS = 4400  # ~2 years of 4h bars, ~6 months of 1h bars: five pages of 1000 per series
+MAX_KEPT_REPLAYS = 8  # periods whose replay is kept for other horizons (each ~1-5 MB)
 
 
 @dataclass(frozen=True)
@@ -77,23 +83,120 @@ def plan_period(
     return BacktestPeriod(interval_ms, start_ms, end_ms, horizon_bars)
 
 
+@dataclass(eq=False)
+class _Report:
+    """A report being computed: its task, the switch that stops its worker, who waits for it."""
+
+    task: asyncio.Task[BacktestReport]
+    stop: threading.Event
+    client: str
+    waiters: int = 0
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    history: History
+    notes: tuple[str, ...]
+    bars: list[ReplayedBar]
+
+
 class Backtester:
-    def __init__(self, clients: Clients, config: ScoringConfig, memo_seconds: float = 60.0) -> None:
+    """Reports, bounded: at most ``max_running`` computed at once per process and ``max_per_client``
+    per client (BacktestBusyError, a 429, beyond); a report nobody waits for any more (its caller's
+    deadline passed, or it went away) stops its worker at the next bar or draw.
+
+    A finished report is kept ``memo_seconds``; the replay of a period (history fetched and every bar
+    scored, the costly part) is kept as long and shared by every horizon asked of that period.
+    """
+
+    def __init__(
+        self,
+        clients: Clients,
+        config: ScoringConfig,
+        memo_seconds: float = 60.0,
+        *,
+        max_running: int = 2,
+        max_per_client: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._clients = clients
         self._config = config
         self._memo_seconds = memo_seconds
-        self._memo = UpstreamCache(max_stale=0)
+        self._max_running = max_running
+        self._max_per_client = max_per_client
+        self._clock = clock
+        self._done: dict[tuple[str, BacktestPeriod], tuple[float, BacktestReport]] = {}
+        self._running: dict[tuple[str, BacktestPeriod], _Report] = {}
+        self._replays: OrderedDict[tuple[str, int, int, int], tuple[float, asyncio.Future[_Replayed]]] = OrderedDict()
 
-    async def run(self, coin: str, period: BacktestPeriod) -> BacktestReport:
-        key = ("backtest", coin, period)
-        if self._memo_seconds <= 0:
-            return await self._run(coin, period)
-        report: BacktestReport = await self._memo.get(
-            key, self._memo_seconds, lambda: self._run(coin, period), "backtest:/backtest"
-        )
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(self, coin: str, period: BacktestPeriod, client: str = "") -> BacktestReport:
+        key = (coin, period)
+        now = self._clock()
+        done = self._done.get(key)
+        if done is not None and done[0] > now:
+            return done[1]
+        report = self._running.get(key)
+        if report is None:
+            report = self._start(key, client)
+        report.waiters += 1
+        try:
+            return await asyncio.shield(report.task)
+        finally:
+            report.waiters -= 1
+            if report.waiters == 0 and not report.task.done():
+                # Nobody waits any more: stop the worker at its next bar or draw, not at the end.
+                report.stop.set()
+                report.task.cancel()
+
+    def _start(self, key: tuple[str, BacktestPeriod], client: str) -> _Report:
+        if len(self._running) >= self._max_running:
+            raise BacktestBusyError(
+                f"this server is computing {len(self._running)} backtests already (BACKTEST_MAX_RUNNING): "
+                "retry in a few seconds"
+            )
+        mine = sum(1 for r in self._running.values() if r.client == client)
+        if mine >= self._max_per_client:
+            raise BacktestBusyError(
+                f"at most {self._max_per_client} backtest per client at a time (BACKTEST_MAX_PER_CLIENT): "
+                "wait for the one you started"
+            )
+        stop = threading.Event()
+        report = _Report(asyncio.ensure_future(self._run(*key, stop)), stop, client)
+        self._running[key] = report
+        report.task.add_done_callback(lambda task: self._landed(key, report, task))
         return report
 
-    async def _run(self, coin: str, period: BacktestPeriod) -> BacktestReport:
+    def _landed(self, key: tuple[str, BacktestPeriod], report: _Report, task: asyncio.Task[BacktestReport]) -> None:
+        if self._running.get(key) is report:
+            del self._running[key]
+        if task.cancelled() or task.exception() is not None or self._memo_seconds <= 0:
+            return
+        now = self._clock()
+        self._done = {k: v for k, v in self._done.items() if v[0] > now}
+        self._done[key] = (now + self._memo_seconds, task.result())
+
+    async def _replayed(self, coin: str, period: BacktestPeriod, stop: threading.Event) -> _Replayed:
+        """History and every bar's signal for the period, shared by the horizons asked of it."""
+        key = (coin, period.interval_ms, period.start_ms, period.end_ms)
+        now = self._clock()
+        for stale in [k for k, (until, _) in self._replays.items() if until <= now]:
+            del self._replays[stale]
+        kept = self._replays.get(key)
+        if kept is not None and not (kept[1].done() and (kept[1].cancelled() or kept[1].exception())):
+            self._replays.move_to_end(key)
+            return await asyncio.shield(kept[1])
+        future: asyncio.Future[_Replayed] = asyncio.ensure_future(self._replay(coin, period, stop))
+        if self._memo_seconds > 0:
+            self._replays[key] = (now + self._memo_seconds, future)
+            while len(self._replays) > MAX_KEPT_REPLAYS:
+                self._replays.popitem(last=False)
+        return await future
+
+    async def _replay(self, coin: str, period: BacktestPeriod, stop: threading.Event) -> _Replayed:
         history, notes = await load_history(self._clients, coin, period.interval_ms, period.start_ms, period.end_ms)
         first = history.price.times[0]
         if first > period.start_ms:
@@ -103,18 +206,26 @@ class Backtester:
             )
         notes.extend(f"{factor}: {why}" for factor, why in history.unavailable.items())
         notes.append(f"social: {NO_SOCIAL_HISTORY}")
-        try:
-            return await asyncio.to_thread(
-                run_backtest,
-                history,
-                self._config,
-                period.start_ms,
-                period.end_ms,
-                period.horizon_bars,
-                notes=notes,
-            )
-        except TooFewBarsError as exc:
-            raise BacktestRefusedError(str(exc)) from None
+        bars = await asyncio.to_thread(replay, history, self._config, period.start_ms, period.end_ms, stop=stop)
+        return _Replayed(history, tuple(notes), bars)
+
+    async def _run(self, coin: str, period: BacktestPeriod, stop: threading.Event) -> BacktestReport:
+        replayed = await self._replayed(coin, period, stop)
+        return await asyncio.to_thread(
+            run_backtest,
+            replayed.history,
+            self._config,
+            period.start_ms,
+            period.end_ms,
+            period.horizon_bars,
+            notes=replayed.notes,
+            replayed=replayed.bars,
+            stop=stop,
+        )
 
     async def aclose(self) -> None:
-        await self._memo.aclose()
+        for report in list(self._running.values()):
+            report.stop.set()
+            report.task.cancel()
+        self._done.clear()
+        self._replays.clear()

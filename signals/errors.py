@@ -50,6 +50,18 @@ class BacktestRefusedError(DomainError, ValueError):
     failure = Failure.REFUSED
 
 
+class BacktestBusyError(DomainError):
+    """Too many backtests are being computed (on this server, or for this client): retry later."""
+
+    failure = Failure.EXHAUSTED
+
+
+class BacktestStoppedError(DomainError):
+    """A backtest's worker was stopped because nobody waits for its report any more."""
+
+    failure = Failure.UNAVAILABLE
+
+
 class TooFewBarsError(BacktestRefusedError):
     """The period has too few scored bars with an outcome to say anything."""
 

@@ -9,6 +9,7 @@ the signal could see; its decision price is that bar's close, known when the bar
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
 from signals import inputs
+from signals.errors import BacktestStoppedError
 from signals.inputs import Series, SeriesGap, from_ms
 
 NO_SOCIAL_HISTORY = "no history: LunarCrush social data is live only, so the replay scores without it"
@@ -100,12 +102,23 @@ def inputs_at(history: History, t_ms: int) -> tuple[SignalInputs, str]:
 
 
 def replay(
-    history: History, config: ScoringConfig, start_ms: int, end_ms: int, bars: AbstractSet[int] | None = None
+    history: History,
+    config: ScoringConfig,
+    start_ms: int,
+    end_ms: int,
+    bars: AbstractSet[int] | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> list[ReplayedBar]:
-    """The signal at every bar of the price series with ``start <= time <= end`` (or at ``bars``)."""
+    """The signal at every bar of the price series with ``start <= time <= end`` (or at ``bars``).
+
+    ``stop``: set from another thread, it ends the replay at the next bar (BacktestStoppedError).
+    """
     price = history.price
     out: list[ReplayedBar] = []
     for i, t in enumerate(price.times):
+        if stop is not None and stop.is_set():
+            raise BacktestStoppedError("the backtest was stopped: nobody waits for its report any more")
         if t < start_ms or t > end_ms:
             continue
         if bars is not None and t not in bars:

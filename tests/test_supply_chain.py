@@ -45,7 +45,9 @@ def test_every_locked_dependency_carries_hashes_and_the_locks_agree_with_pyproje
         stale = {name: pair for name, pair in stale.items() if pair[0] != pair[1]}
         assert not stale, f"{lock.name} disagrees with pyproject.toml (pin, locked): {stale}: run `make lock`"
         assert len(locked) > len(wanted), f"{lock.name} holds the transitive dependencies too"
-    assert not {"pytest", "mypy", "playwright"} & set(_locked(ROOT / "requirements.lock")), "the image's lock is runtime only"
+    assert not {"pytest", "mypy", "playwright"} & set(_locked(ROOT / "requirements.lock")), (
+        "the image's lock is runtime only"
+    )
 
 
 def test_the_venv_and_the_image_install_from_the_locks_with_hashes() -> None:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import grpc
+
 from providers.redis_link import REDIS_FAILURES, RedisLink
 from service.rpc.auth import OPEN_METHODS, OPEN_PREFIXES
 
@@ -258,3 +260,10 @@ class SharedClientLimiter(ClientLimiter):
             retry_after=max(1, math.ceil((1.0 - left) / self.rate)),
             reset=max(1, math.ceil((self.burst - left) / self.rate)),
         )
+
+
+def caller_of(context: grpc.aio.ServicerContext, identity: ClientLimiter, method: str) -> str:
+    """Who is calling ``method``, named as the client rate limit names it: the client key when keys
+    are on, else the caller's address (X-Forwarded-For believed only from TRUSTED_PROXIES, i.e. Envoy)."""
+    metadata = [(k, v) for k, v in (context.invocation_metadata() or ())]
+    return identity.client(method, metadata, str(context.peer())) or "anonymous"

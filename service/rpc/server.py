@@ -163,10 +163,11 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         registry,
     )
     backtest_pb2_grpc.add_BacktestServiceServicer_to_server(
-        BacktestServicer(app.backtester, app.desk.universe), registry
+        BacktestServicer(app.backtester, app.desk.universe, stream_identity(settings)), registry
     )
     pages_pb2_grpc.add_PageServiceServicer_to_server(
-        PageServicer(list(settings.watchlist_coins), app.backtester, app.desk.universe), registry
+        PageServicer(list(settings.watchlist_coins), app.backtester, app.desk.universe, stream_identity(settings)),
+        registry,
     )
     live_pb2_grpc.add_LiveServiceServicer_to_server(
         LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), registry

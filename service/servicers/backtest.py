@@ -6,15 +6,19 @@ import grpc
 from cryptosignals.v1 import backtest_pb2, backtest_pb2_grpc
 
 from service.mappers.backtest import backtest_period, report_message
+from service.rpc.client_limit import ClientLimiter, caller_of
 from signals.backtest import BacktestReport
 from signals.backtester import Backtester
 from signals.coin_universe import CoinUniverse
 
+RUN_METHOD = "/cryptosignals.v1.BacktestService/RunBacktest"
+
 
 class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
-    def __init__(self, backtester: Backtester, universe: CoinUniverse) -> None:
+    def __init__(self, backtester: Backtester, universe: CoinUniverse, identity: ClientLimiter) -> None:
         self._backtester = backtester
         self._universe = universe
+        self._identity = identity
 
     async def RunBacktest(
         self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
@@ -22,5 +26,6 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         symbol, period = await backtest_period(request, context, self._universe)
         # BacktestRefusedError (400) and HistoryUnavailableError (503) rise to the guard's one table;
         # anything else from the replay or the statistics is a bug: INTERNAL with a log line.
-        report: BacktestReport = await self._backtester.run(symbol, period)
+        client = caller_of(context, self._identity, RUN_METHOD)
+        report: BacktestReport = await self._backtester.run(symbol, period, client)
         return report_message(symbol, period.interval, report, request.include_bars)

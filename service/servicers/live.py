@@ -12,7 +12,7 @@ from google.protobuf import timestamp_pb2
 
 from scoring import ScoringConfig
 from service.mappers.signal import signal_message, timestamp
-from service.rpc.client_limit import ClientLimiter
+from service.rpc.client_limit import ClientLimiter, caller_of
 from service.rpc.status import abort_for
 from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
@@ -32,10 +32,8 @@ WATCH_METHOD = "/cryptosignals.v1.LiveService/WatchSignals"
 
 
 def client_of(context: grpc.aio.ServicerContext, identity: ClientLimiter) -> str:
-    """Who is watching, named as the client rate limit names it: the client key when keys are on,
-    else the caller's address (X-Forwarded-For believed only from TRUSTED_PROXIES, i.e. Envoy)."""
-    metadata = [(k, v) for k, v in (context.invocation_metadata() or ())]
-    return identity.client(WATCH_METHOD, metadata, str(context.peer())) or "anonymous"
+    """Who is watching, named as the client rate limit names it."""
+    return caller_of(context, identity, WATCH_METHOD)
 
 
 def changed_enough(previous: LiveSignal, current: LiveSignal, min_score_change: float) -> bool:

@@ -15,6 +15,7 @@ from cryptosignals.v1 import backtest_pb2, pages_pb2, pages_pb2_grpc
 from google.api import httpbody_pb2
 
 from service.mappers.backtest import backtest_period
+from service.rpc.client_limit import ClientLimiter, caller_of
 from service.web import pages
 from service.web.pages import send_page_headers
 from signals.backtest import BacktestReport
@@ -22,6 +23,7 @@ from signals.backtester import Backtester
 from signals.coin_universe import CoinUniverse
 
 CHUNK_BYTES = 256 * 1024
+CHART_METHOD = "/cryptosignals.v1.PageService/GetBacktestChart"
 
 
 def render_chart(report: BacktestReport, symbol: str, interval: str) -> bytes:
@@ -35,12 +37,15 @@ def render_chart(report: BacktestReport, symbol: str, interval: str) -> bytes:
 
 
 class PageServicer(pages_pb2_grpc.PageServiceServicer):
-    def __init__(self, watchlist: list[str], backtester: Backtester, universe: CoinUniverse) -> None:
+    def __init__(
+        self, watchlist: list[str], backtester: Backtester, universe: CoinUniverse, identity: ClientLimiter
+    ) -> None:
         # Four coins at most: each live card holds one stream, and a browser opens six connections
         # per host over HTTP/1.1; the rest are left for the page's other requests.
         self._page = pages.dashboard_page(watchlist[:4] or ["BTC"]).encode()
         self._backtester = backtester
         self._universe = universe
+        self._identity = identity
         # pyplot keeps global state: one chart at a time, off the event loop.
         self._chart_lock = asyncio.Lock()
 
@@ -84,7 +89,7 @@ class PageServicer(pages_pb2_grpc.PageServiceServicer):
         if request.HasField("horizon_bars"):
             backtest.horizon_bars = request.horizon_bars
         symbol, period = await backtest_period(backtest, context, self._universe)
-        report = await self._backtester.run(symbol, period)
+        report = await self._backtester.run(symbol, period, caller_of(context, self._identity, CHART_METHOD))
         async with self._chart_lock:
             png = await asyncio.to_thread(render_chart, report, symbol, period.interval)
         await send_page_headers(context, None, "no-cache")
