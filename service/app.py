@@ -171,6 +171,7 @@ class App:
                 retry_hours=settings.alert_retry_hours,
                 poll_seconds=settings.alert_poll_seconds,
                 allow_private=settings.alert_allow_private_targets,
+                allowed_ports=settings.alert_allowed_port_set,
             )
             await alerts.start()
         return cls(settings, clients, layers, desk, backtester, archive, hub, scoring, document, cache, link, alerts)
