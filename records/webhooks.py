@@ -65,7 +65,6 @@ SPECIAL_PURPOSE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shared address space", ("100.64.0.0/10",)),
     ("discard-only", ("100::/64",)),
     ("this-network", ("0.0.0.0/8",)),
-    ("IPv4-compatible", ("::/96",)),
 )
 _SPECIAL_NETWORKS = tuple(
     (kind, ipaddress.ip_network(network)) for kind, networks in SPECIAL_PURPOSE for network in networks
@@ -118,12 +117,14 @@ def forbidden_kind(address: str) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_unspecified:
+        return "unspecified"
     for kind, network in _SPECIAL_NETWORKS:
         if ip.version == network.version and ip in network:
             return kind
     for kind, flag in (
-        ("loopback", ip.is_loopback),
-        ("unspecified", ip.is_unspecified),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
         ("private", ip.is_private),
@@ -143,9 +144,9 @@ def parse_ports(value: str) -> frozenset[int]:
     for item in (part.strip() for part in value.split(",")):
         if not item:
             continue
-        low, _, high = item.partition("-")
+        low, dash, high = item.partition("-")
         try:
-            first, last = int(low), int(high or low)
+            first, last = int(low), int(high if dash else low)
         except ValueError:
             raise ValueError(
                 f"ALERT_ALLOWED_PORTS: {item!r} is not a port or a range of ports (8080, 9000-9100)"

@@ -157,7 +157,7 @@ async def test_the_secret_is_stored_once_per_alert(database: Database) -> None:
     async with database.engine.connect() as connection:
         columns = await connection.run_sync(lambda sync: inspect(sync).get_columns("alert_deliveries"))
         rows = (await connection.execute(text("SELECT * FROM alert_deliveries"))).all()
-        copies = (await connection.execute(text("SELECT COUNT(*) FROM alerts WHERE secret = :s"), {"s": secret}))
+        copies = await connection.execute(text("SELECT COUNT(*) FROM alerts WHERE secret = :s"), {"s": secret})
         assert copies.scalar_one() == 1
     assert "secret" not in {c["name"] for c in columns}
     assert len(rows) == 3 and not any(secret in str(value) for row in rows for value in row)
