@@ -37,6 +37,7 @@ from records.models import AlertOwnerRow, AlertRow, AlertStateRow, DeliveryRow
 CONDITIONS = ("becomes_long", "becomes_short", "score_above", "score_below")
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 UNKNOWN, HOLDS, DOES_NOT_HOLD = "", "1", "0"
+OWNER_PREFIX = "key:"  # owners are client keys (a hash of the key)
 
 
 def holds(condition: str, threshold: float | None, direction: str, score: float) -> bool:
@@ -148,8 +149,16 @@ class AlertStore:
         return True
 
     async def all(self) -> list[Alert]:
+        """Every alert a client key owns, oldest first. Alerts a keyless server once filed under
+        the caller's address ("peer:...", before alerts needed keys) are no one's to list or
+        delete: they are not evaluated (an operator deletes them; they stay for that)."""
+        query = (
+            select(*_ALERT_COLUMNS)
+            .where(AlertRow.owner.startswith(OWNER_PREFIX))
+            .order_by(AlertRow.created_ms, AlertRow.id)
+        )
         async with self.engine.connect() as connection:
-            rows = (await connection.execute(select(*_ALERT_COLUMNS).order_by(AlertRow.created_ms))).all()
+            rows = (await connection.execute(query)).all()
         return [_alert(AlertRow(**row._mapping)) for row in rows]
 
     async def owned(self, owner: str) -> list[AlertCounts]:

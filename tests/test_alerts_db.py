@@ -82,6 +82,8 @@ async def test_owners_see_and_delete_only_their_own_and_the_limit_holds(database
     assert not await store.create(_alert("a3", "key:one"), "s", {}, 2)  # the limit
     assert await store.create(_alert("b1", "key:two"), "s", {}, 2)
     assert [c.alert.id for c in await store.owned("key:one")] == ["a1", "a2"]
+    assert await store.create(_alert("p1", "peer:ipv4:127.0.0.1"), "s", {}, 2)  # a keyless server's, once
+    assert [a.id for a in await store.all()] == ["a1", "a2", "b1"]  # not evaluated: no one owns it
     assert not await store.delete("key:two", "a1")
     assert await store.delete("key:one", "a1")
     assert [c.alert.id for c in await store.owned("key:one")] == ["a2"]
