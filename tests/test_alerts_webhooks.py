@@ -12,7 +12,6 @@ import hmac
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -159,22 +158,29 @@ async def test_ports_other_than_80_443_and_the_allowed_ones_are_refused() -> Non
         resolver.close()
 
 
-async def test_webhook_lookups_never_use_the_loops_default_executor() -> None:
-    """The providers' HTTP clients resolve on the loop's default executor. A webhook host whose DNS
-    hangs must not take those threads, and webhook checks must not wait behind them."""
+async def test_webhook_lookups_never_use_the_loops_default_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The providers' HTTP clients resolve on the loop's default executor (``loop.getaddrinfo``). A
+    webhook host whose DNS hangs must not take those threads, nor wait behind them: webhook lookups
+    run on the resolver's own threads."""
     loop = asyncio.get_running_loop()
-    release = threading.Event()
-    busy = ThreadPoolExecutor(1, thread_name_prefix="providers")
-    loop.set_default_executor(busy)
-    busy.submit(release.wait, 120)  # its only thread hangs, as in a provider lookup that never ends
+    on_default: list[tuple[Any, ...]] = []
+    original = loop.run_in_executor
+
+    def spy(executor: Any, func: Any, *args: Any) -> Any:
+        if executor is None and args[:1] == ("localhost",):
+            on_default.append(args)
+        return original(executor, func, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", spy)
     resolver = WebhookResolver()
     try:
         await check_target("http://localhost/hook", allow_private=True, resolver=resolver, timeout=60)
         with pytest.raises(RefusedTarget):
             await check_target("http://localhost/hook", allow_private=False, resolver=resolver, timeout=60)
+        await GuardedResolver(resolver, allow_private=True, timeout=60).resolve("localhost", 80)
     finally:
-        release.set()
         resolver.close()
+    assert on_default == []
 
 
 async def test_lookups_are_bounded_and_one_given_up_on_keeps_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,8 +193,12 @@ async def test_lookups_are_bounded_and_one_given_up_on_keeps_its_slot(monkeypatc
     entered: asyncio.Queue[str] = asyncio.Queue()
     running, most, threads = 0, 0, set()
 
+    real_getaddrinfo = socket.getaddrinfo
+
     def hanging_getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
         nonlocal running, most
+        if not host.endswith(".test"):  # anything else in the process resolves as usual
+            return real_getaddrinfo(host, port, *args, **kwargs)
         with lock:
             running += 1
             most = max(most, running)
