@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from records.alert_manager import TARGET_CONCURRENCY, AlertManager
 from records.alerts import DOES_NOT_HOLD, PENDING, SENT, Alert, AlertStore, Delivery
@@ -36,6 +37,7 @@ from records.webhooks import (
     redact_target,
     sign,
 )
+from service.settings import Settings
 from signals.desk import LiveSignal
 from signals.hub import SignalHub
 from tests.webhook_receiver import readme_verify, webhook_receiver
@@ -121,6 +123,11 @@ def test_allowed_ports() -> None:
     for bad in ("http", "0", "70000", "9-8", "1-"):
         with pytest.raises(ValueError, match="ALERT_ALLOWED_PORTS"):
             parse_ports(bad)
+    assert Settings(_env_file=None).alert_allowed_port_set == frozenset()  # type: ignore[call-arg]
+    configured = Settings(_env_file=None, alert_allowed_ports="8443,9000-9001")  # type: ignore[call-arg]
+    assert configured.alert_allowed_port_set == {8443, 9000, 9001}
+    with pytest.raises(ValidationError, match="ALERT_ALLOWED_PORTS"):
+        Settings(_env_file=None, alert_allowed_ports="8080,ssh")  # type: ignore[call-arg]
 
 
 async def test_every_resolved_address_is_checked_and_refusals_say_one_thing() -> None:
