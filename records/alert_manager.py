@@ -120,6 +120,7 @@ class AlertManager:
         self.sent = 0  # deliveries this replica delivered
         self.failures = 0  # failed attempts by this replica
         self.polls = 0  # outbox polls finished
+        self.prunes = 0  # prune rounds finished
 
     # ---- life --------------------------------------------------------------------------------
 
@@ -250,6 +251,8 @@ class AlertManager:
             removed = await self.store.prune(_now_ms() - self.retention_ms)
             if removed:
                 log.info("alerts: pruned %d finished deliveries past retention", removed)
+            self.prunes += 1
+            await self._notify()
             await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
     async def _dispatch_loop(self) -> None:

@@ -379,3 +379,28 @@ async def test_shutdown_never_resends_a_delivery_that_got_its_answer(tmp_path: P
     assert row.status == SENT and len(receiver.received) == 1
     assert await store.claim(10**13, 1_000) == []  # nothing to send again, on any replica
     await database.aclose()
+
+
+async def test_the_dispatcher_prunes_finished_deliveries_past_the_retention(tmp_path: Path) -> None:
+    """Delivered and abandoned rows are pruned once they finished longer ago than the retention
+    (ALERT_RETRY_HOURS); pending ones stay."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}")
+    await database.migrate()
+    store = AlertStore(database)
+    for alert_id in ("old-sent", "old-given-up", "recent", "pending"):
+        await _fire(store, alert_id, "http://93.184.215.14/hook")
+    hour = 3_600_000
+    now = int(time.time() * 1000)
+    claimed = {d.alert_id: d for d in await store.claim(now, 60_000)}
+    assert await store.sent(claimed["old-sent"], now - 2 * hour)  # finished two hours ago
+    assert await store.failed(claimed["old-given-up"], "status 500", None, now - 2 * hour)
+    assert await store.sent(claimed["recent"], now)
+    await store.release([claimed["pending"]], now + 10**9)  # not due while the manager runs
+    manager = await _manager(store, timeout=5)  # retention: retry_hours=1
+    try:
+        await asyncio.wait_for(manager.wait_until(lambda: manager.prunes >= 1), 60)
+    finally:
+        await manager.aclose()
+    rows = {r.alert_id: r.status for r in await store.deliveries()}
+    assert rows == {"recent": SENT, "pending": PENDING}
+    await database.aclose()
