@@ -61,8 +61,19 @@ class AlertRow(Base):
     condition: Mapped[str] = mapped_column(String(16))
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)  # 0-100 score
     webhook_url: Mapped[str] = mapped_column(String(2048))
-    secret: Mapped[str] = mapped_column(String(80))
+    secret: Mapped[str] = mapped_column(String(80))  # the signing secret: here only (deliveries read it)
     created_ms: Mapped[int] = mapped_column(BigInteger)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)  # deliveries made (migration 0003), pruned or not
+
+
+class AlertOwnerRow(Base):
+    """How many alerts an owner holds (migration 0003): the per-owner cap is a conditional UPDATE
+    of this row (``alerts < cap``), atomic on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "alert_owners"
+
+    owner: Mapped[str] = mapped_column(String(80), primary_key=True)
+    alerts: Mapped[int] = mapped_column(Integer)
 
 
 class AlertStateRow(Base):
@@ -92,11 +103,15 @@ class DeliveryRow(Base):
     alert_id: Mapped[str] = mapped_column(String(32))
     idempotency_key: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(String(2048))
-    secret: Mapped[str] = mapped_column(String(80))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10))  # pending, sent, failed (given up)
     attempts: Mapped[int] = mapped_column(Integer)
     created_ms: Mapped[int] = mapped_column(BigInteger)
-    due_ms: Mapped[int] = mapped_column(BigInteger)  # next attempt; while one is in flight, its lease end
+    # Pending: the next attempt, or while one is in flight its lease's end. Sent or given up: when
+    # that was (pruning counts from it).
+    due_ms: Mapped[int] = mapped_column(BigInteger)
     sent_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # The claim an attempt in flight holds (migration 0003): only its holder may record a failure
+    # or give the lease back.
+    lease: Mapped[str | None] = mapped_column(String(32), nullable=True)

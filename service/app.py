@@ -203,6 +203,7 @@ async def build_alert_jobs(settings: Settings, archive: SignalArchive | None, hu
         retry_hours=settings.alert_retry_hours,
         poll_seconds=settings.alert_poll_seconds,
         allow_private=settings.alert_allow_private_targets,
+        allowed_ports=settings.alert_allowed_port_set,
     )
     await alerts.start()
     return alerts

@@ -145,6 +145,22 @@ class Settings(BaseSettings):
     alert_retry_base_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     alert_retry_hours: Annotated[float, Field(gt=0, le=168)] = 24.0
     alert_poll_seconds: Annotated[float, Field(ge=0.05, le=60)] = 2.0
+    # Ports webhooks may use besides 80 and 443: "8080,8443", ranges "9000-9100"; empty for none.
+    alert_allowed_ports: str = ""
+
+    @field_validator("alert_allowed_ports")
+    @classmethod
+    def _alert_allowed_ports(cls, value: str) -> str:
+        from records.webhooks import parse_ports  # here: this block is all the settings alerts add
+
+        parse_ports(value)  # a ValueError with a sentence when malformed
+        return value
+
+    @property
+    def alert_allowed_port_set(self) -> frozenset[int]:
+        from records.webhooks import parse_ports
+
+        return parse_ports(self.alert_allowed_ports)
 
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None

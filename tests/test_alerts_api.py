@@ -13,19 +13,26 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from cryptosignals.v1 import alerts_pb2, alerts_pb2_grpc
 
 from records.alert_manager import AlertManager
 from records.alerts import FAILED, SENT
 from records.db import Database
+from records.webhooks import REFUSED_MESSAGE
 from tests.postgres_server import PostgresServer
 from tests.stack import Stack, running_stack
 from tests.webhook_receiver import verify, webhook_receiver
 from twin import RecordedTwin
 
 SYMBOL = "BTC"
+KEY = "key-alerts"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 FAST: dict[str, Any] = {
+    "signal_api_keys": f"{KEY},key-other",  # alerts need client keys
+    "alert_allowed_ports": "1024-65535",  # the loopback receivers' ports
     "cache_enabled": False,
     "signal_cache_seconds": 0,
     "watch_refresh_seconds": 0.3,
@@ -83,7 +90,7 @@ async def alert_stack(twin: RecordedTwin) -> AsyncIterator[tuple[Stack, dict[str
     twin.clear_faults()
     async with (
         running_stack(twin, **FAST) as stack,
-        httpx.AsyncClient(base_url=stack.rest_url, timeout=30) as rest,
+        httpx.AsyncClient(base_url=stack.rest_url, timeout=30, headers=AUTH) as rest,
     ):
         # Found before any alert exists, so no loop of the coin runs while the twin is broken.
         yield stack, await find_transition(rest, twin)
@@ -92,7 +99,7 @@ async def alert_stack(twin: RecordedTwin) -> AsyncIterator[tuple[Stack, dict[str
 @pytest.fixture
 async def rest(alert_stack: tuple[Stack, dict[str, Any]], faults: RecordedTwin) -> AsyncIterator[httpx.AsyncClient]:
     stack, _ = alert_stack
-    async with httpx.AsyncClient(base_url=stack.rest_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=stack.rest_url, timeout=30, headers=AUTH) as client:
         yield client
         for alert in (await client.get("/alerts")).json().get("alerts", []):
             await client.delete(f"/alerts/{alert['id']}")
@@ -219,7 +226,7 @@ async def test_a_pending_delivery_survives_a_restart(twin: RecordedTwin, faults:
         receiver.answer = lambda _: 500  # down while the first server runs
         async with (
             running_stack(twin, **settings) as first,
-            httpx.AsyncClient(base_url=first.rest_url, timeout=30) as rest,
+            httpx.AsyncClient(base_url=first.rest_url, timeout=30, headers=AUTH) as rest,
         ):
             condition = await find_transition(rest, faults)
             created = await create(rest, condition, receiver.url)
@@ -247,7 +254,7 @@ async def test_two_replicas_on_one_postgresql_deliver_once(
         webhook_receiver() as receiver,
         running_stack(twin, **settings) as first,
         running_stack(twin, envoy=False, **settings) as second,
-        httpx.AsyncClient(base_url=first.rest_url, timeout=30) as rest,
+        httpx.AsyncClient(base_url=first.rest_url, timeout=30, headers=AUTH) as rest,
     ):
         condition = await find_transition(rest, faults)
         created = await create(rest, condition, receiver.url)
@@ -278,7 +285,14 @@ async def strict_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
         yield stack
 
 
-async def test_forbidden_and_malformed_targets_are_refused(strict_stack: Stack) -> None:
+async def test_forbidden_and_malformed_targets_are_refused(
+    strict_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A malformed URL gets a sentence saying what is wrong with it; a well-formed one that may not
+    be used gets one generic sentence, whatever the reason: the answer never tells what a name
+    resolves to (the review saw "resolves to 127.0.0.1"), or whether it resolves at all. The reason
+    is in the server log."""
+    caplog.set_level(logging.INFO, logger="cryptosignals.alerts")
     async with httpx.AsyncClient(
         base_url=strict_stack.rest_url, timeout=30, headers={"Authorization": "Bearer key-one"}
     ) as rest:
@@ -287,21 +301,100 @@ async def test_forbidden_and_malformed_targets_are_refused(strict_stack: Stack) 
             body = {"symbol": SYMBOL, "condition": "becomes_long", "webhookUrl": url}
             return _sentence(await rest.post("/alerts", json=body))
 
-        assert "loopback" in await refused("http://127.0.0.1:9/hook")
-        assert "loopback" in await refused("http://localhost/hook")
-        assert "loopback" in await refused("http://[::1]/hook")
-        assert "private" in await refused("http://10.1.2.3/hook")
-        assert "private" in await refused("https://192.168.1.1/hook")
-        assert "link-local" in await refused("http://169.254.169.254/latest/meta-data")
-        assert "link-local" in await refused("http://[fe80::1]/hook")
-        assert "loopback" in await refused("http://[::ffff:127.0.0.1]/hook")
+        for url in (
+            "http://127.0.0.1:9/hook",
+            "http://localhost/hook",
+            "http://[::1]/hook",
+            "http://10.1.2.3/hook",
+            "https://192.168.1.1/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[fe80::1]/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://no-such-host.invalid/hook",
+            # IANA special-purpose ranges: 6to4 (here of 127.0.0.1), Teredo, NAT64 (of 127.0.0.1),
+            # benchmarking, documentation.
+            "http://[2002:7f00:1::1]/hook",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
+            "http://[64:ff9b::7f00:1]/hook",
+            "http://[64:ff9b:1::1]/hook",
+            "http://198.18.0.1/hook",
+            "http://[2001:2::1]/hook",
+            "http://192.0.2.1/hook",
+            "http://198.51.100.7/hook",
+            "http://203.0.113.9/hook",
+            "http://[2001:db8::1]/hook",
+            # Public, but a port that is neither 80, 443 nor one of ALERT_ALLOWED_PORTS.
+            "http://93.184.215.14:8080/hook",
+            "https://93.184.215.14:22/hook",
+        ):
+            assert await refused(url) == REFUSED_MESSAGE, url
         assert "http:// or https://" in await refused("ftp://93.184.215.14/hook")
         assert "http:// or https://" in await refused("not-a-url")
         assert "spaces" in await refused("http://example.com/a hook")
         assert "required" in await refused("")
         assert "credentials" in await refused("http://user:pw@93.184.215.14/hook")
-        assert "does not resolve" in await refused("http://no-such-host.invalid/hook")
         assert (await rest.get("/alerts")).json().get("alerts", []) == []
+    log = caplog.text
+    assert "resolves to 127.0.0.1, a loopback address" in log
+    assert "no-such-host.invalid does not resolve" in log
+    assert "a 6to4 address" in log and "a NAT64 address" in log and "a documentation address" in log
+    assert "port 8080 is not 80, 443 or one of ALERT_ALLOWED_PORTS" in log
+
+
+async def test_a_keyless_server_refuses_alerts_naming_the_setting(stack: Stack, channel: grpc.aio.Channel) -> None:
+    """Without SIGNAL_API_KEYS there is no owner to tell clients apart (through Envoy every client
+    has Envoy's address): the review saw one client list and delete another's alerts. Every
+    AlertService call answers FAILED_PRECONDITION saying which setting alerts need."""
+    assert not stack.settings.client_api_keys
+    public = "http://93.184.215.14/hook?token=t"
+    async with httpx.AsyncClient(base_url=stack.rest_url, timeout=30) as rest:
+        made = await rest.post("/alerts", json={"symbol": SYMBOL, "condition": "becomes_long", "webhookUrl": public})
+        listed = await rest.get("/alerts")
+        deleted = await rest.delete("/alerts/0123456789abcdef0123456789abcdef")
+    for answer in (made, listed, deleted):
+        assert answer.status_code == 400, answer.text
+        assert "SIGNAL_API_KEYS" in answer.json()["message"]
+    stub = alerts_pb2_grpc.AlertServiceStub(channel)
+    calls = (
+        stub.CreateAlert(alerts_pb2.CreateAlertRequest(symbol=SYMBOL, condition="becomes_long", webhook_url=public)),
+        stub.ListAlerts(alerts_pb2.ListAlertsRequest()),
+        stub.DeleteAlert(alerts_pb2.DeleteAlertRequest(id="0123456789abcdef0123456789abcdef")),
+    )
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "set SIGNAL_API_KEYS" in str(refused.value.details())
+
+
+async def test_listed_webhook_urls_have_their_query_masked(strict_stack: Stack) -> None:
+    """The full URL (query tokens and all) is in the creation answer only, like the secret."""
+    url = "http://93.184.215.14/hook?token=abc123secret&user=me#frag-secret"
+    async with httpx.AsyncClient(
+        base_url=strict_stack.rest_url, timeout=30, headers={"Authorization": "Bearer key-one"}
+    ) as rest:
+        created = await create(rest, {"condition": "becomes_long"}, url)
+        assert created["alert"]["webhookUrl"] == url
+        listed = await rest.get("/alerts")
+        assert (await rest.delete(f"/alerts/{created['alert']['id']}")).status_code == 200
+    [alert] = listed.json()["alerts"]
+    assert alert["webhookUrl"] == "http://93.184.215.14/hook?token=***&user=***#***"
+    assert "abc123secret" not in listed.text and "frag-secret" not in listed.text
+
+
+async def test_concurrent_creates_through_the_api_never_exceed_the_cap(strict_stack: Stack) -> None:
+    """The review's race (40 concurrent POSTs left 34 alerts with a cap of 20), at this stack's cap of 2."""
+    public = "http://93.184.215.14/hook"
+    headers = {"Authorization": "Bearer key-two"}
+    async with httpx.AsyncClient(base_url=strict_stack.rest_url, timeout=60, headers=headers) as rest:
+        body = {"symbol": SYMBOL, "condition": "becomes_long", "webhookUrl": public}
+        answers = await asyncio.gather(*(rest.post("/alerts", json=body) for _ in range(12)))
+        listed = (await rest.get("/alerts")).json().get("alerts", [])
+        for alert in listed:
+            assert (await rest.delete(f"/alerts/{alert['id']}")).status_code == 200
+    assert sorted(a.status_code for a in answers) == [200] * 2 + [400] * 10
+    assert all("at most 2 alerts per client" in a.json()["message"] for a in answers if a.status_code == 400)
+    assert len(listed) == 2
 
 
 async def test_bad_conditions_and_the_limit_are_400_with_a_sentence(strict_stack: Stack) -> None:

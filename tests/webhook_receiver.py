@@ -75,7 +75,7 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
             # Until the receiver closes (the sender gave up long before): bounded, whatever the
             # server does with a handler whose client has gone.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(receiver.closing.wait(), 30)
+                await asyncio.wait_for(receiver.closing.wait(), 120)
         if answer == "redirect":
             raise web.HTTPFound(f"http://127.0.0.1:{port}/elsewhere")
         return web.Response(status=int(answer), text="ok")

@@ -182,7 +182,6 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             app.desk.universe,
             keyed=bool(settings.client_api_keys),
             max_per_client=settings.alert_max_per_client,
-            allow_private=settings.alert_allow_private_targets,
         ),
         registry,
     )

@@ -1,14 +1,17 @@
-"""AlertService: webhook alerts on signal changes, each owned by the client that made it.
+"""AlertService: webhook alerts on signal changes, each owned by the client key that made it.
 
-The owner is the client key (a hash of the bearer key) when SIGNAL_API_KEYS is set; without keys it
-is the caller's address as the gRPC server sees it (through Envoy: Envoy's), never a header the
-client could set. A server without keys therefore has one shared alert list: set keys on any
-server others reach.
+The owner is the client key (a hash of the bearer key the auth interceptor has checked), so alerts
+need SIGNAL_API_KEYS: without keys every call answers FAILED_PRECONDITION naming the setting. (The
+caller's address is no owner: through Envoy every client has Envoy's, and one shared list let any
+client read every webhook URL and delete any alert.) Listing shows the caller's alerts only, their
+webhook URLs with the query string masked (the full URL is in the creation answer only, like the
+secret). A refused webhook target gets one generic sentence; the reason is in the server log.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -19,7 +22,7 @@ from cryptosignals.v1 import alerts_pb2, alerts_pb2_grpc
 
 from records.alert_manager import AlertManager
 from records.alerts import CONDITIONS, DOES_NOT_HOLD, HOLDS, UNKNOWN, Alert, holds
-from records.webhooks import check_target
+from records.webhooks import RefusedTarget, TargetError, mask_query, parse_target, redact_target
 from service.edge.openapi import ALERT_ID_PATTERN
 from service.mappers.signal import timestamp
 from service.rpc.symbols import InvalidSymbolError, normalize_symbol
@@ -27,25 +30,28 @@ from signals.coin_universe import CoinUniverse
 from signals.errors import SignalUnavailableError, unknown_coin_message
 from signals.inputs import from_ms
 
+log = logging.getLogger("cryptosignals.alerts")
 MAX_SYMBOLS = 20
 SCORE_CONDITIONS = ("score_above", "score_below")
+NEEDS_KEYS = (
+    "alerts need client keys: set SIGNAL_API_KEYS on this server, so that each alert has an owner "
+    "and a client sees and deletes only its own"
+)
 
 
-def owner_of(context: grpc.aio.ServicerContext, keyed: bool) -> str:
-    if keyed:
-        # The key itself (the interceptor has checked it), however the scheme is spelled.
-        header = str(dict(context.invocation_metadata() or ()).get("authorization", ""))
-        token = header.partition(" ")[2].strip()
-        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
-    return "peer:" + str(context.peer()).rsplit(":", 1)[0]
+def owner_of(context: grpc.aio.ServicerContext) -> str:
+    # The key itself (the interceptor has checked it), however the scheme is spelled.
+    header = str(dict(context.invocation_metadata() or ()).get("authorization", ""))
+    token = header.partition(" ")[2].strip()
+    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-def alert_message(alert: Alert, delivered: int = 0, pending: int = 0) -> alerts_pb2.Alert:
+def alert_message(alert: Alert, delivered: int = 0, pending: int = 0, *, full_url: bool = False) -> alerts_pb2.Alert:
     message = alerts_pb2.Alert(
         id=alert.id,
         symbols=alert.symbols,
         condition=alert.condition,
-        webhook_url=alert.webhook_url,
+        webhook_url=alert.webhook_url if full_url else mask_query(alert.webhook_url),
         create_time=timestamp(from_ms(alert.created_ms)),
         delivered=delivered,
         pending=pending,
@@ -63,13 +69,17 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
         *,
         keyed: bool,
         max_per_client: int,
-        allow_private: bool,
     ) -> None:
         self._manager = manager
         self._universe = universe
         self._keyed = keyed
         self._max_per_client = max_per_client
-        self._allow_private = allow_private
+
+    async def _owner(self, context: grpc.aio.ServicerContext) -> str:
+        """The caller's owner id; FAILED_PRECONDITION naming SIGNAL_API_KEYS on a keyless server."""
+        if not self._keyed:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NEEDS_KEYS)
+        return owner_of(context)
 
     async def _available(self, context: grpc.aio.ServicerContext) -> AlertManager:
         manager = self._manager
@@ -91,7 +101,9 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
     async def CreateAlert(
         self, request: alerts_pb2.CreateAlertRequest, context: grpc.aio.ServicerContext
     ) -> alerts_pb2.CreatedAlert:
+        owner = await self._owner(context)
         raw = [s for s in (request.symbol, *request.symbols) if s]
+        url = request.webhook_url.strip()
         condition = request.condition.strip().lower()
         threshold = request.threshold if request.HasField("threshold") else None
         try:
@@ -112,7 +124,7 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
                     raise ValueError(f"threshold must be a score between 0 and 100, got {threshold:g}")
             elif threshold is not None:
                 raise ValueError(f"{condition} takes no threshold; score_above and score_below do")
-            await check_target(request.webhook_url.strip(), allow_private=self._allow_private)
+            parse_target(url)
         except (ValueError, InvalidSymbolError) as exc:  # TargetError is a ValueError
             await self._invalid(context, str(exc))
             raise
@@ -120,7 +132,13 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
             if self._universe.refuses(symbol):
                 await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(symbol))
         manager = await self._available(context)
-        owner = owner_of(context, self._keyed)
+        try:
+            await manager.sender.check(url)
+        except RefusedTarget as exc:
+            log.info("alerts: webhook target %s refused for %s: %s", redact_target(url), owner, exc.reason)
+            await self._invalid(context, str(exc))
+        except TargetError as exc:
+            await self._invalid(context, str(exc))
         if await manager.store.count(owner) >= self._max_per_client:
             await self._invalid(context, f"at most {self._max_per_client} alerts per client: delete one first")
         # Where each coin stands now, so that only a later change fires ("becomes", "crosses").
@@ -142,30 +160,32 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
             symbols=symbols,
             condition=condition,
             threshold=threshold,
-            webhook_url=request.webhook_url.strip(),
+            webhook_url=url,
             created_ms=int(time.time() * 1000),
         )
         secret = "whsec_" + secrets.token_urlsafe(32)
         if not await manager.store.create(alert, secret, states, self._max_per_client):
             await self._invalid(context, f"at most {self._max_per_client} alerts per client: delete one first")
         manager.added(alert)
-        return alerts_pb2.CreatedAlert(alert=alert_message(alert), secret=secret)
+        return alerts_pb2.CreatedAlert(alert=alert_message(alert, full_url=True), secret=secret)
 
     async def ListAlerts(
         self, request: alerts_pb2.ListAlertsRequest, context: grpc.aio.ServicerContext
     ) -> alerts_pb2.AlertList:
+        owner = await self._owner(context)
         manager = await self._available(context)
-        owned = await manager.store.owned(owner_of(context, self._keyed))
+        owned = await manager.store.owned(owner)
         return alerts_pb2.AlertList(alerts=[alert_message(c.alert, c.delivered, c.pending) for c in owned])
 
     async def DeleteAlert(
         self, request: alerts_pb2.DeleteAlertRequest, context: grpc.aio.ServicerContext
     ) -> alerts_pb2.DeletedAlert:
+        owner = await self._owner(context)
         alert_id = request.id
         if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
             await self._invalid(context, f"id must be an alert id as POST /alerts returned it, got {request.id[:40]!r}")
         manager = await self._available(context)
-        if not await manager.store.delete(owner_of(context, self._keyed), alert_id):
+        if not await manager.store.delete(owner, alert_id):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no alert {alert_id} among this client's alerts")
         manager.removed(alert_id)
         return alerts_pb2.DeletedAlert(id=alert_id)
