@@ -54,15 +54,21 @@ def to_ms(moment: datetime) -> int:
 
 
 def windows(start_ms: int, end_ms: int, step_ms: int, page_bars: int) -> list[tuple[int, int]]:
-    """[start_ms, end_ms] cut into consecutive inclusive windows of ``page_bars * step_ms`` ms (the
-    last one shorter): each holds at most ``page_bars`` bar opens, so one call of that limit
-    answers it whole."""
+    """The inclusive windows of ``page_bars * step_ms`` ms that cover [start_ms, end_ms], on fixed
+    boundaries (multiples of the window's length since the epoch): each holds at most ``page_bars``
+    bar opens, so one call of that limit answers it whole.
+
+    Fixed boundaries make pages shared: two backtests whose periods overlap ask for the same windows
+    (the same URLs), so the second is served from the cache except for the pages it adds. A window
+    starting at the request's own start would make every shifted period a new set of calls.
+    """
     if step_ms < 1 or page_bars < 1:
         raise ValueError(f"step_ms and page_bars must be positive, got {step_ms} and {page_bars}")
     if start_ms > end_ms:
         raise ValueError(f"start_ms {start_ms} is after end_ms {end_ms}")
     span = step_ms * page_bars
-    return [(a, min(a + span - 1, end_ms)) for a in range(start_ms, end_ms + 1, span)]
+    first = start_ms - start_ms % span
+    return [(a, a + span - 1) for a in range(first, end_ms + 1, span)]
 
 
 def okx_cursors(window_start_ms: int, window_end_ms: int) -> tuple[int, int]:

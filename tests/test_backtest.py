@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.stack import Stack
 from twin import RecordedTwin
 
 PERIOD = {"start": "2024-11-15T00:00:00Z", "end": "2025-05-13T08:00:00Z"}
@@ -115,17 +116,35 @@ async def test_answer_without_bars_fits_a_gpt_action(rest: httpx.AsyncClient) ->
 
 
 async def test_a_backtest_costs_a_few_paged_calls_per_series_never_one_per_bar(
-    rest: httpx.AsyncClient, twin: RecordedTwin
+    rest: httpx.AsyncClient, twin: RecordedTwin, stack: Stack
 ) -> None:
+    assert stack.server.app.cache is not None
+    stack.server.app.cache.clear()  # nothing cached: every page is really asked for
     twin.clear_requests()
-    # A period not asked before (no cached pages): 1,000 bars of 4h fit two pages per series.
+    # 1,000 bars of 4h fit two pages per series (pages of 1,000 bars on fixed boundaries).
     response = await rest.get(
         "/backtest/BTC", params={"start": "2024-11-20T00:00:00Z", "end": "2025-05-10T00:00:00Z", "horizon_bars": 3}
     )
     assert response.status_code == 200, response.text
-    for endpoint in SERIES_ENDPOINTS:
-        assert 1 <= twin.request_count("coinglass", endpoint) <= 2, endpoint
+    for endpoint in SERIES_ENDPOINTS:  # (a series the provider answered "no data" for stays remembered: 0)
+        assert twin.request_count("coinglass", endpoint) <= 2, endpoint
+    assert 1 <= twin.request_count("coinglass", "/api/futures/price/history") <= 2
     assert twin.request_count("coinglass") <= 2 * len(SERIES_ENDPOINTS) + 3  # + stablecoin OI, fear & greed
+
+
+async def test_a_shifted_backtest_costs_only_the_pages_it_adds(rest: httpx.AsyncClient, twin: RecordedTwin) -> None:
+    """Pages sit on fixed boundaries, so moving a period by a bar or a week reuses the cached pages:
+    one client cannot spend the upstream budget by nudging ``start``."""
+    base = {"start": "2024-11-20T00:00:00Z", "end": "2025-05-10T00:00:00Z", "horizon_bars": 3}
+    assert (await rest.get("/backtest/BTC", params=base)).status_code == 200
+    twin.clear_requests()
+    for start, end in (
+        ("2024-11-20T04:00:00Z", "2025-05-10T04:00:00Z"),
+        ("2024-11-27T00:00:00Z", "2025-05-11T00:00:00Z"),
+    ):
+        response = await rest.get("/backtest/BTC", params={"start": start, "end": end, "horizon_bars": 3})
+        assert response.status_code == 200, response.text
+    assert twin.request_count("coinglass") == 0, [r.path for r in twin.requests]
 
 
 @pytest.mark.parametrize(
@@ -156,10 +175,11 @@ async def test_a_period_before_any_history_is_a_400_not_an_empty_report(rest: ht
 
 
 async def test_a_provider_failing_halfway_is_a_503_naming_it_never_a_partial_report(
-    rest: httpx.AsyncClient, faults: RecordedTwin
+    rest: httpx.AsyncClient, faults: RecordedTwin, stack: Stack
 ) -> None:
     faults.set_fault("coinglass", "/api/futures/top-long-short-position-ratio/history", "server_error")
-    # A period of its own: nothing cached, so the failing series is really asked for.
+    assert stack.server.app.cache is not None
+    stack.server.app.cache.clear()  # nothing cached, so the failing series is really asked for
     response = await rest.get("/backtest/BTC", params={"start": "2024-12-01T00:00:00Z", "end": "2025-04-01T00:00:00Z"})
     assert response.status_code == 503, response.text
     message = response.json()["message"]

@@ -106,9 +106,12 @@ async def test_a_report_nobody_waits_for_is_stopped_and_frees_its_slot(
         await asyncio.wait_for(backtester.run("BTC", _period(20), "client-a"), timeout=0.2)
     await _started(backtester, 0)  # the report was cancelled with its last waiter
     twin.clear_faults()
-    # The same client, at once: admitted. (Another period: the hung upstream page itself is still
-    # awaited by the provider layer's coalescing until the upstream timeout, as any caller's would be.)
-    report = await backtester.run("BTC", _period(25), "client-a")
+    # The same client, at once: admitted. (A period on other history pages: the hung upstream page
+    # itself is still awaited by the provider layer's coalescing until the upstream timeout.)
+    late = datetime(2025, 4, 23, tzinfo=UTC)  # 2025-04-22 starts the next page of 1,000 4h bars
+    report = await backtester.run(
+        "BTC", plan_period(INTERVALS["4h"], late, datetime(2025, 5, 10, tzinfo=UTC), 6), "client-a"
+    )
     assert report.bars_scored > 0
     await backtester.aclose()
 

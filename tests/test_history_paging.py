@@ -12,6 +12,7 @@ from providers.history import bar_ms, fetch_range, okx_cursors, to_ms, windows
 
 H4 = 4 * 3_600_000
 T0 = 1_731_585_600_000  # 2024-11-14 12:00 UTC, the first bar of the bundled history
+A0 = T0 - T0 % (100 * H4)  # the fixed page boundary of 100-bar pages at or before T0
 
 
 def at(ms: int) -> datetime:
@@ -42,15 +43,27 @@ class FakeProvider:
         return hits
 
 
-def test_windows_cover_the_range_without_overlap_and_hold_at_most_page_bars_bars() -> None:
+def test_windows_cover_the_range_on_fixed_boundaries_and_hold_at_most_page_bars_bars() -> None:
     assert windows(0, 2999, 1, 1000) == [(0, 999), (1000, 1999), (2000, 2999)]
-    assert windows(0, 2500, 1, 1000) == [(0, 999), (1000, 1999), (2000, 2500)]
-    assert windows(5, 5, H4, 1000) == [(5, 5)]
+    assert windows(0, 2500, 1, 1000) == [(0, 999), (1000, 1999), (2000, 2999)]
+    assert windows(1500, 2500, 1, 1000) == [(1000, 1999), (2000, 2999)]
+    assert windows(5, 5, H4, 1000) == [(0, 1000 * H4 - 1)]
     end = T0 + 1079 * H4  # the bundled period: 1080 bars
     spans = windows(T0, end, H4, 1000)
-    assert spans == [(T0, T0 + 1000 * H4 - 1), (T0 + 1000 * H4, end)]
+    span = 1000 * H4
+    assert all(a % span == 0 and b == a + span - 1 for a, b in spans)
+    assert spans[0][0] <= T0 and spans[-1][1] >= end
     bars = [T0 + k * H4 for k in range(1080)]
-    assert [sum(a <= t <= b for t in bars) for a, b in spans] == [1000, 80]
+    counts = [sum(a <= t <= b for t in bars) for a, b in spans]
+    assert sum(counts) == 1080 and max(counts) <= 1000
+
+
+def test_a_shifted_period_asks_for_the_same_pages_but_the_ones_it_adds() -> None:
+    """Why the boundaries are fixed: overlapping backtests share cached pages."""
+    base = set(windows(T0, T0 + 1079 * H4, H4, 1000))
+    for shift in (1, 6, 42, 300):
+        shifted = set(windows(T0 + shift * H4, T0 + (1079 + shift) * H4, H4, 1000))
+        assert len(shifted - base) <= 1, shift
 
 
 @pytest.mark.parametrize(
@@ -88,7 +101,7 @@ async def test_every_window_is_fetched_once_and_the_rows_come_back_oldest_first(
 
 
 async def test_windows_are_fetched_concurrently() -> None:
-    spans = windows(T0, T0 + 999 * H4, H4, 100)
+    spans = windows(A0, A0 + 999 * H4, H4, 100)
     barrier = asyncio.Barrier(len(spans))  # passes only when every window is in flight at once
 
     async def page(a: int, b: int) -> list[tuple[datetime, int]]:
@@ -96,7 +109,7 @@ async def test_windows_are_fetched_concurrently() -> None:
         return [(at(a), a)]
 
     async with asyncio.timeout(5):  # a sequential fetch would wait at the barrier forever
-        rows = await fetch_range(page, T0, T0 + 999 * H4, H4, 100, time_of)
+        rows = await fetch_range(page, A0, A0 + 999 * H4, H4, 100, time_of)
     assert len(rows) == len(spans) == 10
 
 
@@ -118,7 +131,7 @@ async def test_a_time_seen_in_two_windows_keeps_the_earlier_windows_row() -> Non
         return [(at(T0 + 5 * H4), a)]  # every window claims the same bar
 
     rows = await fetch_range(page, T0, T0 + 19 * H4, H4, 5, time_of)
-    assert rows == [(at(T0 + 5 * H4), T0)]
+    assert rows == [(at(T0 + 5 * H4), windows(T0, T0 + 19 * H4, H4, 5)[0][0])]
 
 
 async def test_bounds_are_inclusive() -> None:
@@ -128,11 +141,11 @@ async def test_bounds_are_inclusive() -> None:
 
 
 async def test_windows_without_data_add_nothing_when_history_begins_later() -> None:
-    provider = FakeProvider(series(T0 + 250 * H4, 50), limit=100)  # data only for bars 250..299
-    rows = await fetch_range(provider.page, T0, T0 + 399 * H4, H4, 100, time_of)
+    provider = FakeProvider(series(A0 + 250 * H4, 50), limit=100)  # data only for bars 250..299
+    rows = await fetch_range(provider.page, A0, A0 + 399 * H4, H4, 100, time_of)
     assert len(provider.calls) == 4
     assert [k for _, k in rows] == list(range(50))
-    assert await fetch_range(provider.page, T0 + 1000 * H4, T0 + 1100 * H4, H4, 100, time_of) == []
+    assert await fetch_range(provider.page, A0 + 1000 * H4, A0 + 1100 * H4, H4, 100, time_of) == []
 
 
 @pytest.mark.parametrize("kind", [ErrorKind.UPSTREAM, ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.PLAN])
@@ -141,7 +154,7 @@ async def test_any_other_failure_of_one_window_fails_the_range_and_cancels_the_r
     cancelled: list[int] = []
 
     async def page(a: int, b: int) -> list[tuple[datetime, int]]:
-        if a == T0 + 200 * H4:
+        if a == A0 + 200 * H4:
             raise ProviderError("fake", "/history", kind, "broken page")
         try:
             await never.wait()
@@ -152,9 +165,9 @@ async def test_any_other_failure_of_one_window_fails_the_range_and_cancels_the_r
 
     with pytest.raises(ProviderError) as caught:
         async with asyncio.timeout(5):
-            await fetch_range(page, T0, T0 + 499 * H4, H4, 100, time_of)
+            await fetch_range(page, A0, A0 + 499 * H4, H4, 100, time_of)
     assert caught.value.kind is kind and caught.value.message == "broken page"
-    assert sorted(cancelled) == [T0 + k * 100 * H4 for k in (0, 1, 3, 4)]
+    assert sorted(cancelled) == [A0 + k * 100 * H4 for k in (0, 1, 3, 4)]
 
 
 async def test_a_bug_in_the_page_function_is_raised_as_itself() -> None:
