@@ -135,7 +135,7 @@ async def test_a_backtest_costs_a_few_paged_calls_per_series_never_one_per_bar(
 async def test_a_shifted_backtest_costs_only_the_pages_it_adds(rest: httpx.AsyncClient, twin: RecordedTwin) -> None:
     """Pages sit on fixed boundaries, so moving a period by a bar or a week reuses the cached pages:
     one client cannot spend the upstream budget by nudging ``start``."""
-    base = {"start": "2024-11-20T00:00:00Z", "end": "2025-05-10T00:00:00Z", "horizon_bars": 3}
+    base: dict[str, str | int] = {"start": "2024-11-20T00:00:00Z", "end": "2025-05-10T00:00:00Z", "horizon_bars": 3}
     assert (await rest.get("/backtest/BTC", params=base)).status_code == 200
     twin.clear_requests()
     for start, end in (
