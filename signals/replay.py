@@ -99,11 +99,28 @@ def inputs_at(history: History, t_ms: int) -> tuple[SignalInputs, str]:
     return SignalInputs(**values), warmup
 
 
+def config_for_interval(config: ScoringConfig, interval_ms: int) -> ScoringConfig:
+    """``config`` with every maximum data age at least two bars plus 1 h of this interval.
+
+    The shipped ``[max_age_hours]`` follow that rule for the coarsest bars they were written for
+    (4 h: 2 x 4 h + 1 h = 9 h), so for 1h and 4h replays this returns the same ages. Daily bars
+    are read at the close of a day whose open-time stamp is 24 h old: without this every factor
+    would be stale at every daily bar. The floor is 2 x 24 h + 1 h = 49 h: one late daily row is
+    tolerated, a series that stopped is not (the series' own two-bar bound applies as well).
+    """
+    floor = (2 * interval_ms + inputs.HOUR_MS) / inputs.HOUR_MS
+    ages = {name: max(hours, floor) for name, hours in config.max_age_hours.items()}
+    if ages == dict(config.max_age_hours):
+        return config
+    return dataclasses.replace(config, max_age_hours=ages)
+
+
 def replay(
     history: History, config: ScoringConfig, start_ms: int, end_ms: int, bars: AbstractSet[int] | None = None
 ) -> list[ReplayedBar]:
     """The signal at every bar of the price series with ``start <= time <= end`` (or at ``bars``)."""
     price = history.price
+    config = config_for_interval(config, history.interval_ms)
     out: list[ReplayedBar] = []
     for i, t in enumerate(price.times):
         if t < start_ms or t > end_ms:
