@@ -18,8 +18,8 @@ What is done, and why (the research report prints the same):
 - **Data snooping**: a best-of-several claim (rule variants and horizons) is tested with Hansen's
   Superior Predictive Ability test (``arch.bootstrap.SPA``, stationary bootstrap, studentised).
 
-``arch`` and ``statsmodels`` (and through them ``scipy`` and ``pandas``) are imported inside the functions that use them: the
-serving process imports this package's neighbours but never pays for these libraries.
+``arch`` and ``statsmodels`` (and through them ``scipy`` and ``pandas``) are imported inside the
+functions that use them: the serving process never pays for these libraries.
 """
 
 from __future__ import annotations
