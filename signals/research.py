@@ -387,8 +387,9 @@ def analyse_horizon(panel: Panel, horizon: int, costs: Costs, rng: np.random.Gen
     rp = rule_pnl(panel, panel.sign, o, costs)
     always = rule_pnl(panel, np.ones(panel.sign.shape, dtype=np.int8), o, costs)
     # One block length per horizon: Politis-White on the pooled daily outcome of always long.
-    pooled_outcome = np.nanmean(np.where(o.has_outcome, o.gross, np.nan), axis=1)
-    block = ps.politis_white_block(pooled_outcome[np.isfinite(pooled_outcome)], horizon)
+    rows = o.has_outcome.any(axis=1)
+    pooled_outcome = np.nanmean(np.where(o.has_outcome[rows], o.gross[rows], np.nan), axis=1)
+    block = ps.politis_white_block(pooled_outcome, horizon)
     resamples = ps.circular_block_indices(n, block, BOOTSTRAP_DRAWS, rng)
     shifts = ps.shift_set(n, horizon)
     if shifts.size > RANDOM_DRAWS:
