@@ -406,7 +406,10 @@ def analyse_horizon(panel: Panel, horizon: int, costs: Costs, rng: np.random.Gen
         sharpes = np.array([_sharpe(d) for d in draws])
         curves = np.cumsum(np.vstack(draws), axis=1)
         per_position = np.array(
-            [np.nanmean(position_net(o, s)[:, columns]) if (s[:, columns] != 0).any() else np.nan for s in shifted_signs]
+            [
+                np.nanmean(position_net(o, s)[:, columns]) if (s[:, columns] != 0).any() else np.nan
+                for s in shifted_signs
+            ]
         )
         per_position = per_position[np.isfinite(per_position)]
         median_draw = int(np.argsort(sharpes)[sharpes.size // 2])

@@ -85,8 +85,7 @@ def _rule_row(r: RuleStats) -> str:
 def print_unit(u: UnitReport, horizon: int) -> None:
     print(f"\n{u.name}, horizon {horizon} bars")
     print(
-        f"  {'':<14}{'count':>6}  {'gross (position) [95% interval]':<30}  {'net (position) [95% interval]':<30}"
-        f"  net>0"
+        f"  {'':<14}{'count':>6}  {'gross (position) [95% interval]':<30}  {'net (position) [95% interval]':<30}  net>0"
     )
     for c in u.classes:
         print(_class_row(c))
@@ -154,7 +153,11 @@ def print_report(report: ResearchReport) -> None:
     print(
         f"\nverdict (pooled, net): {verdict}: the signal's rule Sharpe {signal.sharpe:+.2f}, total "
         f"{signal.total_return_pct:+.1f}% of capital; always long {always.sharpe:+.2f}, {always.total_return_pct:+.1f}%"
-        + (f"; random entries' Sharpe band [{rb.sharpe_low:+.2f}, {rb.sharpe_high:+.2f}], p = {rb.p_value:.3f}" if rb else "")
+        + (
+            f"; random entries' Sharpe band [{rb.sharpe_low:+.2f}, {rb.sharpe_high:+.2f}], p = {rb.p_value:.3f}"
+            if rb
+            else ""
+        )
     )
 
 
@@ -216,9 +219,7 @@ def report_json(report: ResearchReport, parameters: dict[str, Any]) -> dict[str,
         "methods": list(report.methods),
         "notes": list(report.notes),
         "blockBars": report.main.block_bars,
-        "coins": {
-            coin: {**_unit_json(units[coin]), "bars": bar_rows(report, j)} for j, coin in enumerate(panel.coins)
-        },
+        "coins": {coin: {**_unit_json(units[coin]), "bars": bar_rows(report, j)} for j, coin in enumerate(panel.coins)},
         "pooled": _unit_json(units["pooled"]),
         "lookahead": {
             r.coin: {

@@ -14,14 +14,13 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 
-from signals.inputs import from_ms
 from signals.research import FACTOR_HORIZONS, STUDIED, ResearchReport
 
 
 def write_chart(report: ResearchReport, path: Path | BinaryIO) -> None:
     panel, main = report.panel, report.main
     pooled = next(u for u in main.units if u.name == "pooled")
-    times = [from_ms(int(t)) for t in panel.times]
+    times = panel.times.astype("datetime64[ms]")
     figure = plt.figure(figsize=(13, 13), constrained_layout=True)
     grid = figure.add_gridspec(3, 2, height_ratios=[3, 1.5, 2.5])
     top = figure.add_subplot(grid[0, :])
@@ -74,7 +73,9 @@ def write_chart(report: ResearchReport, path: Path | BinaryIO) -> None:
     left.tick_params(axis="x", labelrotation=20)
     left.axhline(0, color="black", linewidth=0.5)
     left.set_ylabel(f"mean net return of the position, % ({h}-bar hold)")
-    left.set_title("pooled, per class: 95% block-bootstrap intervals (random entries: the band chance gives)", fontsize=9)
+    left.set_title(
+        "pooled, per class: 95% block-bootstrap intervals (random entries: the band chance gives)", fontsize=9
+    )
 
     factors = list(STUDIED)
     ic = np.full((len(factors), len(FACTOR_HORIZONS)), np.nan)
