@@ -1,6 +1,6 @@
 """Return, fee and funding arithmetic on hand-computed bars (signals/costs.py, signals/research.py).
 
-The bars are real (tests/data/panel, BTC, November 2022); every expected figure is worked out by
+The bars are real (tests/fixtures/panel, BTC, November 2022); every expected figure is worked out by
 hand in the comments from the CSV rows quoted there.
 """
 
@@ -18,7 +18,7 @@ from signals.dataset import Dataset, Reading, parse_day
 from signals.inputs import DAY_MS, HOUR_MS, Series, to_ms
 from signals.research import outcomes, position_net, replay_panel, rule_pnl
 
-PANEL = Path(__file__).parent / "data" / "panel"
+PANEL = Path(__file__).parent / "fixtures" / "panel"
 
 # futures_ohlcv_1d.csv:      BTCUSDT 2022-11-07 close 20578.6, 2022-11-08 close 18534.0, 2022-11-09 close 15905.0
 # funding_oi_weight_1d.csv:  BTC 2022-11-08 0.00449984, 2022-11-09 -0.09098929 (percent per 8 h)
