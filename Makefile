@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test gen lint bench backtest walk-forward migrate contract-baseline mutation clean
+.PHONY: run demo test gen lint bench backtest research walk-forward migrate contract-baseline mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: gen
 # Offline on the bundled real history unless COINGLASS_API_KEY is set; ARGS="--symbol ETH ..." for more.
 backtest: gen
 	$(BIN)/python -m service.backtest_cli $(ARGS)
+
+# A panel of coins and years from a dataset folder, net of costs: ARGS="--data DIR --horizon 1 --json r.json".
+research: gen
+	$(BIN)/python -m service.commands.research $(ARGS)
 
 # The server migrates at start-up too; this is for operators who migrate before deploying.
 migrate: gen
