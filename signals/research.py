@@ -50,6 +50,11 @@ RANDOM_DRAWS = 400
 SPA_REPS = 1000
 YEAR_DAYS = 365.0
 SIGNIFICANCE = 0.05
+EQUITY_METHOD = (
+    "rule equity: 1/h of each coin's capital entered each bar and held h bars, coins equally weighted; "
+    "constant notional, no compounding, so P&L adds and drawdowns (percent of starting capital) can exceed 100%; "
+    "fees on the change of the net position, funding on the net position at each settlement"
+)
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,7 @@ class ResearchReport:
     spa: tuple[ps.SpaResult, ...]
     notes: tuple[str, ...]
     methods: tuple[str, ...] = field(
-        default=(ps.INTERVAL_METHOD, ps.IC_METHOD, ps.SPA_METHOD),
+        default=(ps.INTERVAL_METHOD, ps.IC_METHOD, ps.SPA_METHOD, EQUITY_METHOD),
     )
 
 
@@ -521,7 +526,8 @@ def run_research(panel: Panel, config: ScoringConfig, horizon: int, costs: Costs
     rng = np.random.default_rng(seed)
     main = analyse_horizon(panel, horizon, costs, rng)
     factors = factor_study(panel, costs)
-    spa = snooping_tests(panel, config, costs, seed % (2**31))
+    # The SPA test does not depend on the requested horizon: the same draws for every horizon asked.
+    spa = snooping_tests(panel, config, costs, _seed(panel, 0) % (2**31))
     notes = list(panel.notes)
     unknown_funding = int((main.outcomes.has_outcome & ~np.isfinite(main.outcomes.funding_hold)).sum())
     if unknown_funding:
