@@ -558,3 +558,30 @@ def bar_rows(report: ResearchReport, coin_index: int) -> list[dict[str, Any]]:
 
 def period_days(start_ms: int, end_ms: int) -> int:
     return (end_ms - start_ms) // DAY_MS + 1
+
+
+def verdict(report: ResearchReport) -> str:
+    """One sentence on the pooled net result. An edge must beat random entries on the same bars AND
+    survive the search: a p-value below 5 % at one horizon is not enough when the best of several
+    variants and horizons could have been picked; Hansen's SPA answers for the search."""
+    pooled = next(u for u in report.main.units if u.name == "pooled")
+    signal = next(r for r in pooled.rules if r.name == "signal")
+    always = next(r for r in pooled.rules if r.name == "always_long")
+    rb = pooled.random
+    figures = (
+        f"the signal's rule Sharpe {signal.sharpe:+.2f}, total {signal.total_return_pct:+.1f}% of capital; "
+        f"always long {always.sharpe:+.2f}, {always.total_return_pct:+.1f}%"
+    )
+    if rb is not None:
+        figures += f"; random entries' Sharpe band [{rb.sharpe_low:+.2f}, {rb.sharpe_high:+.2f}], p = {rb.p_value:.3f}"
+    beats_random = rb is not None and rb.p_value < SIGNIFICANCE and signal.sharpe > always.sharpe
+    if not beats_random:
+        return f"no edge: {figures}"
+    spa = ", ".join(f"p = {s.p_consistent:.3f} vs {s.benchmark}" for s in report.spa)
+    if any(s.p_consistent < SIGNIFICANCE for s in report.spa):
+        return f"edge at the 5% level that survives the search (Hansen's SPA: {spa}): {figures}"
+    return (
+        f"no edge after the search: at this horizon the signal beats random entries, but the best of "
+        f"{len(report.spa[0].models) if report.spa else 0} variants and horizons is not significant under "
+        f"Hansen's SPA ({spa}): {figures}"
+    )

@@ -55,6 +55,7 @@ from signals.research import (
     bar_rows,
     replay_panel,
     run_research,
+    verdict,
 )
 
 
@@ -144,21 +145,7 @@ def print_report(report: ResearchReport) -> None:
             f"  vs {s.benchmark:<14} best {s.best:<20} p = {s.p_consistent:.3f} "
             f"(lower {s.p_lower:.3f}, upper {s.p_upper:.3f}); block {s.block}, {s.reps} bootstraps"
         )
-    pooled = next(u for u in main.units if u.name == "pooled")
-    signal = next(r for r in pooled.rules if r.name == "signal")
-    always = next(r for r in pooled.rules if r.name == "always_long")
-    rb = pooled.random
-    edge = rb is not None and rb.p_value < 0.05 and signal.sharpe > always.sharpe
-    verdict = "edge at the 5% level" if edge else "no edge"
-    print(
-        f"\nverdict (pooled, net): {verdict}: the signal's rule Sharpe {signal.sharpe:+.2f}, total "
-        f"{signal.total_return_pct:+.1f}% of capital; always long {always.sharpe:+.2f}, {always.total_return_pct:+.1f}%"
-        + (
-            f"; random entries' Sharpe band [{rb.sharpe_low:+.2f}, {rb.sharpe_high:+.2f}], p = {rb.p_value:.3f}"
-            if rb
-            else ""
-        )
-    )
+    print(f"\nverdict (pooled, net): {verdict(report)}")
 
 
 def _num(x: float) -> float | None:
@@ -216,6 +203,7 @@ def report_json(report: ResearchReport, parameters: dict[str, Any]) -> dict[str,
     units = {u.name: u for u in report.main.units}
     return {
         "parameters": parameters,
+        "verdict": verdict(report),
         "methods": list(report.methods),
         "notes": list(report.notes),
         "blockBars": report.main.block_bars,
