@@ -252,6 +252,8 @@ class FactorCell:
     p_bh: float
     count: int
     sign_by_year: tuple[tuple[int, float], ...]  # year -> IC (pooled over coins, or the coin's)
+    # The same sign in every year and (pooled) every coin: a factor whose sign flips is not an edge.
+    stable: bool = False
 
 
 @dataclass(frozen=True)
@@ -479,10 +481,17 @@ def factor_study(panel: Panel, costs: Costs) -> list[FactorCell]:
                 )
             raw.append((factor, horizon, "pooled", result.pooled, result.pooled_p, sum(result.counts), pooled_years))
     holm, bh = ps.adjust([r[4] for r in raw])
-    return [
-        FactorCell(f, h, u, ic, p, ph, pb, n, years_)
-        for (f, h, u, ic, p, n, years_), ph, pb in zip(raw, holm, bh, strict=True)
-    ]
+    coin_signs: dict[tuple[str, int], set[bool]] = {}
+    for f, h, u, ic, *_ in raw:
+        if u != "pooled" and math.isfinite(ic):
+            coin_signs.setdefault((f, h), set()).add(ic > 0)
+    cells = []
+    for (f, h, u, ic, p, n, years_), ph, pb in zip(raw, holm, bh, strict=True):
+        signs = {v > 0 for _, v in years_} | ({ic > 0} if math.isfinite(ic) else set())
+        if u == "pooled":
+            signs |= coin_signs.get((f, h), set())
+        cells.append(FactorCell(f, h, u, ic, p, ph, pb, n, years_, stable=len(signs) == 1))
+    return cells
 
 
 def _spearman(x: FloatArray, y: FloatArray) -> float:

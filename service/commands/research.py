@@ -26,7 +26,9 @@ JSON fields (all returns in percent):
   sharpe, maxDrawdownPct, turnoverPerYear, exposure, fundingPaidPct, feesPaidPct) and
   ``randomEntries`` (draws, Sharpe band, p-value of the signal's Sharpe, net per position band).
 - ``lookahead``: per coin, bars re-scored on data whose future was changed, and mismatches.
-- ``factors``: the grid: factor, horizon, unit (coin or pooled), ic, p, pHolm, pBH, count, icByYear.
+- ``factors``: the grid: factor, horizon, unit (coin or pooled), ic, p, pHolm, pBH, count, icByYear,
+  stableSign (one sign in every year, and for pooled cells in every coin).
+- ``verdict``: one sentence on the pooled net result (an edge must beat random entries and survive SPA).
 - ``spa``: Hansen's SPA against always long and against flat: models, best, pLower, pConsistent, pUpper.
 """
 
@@ -127,10 +129,13 @@ def print_report(report: ResearchReport) -> None:
     checks = ", ".join(f"{r.coin} {r.lookahead.mismatches}/{r.lookahead.bars_compared}" for r in panel.replays)
     print(f"\n  look-ahead check (mismatches / bars re-scored on a changed future): {checks}")
     print("\nfactor grid: rank IC of each sub-score with the gross forward return (pooled = mean of the coins)")
-    print(f"  {'factor':<18}{'h':>2}  {'unit':<7}{'IC':>7}  {'p':>6}  {'p Holm':>6}  {'p BH':>6}  sign by year")
+    print(
+        f"  {'factor':<18}{'h':>2}  {'unit':<7}{'IC':>7}  {'p':>6}  {'p Holm':>6}  {'p BH':>6}  sign by year"
+        "  (pooled: 'stable' = one sign in every year and every coin; * BH p < 0.05)"
+    )
     for cell in report.factors:
         years = " ".join(f"{y}:{'+' if v > 0 else '-'}" for y, v in cell.sign_by_year)
-        mark = " *" if cell.p_bh < 0.05 else ""
+        mark = (" stable" if cell.unit == "pooled" and cell.stable else "") + (" *" if cell.p_bh < 0.05 else "")
         print(
             f"  {cell.factor:<18}{cell.horizon:>2}  {cell.unit:<7}{_f(cell.ic):>7}  {_f(cell.p_value, '.3f'):>6}  "
             f"{_f(cell.p_holm, '.3f'):>6}  {_f(cell.p_bh, '.3f'):>6}  {years}{mark}"
@@ -228,6 +233,7 @@ def report_json(report: ResearchReport, parameters: dict[str, Any]) -> dict[str,
                 "pBH": _num(c.p_bh),
                 "count": c.count,
                 "icByYear": {str(y): _num(v) for y, v in c.sign_by_year},
+                "stableSign": c.stable,
             }
             for c in report.factors
         ],
