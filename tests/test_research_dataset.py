@@ -218,3 +218,14 @@ def test_malformed_price_rows_name_the_file_and_line(tmp_path: Path, row: str, w
     assert words in message
     assert "futures_ohlcv_1d.csv line" in message
     _one_sentence(message)
+
+
+def test_daily_replays_floor_the_max_data_ages_at_two_bars_and_1h_and_leave_4h_unchanged() -> None:
+    from signals.inputs import HOUR_MS
+    from signals.replay import config_for_interval
+
+    assert config_for_interval(DEFAULT_CONFIG, 4 * HOUR_MS) is DEFAULT_CONFIG
+    assert config_for_interval(DEFAULT_CONFIG, HOUR_MS) is DEFAULT_CONFIG
+    daily = config_for_interval(DEFAULT_CONFIG, DAY_MS)
+    assert set(daily.max_age_hours.values()) == {49.0}
+    assert daily.weights == DEFAULT_CONFIG.weights
