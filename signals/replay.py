@@ -18,6 +18,7 @@ from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringCon
 from signals import inputs
 from signals.inputs import Series, SeriesGap, from_ms
 
+SHIPPED_AGES_BAR_MS = 4 * inputs.HOUR_MS  # the coarsest bars the shipped max ages were written for
 NO_SOCIAL_HISTORY = "no history: LunarCrush social data is live only, so the replay scores without it"
 
 
@@ -100,18 +101,19 @@ def inputs_at(history: History, t_ms: int) -> tuple[SignalInputs, str]:
 
 
 def config_for_interval(config: ScoringConfig, interval_ms: int) -> ScoringConfig:
-    """``config`` with every maximum data age at least two bars plus 1 h of this interval.
+    """``config`` as a replay on bars of ``interval_ms`` must use it: for bars coarser than 4 h, every
+    maximum data age is at least two bars plus 1 h.
 
-    The shipped ``[max_age_hours]`` follow that rule for the coarsest bars they were written for
-    (4 h: 2 x 4 h + 1 h = 9 h), so for 1h and 4h replays this returns the same ages. Daily bars
-    are read at the close of a day whose open-time stamp is 24 h old: without this every factor
-    would be stale at every daily bar. The floor is 2 x 24 h + 1 h = 49 h: one late daily row is
-    tolerated, a series that stopped is not (the series' own two-bar bound applies as well).
+    The shipped ``[max_age_hours]`` were written for bars of at most 4 h (2 x 4 h + 1 h = 9 h), so
+    1h and 4h replays use them unchanged. Daily bars are decided at the close of a day whose
+    open-time stamp is 24 h old: without the floor every factor would be stale at every daily bar.
+    The floor is then 2 x 24 h + 1 h = 49 h: one late daily row is tolerated, a series that stopped
+    is not (the series' own two-bar bound applies as well).
     """
+    if interval_ms <= SHIPPED_AGES_BAR_MS:
+        return config
     floor = (2 * interval_ms + inputs.HOUR_MS) / inputs.HOUR_MS
     ages = {name: max(hours, floor) for name, hours in config.max_age_hours.items()}
-    if ages == dict(config.max_age_hours):
-        return config
     return dataclasses.replace(config, max_age_hours=ages)
 
 
