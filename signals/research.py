@@ -141,6 +141,18 @@ def replay_panel(
             )
         for factor, why in sorted(r.history.unavailable.items()):
             extra.append(f"{r.coin}: {factor} missing at every bar ({why})")
+        scored_bars = [b.scored for b in r.bars if b.scored is not None]
+        gaps: dict[str, list[str]] = {}
+        for s in scored_bars:
+            for name, reason in s.missing:
+                if name != "social" and name not in r.history.unavailable:
+                    gaps.setdefault(name, []).append(reason)
+        for name, why_missing in sorted(gaps.items()):
+            extra.append(
+                f"{r.coin}: {name} missing at {len(why_missing)} of {len(scored_bars)} scored bars, scored without it "
+                f"(e.g. {why_missing[0]})"
+            )
+    extra.append("social: no history (LunarCrush is live only): every bar is scored without it")
     return Panel(
         tuple(r.coin for r in replays),
         times,
