@@ -48,6 +48,7 @@ FEAR_GREED_FILE = "fear_greed_1d.csv"
 FILES = (PRICE_FILE, FUNDING_FILE, OI_FILE, RATIO_FILE, LIQUIDATION_FILE, FEAR_GREED_FILE)
 SOURCE = "dataset"
 INTERVAL_MS = DAY_MS
+INTERVAL = "1d"  # the Coinglass history interval of the folder's bars (signals/history.py INTERVALS["1d"])
 
 
 class DatasetError(ValueError):

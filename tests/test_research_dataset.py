@@ -32,8 +32,11 @@ def dataset() -> Dataset:
 
 
 def test_interval_1d_is_a_history_interval() -> None:
+    from signals.dataset import INTERVAL, INTERVAL_MS
+
     assert INTERVALS["1d"] == DAY_MS
     assert INTERVAL_NAMES[DAY_MS] == "1d"
+    assert INTERVALS[INTERVAL] == INTERVAL_MS  # the folder's bars are the history's 1d bars
 
 
 def test_the_folder_gives_every_series_the_replay_reads(dataset: Dataset) -> None:

@@ -46,9 +46,8 @@ from typing import Any
 
 from scoring import ScoringConfigError, load_config
 from signals.costs import DEFAULT_FEE_BPS, Costs
-from signals.dataset import Dataset, DatasetError, check_period, parse_day
-from signals.history import INTERVAL_NAMES, INTERVALS
-from signals.inputs import DAY_MS, from_ms
+from signals.dataset import INTERVAL, Dataset, DatasetError, check_period, parse_day
+from signals.inputs import from_ms
 from signals.research import (
     ClassStats,
     ResearchReport,
@@ -115,7 +114,7 @@ def print_unit(u: UnitReport, horizon: int) -> None:
 def print_report(report: ResearchReport) -> None:
     panel, main = report.panel, report.main
     print(
-        f"research: {','.join(panel.coins)} {INTERVAL_NAMES[panel.interval_ms]}, "
+        f"research: {','.join(panel.coins)} {INTERVAL}, "
         f"{from_ms(panel.start_ms):%Y-%m-%d} .. {from_ms(panel.end_ms):%Y-%m-%d}, horizon {report.horizon} bars, "
         f"fees {report.costs.fee_bps:g} bps per side; scored from {from_ms(int(panel.times[0])):%Y-%m-%d}"
     )
@@ -255,8 +254,8 @@ def report_json(report: ResearchReport, parameters: dict[str, Any]) -> dict[str,
 
 def compute(args: argparse.Namespace) -> tuple[ResearchReport, dict[str, Any]]:
     """The report for parsed arguments; DatasetError / InputError on bad input."""
-    interval_ms = INTERVALS.get(args.interval.strip().lower())
-    if interval_ms != DAY_MS:
+    # signals.history is not imported here: it pulls in the provider clients, which this command never uses.
+    if args.interval.strip().lower() != INTERVAL:
         raise InputError(f"--interval {args.interval!r}: the dataset holds daily bars, use --interval 1d")
     if not args.data:
         raise InputError("--data DIR is required (the live Coinglass history is not wired to this command yet)")
@@ -284,7 +283,7 @@ def compute(args: argparse.Namespace) -> tuple[ResearchReport, dict[str, Any]]:
     parameters = {
         "data": str(args.data),
         "symbols": coins,
-        "interval": INTERVAL_NAMES[interval_ms],
+        "interval": INTERVAL,
         "start": f"{from_ms(start_ms):%Y-%m-%d}",
         "end": f"{from_ms(end_ms):%Y-%m-%d}",
         "horizonBars": args.horizon,
