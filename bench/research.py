@@ -74,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    print(f"research bench: 4 coins x 4 years of daily bars, horizon 1, all statistics ({os.cpu_count()} CPUs)")
+    load = os.getloadavg()[0]
+    print(
+        f"research bench: 4 coins x 4 years of daily bars, horizon 1, all statistics "
+        f"({os.cpu_count()} CPUs, load average {load:.2f} before the runs: other work slows it)"
+    )
     times = cold(args.data, args.runs)
     median = statistics.median(times)
     verdict = "OK" if median < TARGET_S else "OVER TARGET"
