@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test gen lint lock bench backtest walk-forward migrate contract-baseline mutation clean
+.PHONY: run demo test gen lint lock bench backtest research walk-forward migrate contract-baseline mutation clean
 
 # Every dependency, transitive ones too, installed from the lock with its hashes (`make lock` after a
 # change of pins in pyproject.toml); then the project itself, without dependencies of its own.
@@ -57,7 +57,7 @@ lint: gen $(BUF_DEPS)/.stamp
 LOCK := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_31 --quiet
 lock: $(STAMP)
 	$(LOCK) -o requirements.lock
-	$(LOCK) --extra dev -o requirements-dev.lock
+	$(LOCK) --extra dev --extra research -o requirements-dev.lock
 
 # After a deliberate, released contract change: the new baseline `make lint` compares against.
 contract-baseline: $(BUF_DEPS)/.stamp
@@ -69,6 +69,10 @@ bench: gen
 # Offline on the bundled real history unless COINGLASS_API_KEY is set; ARGS="--symbol ETH ..." for more.
 backtest: gen
 	$(BIN)/python -m service.commands.backtest $(ARGS)
+
+# A panel of coins and years from a dataset folder, net of costs: ARGS="--data DIR --horizon 1 --json r.json".
+research: gen
+	$(BIN)/python -m service.commands.research $(ARGS)
 
 # The server migrates at start-up too; this is for operators who migrate before deploying.
 migrate: gen

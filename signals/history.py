@@ -29,8 +29,9 @@ from signals.inputs import DAY_MS, HOUR_MS, Series
 from signals.replay import History
 
 T = TypeVar("T")
-INTERVALS = {"h4": 4 * HOUR_MS, "4h": 4 * HOUR_MS, "h1": HOUR_MS, "1h": HOUR_MS}
-INTERVAL_NAMES = {4 * HOUR_MS: "4h", HOUR_MS: "1h"}
+# Coinglass history intervals (``1d`` is a real one: daily bars open at 00:00 UTC).
+INTERVALS = {"h4": 4 * HOUR_MS, "4h": 4 * HOUR_MS, "h1": HOUR_MS, "1h": HOUR_MS, "1d": DAY_MS}
+INTERVAL_NAMES = {DAY_MS: "1d", 4 * HOUR_MS: "4h", HOUR_MS: "1h"}
 COINGLASS_PAGE = 1000
 OKX_PAGE = 100
 # Before the first bar: the longest look-back of any factor (24 h) and two bars of slack.
@@ -155,7 +156,7 @@ def _required_price(rows: list[Any] | None, source: str, step: int, coin: str) -
 
 async def _okx(clients: Clients, coin: str, step: int, start: int, end: int) -> tuple[History, list[str]]:
     okx = clients.okx
-    bar = {4 * HOUR_MS: "4H", HOUR_MS: "1H"}[step]
+    bar = {DAY_MS: "1Dutc", 4 * HOUR_MS: "4H", HOUR_MS: "1H"}[step]
     unavailable = {
         "liquidations": "no history without COINGLASS_API_KEY (OKX publishes recent liquidations only)",
         "long_short_ratio": "no history without COINGLASS_API_KEY",

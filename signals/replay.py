@@ -20,6 +20,7 @@ from signals import inputs
 from signals.errors import BacktestStoppedError
 from signals.inputs import Series, SeriesGap, from_ms
 
+SHIPPED_AGES_BAR_MS = 4 * inputs.HOUR_MS  # the coarsest bars the shipped max ages were written for
 NO_SOCIAL_HISTORY = "no history: LunarCrush social data is live only, so the replay scores without it"
 
 
@@ -101,6 +102,23 @@ def inputs_at(history: History, t_ms: int) -> tuple[SignalInputs, str]:
     return SignalInputs(**values), warmup
 
 
+def config_for_interval(config: ScoringConfig, interval_ms: int) -> ScoringConfig:
+    """``config`` as a replay on bars of ``interval_ms`` must use it: for bars coarser than 4 h, every
+    maximum data age is at least two bars plus 1 h.
+
+    The shipped ``[max_age_hours]`` were written for bars of at most 4 h (2 x 4 h + 1 h = 9 h), so
+    1h and 4h replays use them unchanged. Daily bars are decided at the close of a day whose
+    open-time stamp is 24 h old: without the floor every factor would be stale at every daily bar.
+    The floor is then 2 x 24 h + 1 h = 49 h: one late daily row is tolerated, a series that stopped
+    is not (the series' own two-bar bound applies as well).
+    """
+    if interval_ms <= SHIPPED_AGES_BAR_MS:
+        return config
+    floor = (2 * interval_ms + inputs.HOUR_MS) / inputs.HOUR_MS
+    ages = {name: max(hours, floor) for name, hours in config.max_age_hours.items()}
+    return dataclasses.replace(config, max_age_hours=ages)
+
+
 def replay(
     history: History,
     config: ScoringConfig,
@@ -115,6 +133,7 @@ def replay(
     ``stop``: set from another thread, it ends the replay at the next bar (BacktestStoppedError).
     """
     price = history.price
+    config = config_for_interval(config, history.interval_ms)
     out: list[ReplayedBar] = []
     for i, t in enumerate(price.times):
         if stop is not None and stop.is_set():

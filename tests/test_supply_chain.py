@@ -36,7 +36,8 @@ def _pins(requirements: list[str]) -> dict[str, str]:
 
 def test_every_locked_dependency_carries_hashes_and_the_locks_agree_with_pyproject() -> None:
     runtime = _pins(PYPROJECT["project"]["dependencies"])
-    dev = _pins(PYPROJECT["project"]["optional-dependencies"]["dev"])
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    dev = _pins(extras["dev"]) | _pins(extras["research"])
     for lock, wanted in ((ROOT / "requirements.lock", runtime), (ROOT / "requirements-dev.lock", runtime | dev)):
         locked = _locked(lock)
         unhashed = [name for name, (_, hashes) in locked.items() if hashes == 0]
