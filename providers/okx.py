@@ -269,6 +269,15 @@ class OkxClient:
             lambda o: OpenInterest(o["instId"], parse_float(o["oiUsd"]), parse_float(o["oiCcy"]), from_millis(o["ts"])),
         )[0]
 
+    async def swap_coins(self) -> list[str]:
+        """Every coin with a USDT or USD perpetual swap on OKX (from the open interest of all swaps,
+        one public call): the coin universe when Coinglass's list is not available (no key)."""
+        endpoint = "/api/v5/public/open-interest"
+        data = await self._data(endpoint, {"instType": "SWAP"})
+        ids = self._rows(endpoint, data, lambda o: str(o["instId"]))
+        coins = {parts[0] for parts in (i.upper().split("-") for i in ids) if len(parts) == 3 and parts[2] == "SWAP"}
+        return sorted(coins)
+
     async def open_interest_history(self, coin: str, period: str = "1H", limit: int = 25) -> list[OpenInterestPoint]:
         """Open interest history, newest first."""
         endpoint = "/api/v5/rubik/stat/contracts/open-interest-history"

@@ -151,7 +151,11 @@ async def build_desk(providers: Providers, settings: Settings, scoring: ScoringC
         scoring,
         settings.source_order.split(","),
         settings.signal_cache_seconds if settings.cache_enabled else 0.0,
-        CoinUniverse(clients.coinglass.supported_coins if providers.configured["coinglass"] else None),
+        # Coinglass's list when keyed; else OKX's perpetual swaps (the keyless sources are OKX's):
+        # either way a made-up symbol is refused before it costs an upstream call.
+        CoinUniverse(
+            clients.coinglass.supported_coins if providers.configured["coinglass"] else clients.okx.swap_coins
+        ),
     )
     await desk.universe.start()
     return desk

@@ -49,13 +49,29 @@ async def test_a_coin_coinglass_does_not_list_costs_no_upstream_call(twin: Recor
         assert await _signal_status(stack, "ETH") == grpc.StatusCode.OK  # listed coins are untouched
 
 
-async def test_keyless_an_unknown_coin_is_asked_about_once(twin: RecordedTwin) -> None:
+async def test_keyless_a_coin_okx_has_no_swap_for_costs_no_upstream_call(twin: RecordedTwin) -> None:
+    """Without a Coinglass key the universe is OKX's perpetual swaps (one public call, hourly)."""
     async with running_stack(twin, envoy=False, keys=False) as stack:
+        await stack.server.app.desk.universe.settled()
+        assert stack.server.app.desk.universe.listed_count == 3  # the twin's OKX lists BTC, ETH, SOL swaps
         twin.clear_requests()
         assert await _signal_status(stack, "NOPECOIN") == grpc.StatusCode.NOT_FOUND
-        first = twin.request_count()
+        assert await _signal_status(stack, "NOPECOIN2") == grpc.StatusCode.NOT_FOUND
+        assert twin.request_count() == 0
+        assert await _signal_status(stack, "SOL") == grpc.StatusCode.OK
+
+
+async def test_keyless_an_unknown_coin_is_asked_about_once_while_okx_cannot_list(faults: RecordedTwin) -> None:
+    faults.set_fault("okx", "/api/v5/public/open-interest", "server_error")
+    async with running_stack(faults, envoy=False, keys=False, cache_enabled=False) as stack:
+        await stack.server.app.desk.universe.settled()
+        assert stack.server.app.desk.universe.listed_count is None  # no list: nothing refused up front
+        faults.clear_faults()
+        faults.clear_requests()
         assert await _signal_status(stack, "NOPECOIN") == grpc.StatusCode.NOT_FOUND
-        assert first > 0 and twin.request_count() == first  # the second time: no upstream call
+        first = faults.request_count()
+        assert await _signal_status(stack, "NOPECOIN") == grpc.StatusCode.NOT_FOUND
+        assert first > 0 and faults.request_count() == first  # the second time: no upstream call
 
 
 async def test_a_listed_coin_with_no_data_anywhere_is_asked_about_again(faults: RecordedTwin) -> None:
