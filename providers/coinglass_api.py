@@ -39,6 +39,9 @@ def auth_headers(key: str) -> dict[str, str]:
 
 
 TTLS = {
+    # /debug/premium's probe outcomes (service/mappers/market.py): plans change rarely, and a probe
+    # asked again must not spend the budget again.
+    "probe:": 300,
     "/api/futures/supported-": 3600,
     "/api/index/fear-greed-history": 3600,
     "/api/futures/coins-markets": 30,

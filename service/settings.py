@@ -164,6 +164,8 @@ class Settings(BaseSettings):
 
     scoring_config: Path | None = None
     signal_api_keys: SecretStr | None = None
+    # Client keys (a subset of SIGNAL_API_KEYS) that may call operator endpoints (/debug/premium).
+    operator_keys: SecretStr | None = None
     log_level: str = "INFO"
     # The server's event loop: uvloop (libuv) unless told otherwise; "asyncio" is the standard loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -173,6 +175,7 @@ class Settings(BaseSettings):
         "coinapi_key",
         "lunarcrush_api_key",
         "signal_api_keys",
+        "operator_keys",
         "redis_url",
         "database_url",
         "scoring_config",  # SCORING_CONFIG= (as in .env.example) means the shipped defaults
@@ -232,6 +235,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GRPC_TLS_PORT needs a certificate: GRPC_TLS_CERT_FILE/GRPC_TLS_KEY_FILE or TLS_CERT_FILE/TLS_KEY_FILE"
             )
+        if self.operator_api_keys and not set(self.operator_api_keys) <= set(self.client_api_keys):
+            raise ValueError("every key in OPERATOR_KEYS must also be one of SIGNAL_API_KEYS")
         return self
 
     @property
@@ -391,6 +396,12 @@ class Settings(BaseSettings):
         if self.signal_api_keys is None:
             return ()
         return tuple(k.strip() for k in self.signal_api_keys.get_secret_value().split(",") if k.strip())
+
+    @property
+    def operator_api_keys(self) -> tuple[str, ...]:
+        if self.operator_keys is None:
+            return ()
+        return tuple(k.strip() for k in self.operator_keys.get_secret_value().split(",") if k.strip())
 
 
 CACHED_PROVIDERS = ("coinglass", "okx", "coinapi", "lunarcrush", "feargreed")

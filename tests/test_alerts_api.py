@@ -92,6 +92,7 @@ async def alert_stack(twin: RecordedTwin) -> AsyncIterator[tuple[Stack, dict[str
         running_stack(twin, **FAST) as stack,
         httpx.AsyncClient(base_url=stack.rest_url, timeout=30, headers=AUTH) as rest,
     ):
+        await database_ready(stack)
         # Found before any alert exists, so no loop of the coin runs while the twin is broken.
         yield stack, await find_transition(rest, twin)
 
@@ -228,6 +229,7 @@ async def test_a_pending_delivery_survives_a_restart(twin: RecordedTwin, faults:
             running_stack(twin, **settings) as first,
             httpx.AsyncClient(base_url=first.rest_url, timeout=30, headers=AUTH) as rest,
         ):
+            await database_ready(first)
             condition = await find_transition(rest, faults)
             created = await create(rest, condition, receiver.url)
             break_social(faults)
@@ -256,6 +258,7 @@ async def test_two_replicas_on_one_postgresql_deliver_once(
         running_stack(twin, envoy=False, **settings) as second,
         httpx.AsyncClient(base_url=first.rest_url, timeout=30, headers=AUTH) as rest,
     ):
+        await database_ready(first, second)
         condition = await find_transition(rest, faults)
         created = await create(rest, condition, receiver.url)
         alert_id = created["alert"]["id"]
@@ -271,6 +274,13 @@ async def test_two_replicas_on_one_postgresql_deliver_once(
         assert len(await managers[0].store.deliveries(alert_id)) == 1
 
 
+async def database_ready(*stacks: Stack) -> None:
+    """Until each replica's history database is migrated: alerts answer 503 before that."""
+    for stack in stacks:
+        assert stack.server.app.archive is not None
+        await asyncio.wait_for(stack.server.app.archive.recorder.ready.wait(), 60)
+
+
 def _sentence(answer: httpx.Response) -> str:
     assert answer.status_code == 400, answer.text
     message = str(answer.json()["message"])
@@ -282,6 +292,7 @@ def _sentence(answer: httpx.Response) -> str:
 async def strict_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
     """Private targets refused (the production default), client keys, two alerts per key."""
     async with running_stack(twin, signal_api_keys="key-one,key-two", alert_max_per_client=2) as stack:
+        await database_ready(stack)
         yield stack
 
 

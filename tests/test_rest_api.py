@@ -173,6 +173,28 @@ async def test_premium_probe_reports_status_and_latency_without_the_key(rest: ht
         assert key not in text
 
 
+async def test_premium_probe_asked_again_costs_no_upstream_call(rest: httpx.AsyncClient, twin: RecordedTwin) -> None:
+    """The probe is cached like any call: repeating it cannot spend the paid budget."""
+    assert (await rest.get("/debug/premium/ETH")).status_code == 200
+    twin.clear_requests()
+    again = await rest.get("/debug/premium/ETH")
+    assert again.status_code == 200 and again.json()["endpoints"]
+    assert twin.request_count("coinglass") == 0
+
+
+async def test_with_client_keys_the_premium_probe_is_for_operator_keys_only(twin: RecordedTwin) -> None:
+    async with (
+        running_stack(twin, signal_api_keys="user-key,ops-key", operator_keys="ops-key") as stack,
+        httpx.AsyncClient(base_url=stack.rest_url) as client,
+    ):
+        user = await client.get("/debug/premium/BTC", headers={"Authorization": "Bearer user-key"})
+        ops = await client.get("/debug/premium/BTC", headers={"Authorization": "Bearer ops-key"})
+        signal = await client.get("/signals/BTC", headers={"Authorization": "Bearer user-key"})
+    assert user.status_code == 403 and "OPERATOR_KEYS" in user.json()["message"]
+    assert ops.status_code == 200 and ops.json()["endpoints"]
+    assert signal.status_code == 200  # every other call is the user key's as before
+
+
 async def test_coinglass_without_key_is_400_naming_the_variable(twin: RecordedTwin) -> None:
     async with running_stack(twin, keys=False) as stack, httpx.AsyncClient(base_url=stack.rest_url) as client:
         reply = await client.get("/coinglass/markets/BTC")

@@ -28,6 +28,11 @@ PREMIUM_ENDPOINTS: tuple[tuple[str, Callable[[str, str], dict[str, str]]], ...] 
 )
 
 
+# Probes are cached under their own names (the probe's outcome, not the endpoint's data), for the
+# TTL Coinglass's table gives "probe:" (providers/coinglass_api.py).
+PROBE_PREFIX = "probe:"
+
+
 async def _timed(call: Awaitable[Any]) -> tuple[Any, float]:
     started = time.perf_counter()
     try:
@@ -164,39 +169,42 @@ async def build_market_snapshot(
 
 
 async def probe_premium_endpoints(http: ProviderHttp | None, coin: str, exchange: str) -> signal_pb2.PremiumProbeReport:
+    """What the Coinglass plan answers on each premium endpoint. Each probe goes through the HTTP
+    layer's cache like any call (the "probe:" TTL): asking again costs no upstream request."""
     report = signal_pb2.PremiumProbeReport(symbol=coin, configured=http is not None)
     if http is None:
         return report
 
-    async def probe(endpoint: str, params: dict[str, str]) -> signal_pb2.EndpointProbe:
+    async def attempt(endpoint: str, params: dict[str, str]) -> dict[str, Any]:
+        """One real call, as a plain outcome (cacheable, an error included: it is the answer)."""
         started = time.perf_counter()
         try:
             status, body = await http.get_json(endpoint, params)
         except ProviderError as error:
-            return signal_pb2.EndpointProbe(
-                endpoint=endpoint,
-                status="error",
-                http_status=error.http_status or 0,
-                error_kind=error.kind.value,
-                message=error.message,
-                latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            return {
+                "status": "error",
+                "http_status": error.http_status or 0,
+                "error_kind": error.kind.value,
+                "message": error.message,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
         latency = round((time.perf_counter() - started) * 1000, 1)
         code = str(body.get("code", "")) if isinstance(body, dict) else ""
         if code == "0":
-            return signal_pb2.EndpointProbe(
-                endpoint=endpoint, status="ok", http_status=status, provider_code=code, latency_ms=latency
-            )
+            return {"status": "ok", "http_status": status, "provider_code": code, "latency_ms": latency}
         kind, message = classify_envelope(body)
-        return signal_pb2.EndpointProbe(
-            endpoint=endpoint,
-            status="error",
-            http_status=status,
-            provider_code=code,
-            error_kind=kind.value,
-            message=http.redact(message),
-            latency_ms=latency,
-        )
+        return {
+            "status": "error",
+            "http_status": status,
+            "provider_code": code,
+            "error_kind": kind.value,
+            "message": http.redact(message),
+            "latency_ms": latency,
+        }
+
+    async def probe(endpoint: str, params: dict[str, str]) -> signal_pb2.EndpointProbe:
+        outcome = await http.cached(PROBE_PREFIX + endpoint, params, lambda: attempt(endpoint, params))
+        return signal_pb2.EndpointProbe(endpoint=endpoint, **outcome)
 
     report.endpoints.extend(
         await asyncio.gather(*(probe(e, params(coin, exchange)) for e, params in PREMIUM_ENDPOINTS))

@@ -156,7 +156,15 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     guard = Guard(settings.rpc_deadline_seconds, client_limiter(settings, app.redis))
     registry: Any = GuardedServer(server, guard)
     signal_pb2_grpc.add_SignalServiceServicer_to_server(
-        SignalServicer(app.desk, app.clients, app.http, app.openapi_document, app.archive), registry
+        SignalServicer(
+            app.desk,
+            app.clients,
+            app.http,
+            app.openapi_document,
+            app.archive,
+            operators=frozenset(settings.operator_api_keys) if settings.client_api_keys else None,
+        ),
+        registry,
     )
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe),

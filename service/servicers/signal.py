@@ -34,6 +34,15 @@ def endpoints_from_openapi(document: dict[str, Any]) -> list[signal_pb2.Endpoint
     ]
 
 
+def bearer_key(context: grpc.aio.ServicerContext) -> str | None:
+    """The client key of the call (the auth interceptor has accepted it already), or None."""
+    for name, value in context.invocation_metadata() or ():
+        if name == "authorization" and isinstance(value, str):
+            scheme, _, key = value.partition(" ")
+            return key.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
 class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     def __init__(
         self,
@@ -42,8 +51,11 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         http_by_provider: Mapping[str, ProviderHttp | None],
         openapi_document: dict[str, Any],
         archive: SignalArchive | None = None,
+        operators: frozenset[str] | None = None,
     ) -> None:
         self._desk = desk
+        # With client keys on: the keys that may call operator endpoints (None: keys are off).
+        self._operators = operators
         self._archive = archive
         self._universe = desk.universe
         self._clients = clients
@@ -144,6 +156,11 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     async def ProbePremiumEndpoints(
         self, request: signal_pb2.ProbePremiumEndpointsRequest, context: grpc.aio.ServicerContext
     ) -> signal_pb2.PremiumProbeReport:
+        if self._operators is not None and bearer_key(context) not in self._operators:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "the premium probe spends the paid Coinglass budget: it is reserved to the keys OPERATOR_KEYS names",
+            )
         symbol = await self._symbol(request.symbol, context)
         return await probe_premium_endpoints(self._http.get("coinglass"), symbol, self._clients.reference_exchange)
 
