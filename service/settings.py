@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # in the history database, signed and retried with exponential backoff.
     alert_allow_private_targets: bool = False
     alert_max_per_client: Annotated[int, Field(ge=1, le=10_000)] = 20
+    # Coins alerts keep warm (the hub refreshes each one forever): per client key, and per server.
+    alert_max_coins_per_client: Annotated[int, Field(ge=1, le=1000)] = 10
+    alert_max_coins: Annotated[int, Field(ge=1, le=10_000)] = 200
     alert_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     alert_retry_base_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     alert_retry_hours: Annotated[float, Field(gt=0, le=168)] = 24.0

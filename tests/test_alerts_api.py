@@ -448,3 +448,25 @@ async def test_each_key_sees_and_deletes_only_its_own_alerts(strict_stack: Stack
         assert [a["id"] for a in (await rest.get("/alerts", headers=spelled)).json()["alerts"]] == [alert_id]
         assert (await rest.get("/alerts")).status_code == 401
         assert (await rest.delete(f"/alerts/{alert_id}", headers=one)).status_code == 200
+
+
+async def test_the_coins_alerts_keep_warm_are_capped_per_client_and_per_server(twin: RecordedTwin) -> None:
+    """Each coin an alert names is refreshed for as long as the alert lives: one key may not keep
+    every coin warm (400), nor may all keys together past the server's cap (429); alerts on coins
+    already watched still pass."""
+    settings = {**FAST, "alert_max_coins_per_client": 2, "alert_max_coins": 2}
+    async with webhook_receiver() as receiver, running_stack(twin, **settings) as stack:
+        await database_ready(stack)
+        async with httpx.AsyncClient(base_url=stack.rest_url, timeout=30) as rest:
+
+            async def post(key: str, symbols: list[str]) -> httpx.Response:
+                body = {"symbols": symbols, "condition": "becomes_long", "webhookUrl": receiver.url}
+                return await rest.post("/alerts", json=body, headers={"Authorization": f"Bearer {key}"})
+
+            assert (await post(KEY, ["BTC", "ETH"])).status_code == 200
+            mine = await post(KEY, ["SOL"])
+            assert mine.status_code == 400 and "ALERT_MAX_COINS_PER_CLIENT" in mine.json()["message"]
+            assert (await post(KEY, ["ETH"])).status_code == 200  # a coin it watches already
+            theirs = await post("key-other", ["SOL"])
+            assert theirs.status_code == 429 and "ALERT_MAX_COINS" in theirs.json()["message"]
+            assert (await post("key-other", ["BTC"])).status_code == 200  # watched already: no new load

@@ -190,6 +190,8 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             app.desk.universe,
             keyed=bool(settings.client_api_keys),
             max_per_client=settings.alert_max_per_client,
+            max_coins_per_client=settings.alert_max_coins_per_client,
+            max_coins=settings.alert_max_coins,
         ),
         registry,
     )

@@ -69,11 +69,15 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
         *,
         keyed: bool,
         max_per_client: int,
+        max_coins_per_client: int = 10,
+        max_coins: int = 200,
     ) -> None:
         self._manager = manager
         self._universe = universe
         self._keyed = keyed
         self._max_per_client = max_per_client
+        self._max_coins_per_client = max_coins_per_client
+        self._max_coins = max_coins
 
     async def _owner(self, context: grpc.aio.ServicerContext) -> str:
         """The caller's owner id; FAILED_PRECONDITION naming SIGNAL_API_KEYS on a keyless server."""
@@ -141,6 +145,7 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
             await self._invalid(context, str(exc))
         if await manager.store.count(owner) >= self._max_per_client:
             await self._invalid(context, f"at most {self._max_per_client} alerts per client: delete one first")
+        await self._coins_allowed(manager, owner, symbols, context)
         # Where each coin stands now, so that only a later change fires ("becomes", "crosses").
         states: dict[str, str] = {}
         for symbol in symbols:
@@ -168,6 +173,29 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
             await self._invalid(context, f"at most {self._max_per_client} alerts per client: delete one first")
         manager.added(alert)
         return alerts_pb2.CreatedAlert(alert=alert_message(alert, full_url=True), secret=secret)
+
+    async def _coins_allowed(
+        self, manager: AlertManager, owner: str, symbols: tuple[str, ...], context: grpc.aio.ServicerContext
+    ) -> None:
+        """Every coin an alert names is refreshed by the hub for as long as the alert lives, and a
+        new coin costs cold signals at once: the coins alerts keep warm are capped per client key
+        (400) and per server (429). Checked from the database, so replicas agree (a race between
+        concurrent creates can pass a cap by the coins of one alert; the alert cap itself is atomic)."""
+        everyone = await manager.store.all()
+        mine = {s for alert in everyone if alert.owner == owner for s in alert.symbols}
+        if len(mine | set(symbols)) > self._max_coins_per_client:
+            await self._invalid(
+                context,
+                f"the alerts of one client watch at most {self._max_coins_per_client} coins "
+                f"(ALERT_MAX_COINS_PER_CLIENT); yours watch {len(mine)}: delete an alert or reuse its coins",
+            )
+        watched = {s for alert in everyone for s in alert.symbols}
+        if len(watched | set(symbols)) > self._max_coins:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this server's alerts watch {len(watched)} coins, its limit (ALERT_MAX_COINS): "
+                "alerts on coins already watched are still accepted",
+            )
 
     async def ListAlerts(
         self, request: alerts_pb2.ListAlertsRequest, context: grpc.aio.ServicerContext
