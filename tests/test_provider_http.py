@@ -142,6 +142,7 @@ async def test_missing_keys_are_not_configured_without_any_request(twin: Recorde
     # The service's own wiring with no keys: keyless providers reach the twin, keyed ones must not.
     app = await App.create(stack_settings(twin, keys=False, cache_enabled=False))
     try:
+        await app.desk.universe.settled()  # the coin list (OKX's swaps, keyless) loads at start
         twin.clear_requests()
         for call, variable in (
             (app.clients.coinglass.supported_coins(), "COINGLASS_API_KEY"),
