@@ -188,3 +188,28 @@ def test_memory_request_covers_the_measured_rss() -> None:
     # Headroom: a quarter above the largest figure measured (84-88 MB today).
     assert request.endswith("Mi") and int(request[:-2]) * 1.048576 >= max(rss) * 1.25, (request, rss)
     assert "cpu" in server_container()["resources"]["requests"]  # the HPA computes utilisation from it
+
+
+def _cache_controls(envoy_yaml: str) -> set[str]:
+    """The Cache-Control values of the Lua filter's rules in a rendered Envoy config."""
+    return set(re.findall(r'"((?:public|private), [^"]+)"', envoy_yaml))
+
+
+def test_deployments_mark_answers_private_because_both_require_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both deployments refuse to start without SIGNAL_API_KEYS, so their answers are keyed: a cache in
+    front must not share them (`private`). Rendered both ways; this machine's environment changes nothing."""
+    assert render.KEYED is True
+    committed = [of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"], render.COMPOSE_ENVOY.read_text()]
+    for text in committed:
+        values = _cache_controls(text)
+        assert values and all(v.startswith("private, ") for v in values), values
+    settings = render.deploy_settings()
+    upstreams = [(render.GRPC_SERVICE, settings.grpc_port)]
+    keyless = _cache_controls(render.envoy_config(settings, upstreams, keyed=False))
+    keyed = _cache_controls(render.envoy_config(settings, upstreams, keyed=True))
+    assert keyless and all(v.startswith("public, ") for v in keyless), keyless
+    assert keyed == {v.replace("public, ", "private, ") for v in keyless}
+    # The rendering reads the settings it is given, not the renderer's environment (or .env).
+    monkeypatch.setenv("SIGNAL_API_KEYS", "")
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://elsewhere.example")
+    assert render.envoy_config(settings, upstreams) == committed[0]
