@@ -110,6 +110,8 @@ def envoy_config(settings: Settings, upstreams: list[tuple[str, int]], *, keyed:
         metrics_address=upstreams[0][0],
         cors_allowed_origins=settings.cors_origin_list,
         cache_rules=path_rules(settings, keyed=keyed),
+        max_heap_mb=settings.envoy_max_heap_mb,
+        max_connections=settings.envoy_max_connections,
     )
 
 

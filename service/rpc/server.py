@@ -122,6 +122,15 @@ def client_limiter(settings: Settings, redis: RedisLink | None = None) -> Client
     return ClientLimiter(rate, burst, settings.trusted_proxy_networks, keyed=bool(settings.client_api_keys))
 
 
+def auth_failures(settings: Settings) -> ClientLimiter | None:
+    """Each address's bucket of failed key checks (service/rpc/auth.py), sized as the client limit;
+    None when the client limit is off."""
+    rate = settings.client_rate_limit_per_second
+    if rate <= 0:
+        return None
+    return ClientLimiter(rate, max(settings.client_rate_limit_burst, rate), settings.trusted_proxy_networks)
+
+
 def _bindable(host: str, port: int) -> bool:
     """Whether a listener could bind ``host:port`` now (SO_REUSEADDR, as grpc binds)."""
     try:
@@ -141,7 +150,9 @@ def _bindable(host: str, port: int) -> bool:
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else [],
+        interceptors=(
+            [AuthInterceptor(settings.client_api_keys, auth_failures(settings))] if settings.client_api_keys else []
+        ),
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", 1 << 20),
@@ -215,7 +226,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     gc.freeze()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    metrics = MetricsServer()
+    metrics = MetricsServer(settings.client_api_keys)
     try:
         await metrics.start(settings.metrics_host, settings.metrics_port)
     except OSError as exc:
