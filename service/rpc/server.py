@@ -179,7 +179,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     live_pb2_grpc.add_LiveServiceServicer_to_server(
         LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), registry
     )
-    tokens = PageTokens(settings.history_database_url)
+    # PAGE_TOKEN_SECRET, else the random one kept in the history database (made on first use).
+    secret = settings.page_token_secret
+    tokens = PageTokens(secret.get_secret_value()) if secret is not None else None
     history_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(app.archive, app.desk.universe, tokens), registry
     )
