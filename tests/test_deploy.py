@@ -213,3 +213,17 @@ def test_deployments_mark_answers_private_because_both_require_keys(monkeypatch:
     monkeypatch.setenv("SIGNAL_API_KEYS", "")
     monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://elsewhere.example")
     assert render.envoy_config(settings, upstreams) == committed[0]
+
+
+def test_envoy_protects_itself_within_its_pod() -> None:
+    """The overload manager's heap limit sits below the Envoy pod's memory limit (it sheds load before
+    the kernel kills it), and every rendered Envoy bounds connections and header time."""
+    limit = render.ENVOY_RESOURCES["limits"]["memory"]
+    assert limit.endswith("Mi")
+    envoy = yaml.safe_load(of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"])
+    monitors = {m["name"]: m["typed_config"] for m in envoy["overload_manager"]["resource_monitors"]}
+    heap = monitors["envoy.resource_monitors.fixed_heap"]["max_heap_size_bytes"]
+    assert heap <= int(limit[:-2]) * 1024 * 1024 * 0.8, (heap, limit)
+    assert monitors["envoy.resource_monitors.global_downstream_max_connections"]["max_active_downstream_connections"]
+    for text in (of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"], render.COMPOSE_ENVOY.read_text()):
+        assert "request_headers_timeout: 10s" in text and "max_concurrent_streams: 100" in text

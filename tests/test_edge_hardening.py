@@ -74,6 +74,13 @@ async def test_json_bodies_pass_the_gate(rest: httpx.AsyncClient, content_type: 
     assert (await rest.delete("/alerts/0123456789abcdef0123456789abcdef")).status_code != 415
 
 
+async def test_native_grpc_through_the_rest_port_is_not_refused(stack: Stack) -> None:
+    # gRPC over h2c on Envoy's REST port: its content type is application/grpc, not JSON.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.settings.port}") as channel:
+        info = await signal_pb2_grpc.SignalServiceStub(channel).GetApiInfo(signal_pb2.GetApiInfoRequest(), timeout=30)
+    assert info.name
+
+
 # --- Item 3: the client is the TCP peer on every listener ----------------------------------------
 
 RATE, BURST, CALLS = 1, 1, 10
