@@ -14,13 +14,16 @@ import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
 import pytest
-from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
+from cryptosignals.v1 import live_pb2, live_pb2_grpc, signal_pb2, signal_pb2_grpc
 
 from service.edge.envoy import H2_MAX_CONCURRENT_STREAMS, HSTS_VALUE
+from service.rpc import server as server_module
+from service.rpc.client_limit import ClientLimiter
 from tests.stack import Stack, free_port, running_stack
 from tests.test_tls import make_certificate
 from twin import RecordedTwin
@@ -362,3 +365,53 @@ async def test_failed_key_checks_spend_the_callers_bucket(keyed: Stack) -> None:
         assert refused.json()["code"] == 8 and int(refused.headers["retry-after"]) >= 1
         # Another address with the right key is not affected.
         assert (await other.get("/market/BTC", headers={"Authorization": "Bearer key-one"})).status_code == 200
+
+
+async def test_an_address_out_of_failures_is_refused_even_with_the_right_key(
+    twin: RecordedTwin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once an address has spent its failure bucket, no answer tells it whether a key was right:
+    unary calls and streams with the right key are refused too, until the bucket refills. The failure
+    buckets' clock is frozen here, so nothing refills while the test runs, however slowly."""
+    now = [1000.0]
+
+    def frozen(settings: Any) -> ClientLimiter:
+        return ClientLimiter(1, 3, settings.trusted_proxy_networks, clock=lambda: now[0])
+
+    monkeypatch.setattr(server_module, "auth_failures", frozen)
+    async with (
+        running_stack(
+            twin, signal_api_keys="key-one", client_rate_limit_per_second=1, client_rate_limit_burst=3
+        ) as stack,
+        relay_from("127.0.0.42", stack.server.port) as port,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        signals = signal_pb2_grpc.SignalServiceStub(channel)
+        live = live_pb2_grpc.LiveServiceStub(channel)
+
+        async def market(key: str) -> grpc.StatusCode:
+            try:
+                await signals.GetMarket(
+                    signal_pb2.GetMarketRequest(symbol="BTC"),
+                    metadata=(("authorization", f"Bearer {key}"),),
+                    timeout=30,
+                )
+            except grpc.aio.AioRpcError as exc:
+                return exc.code()
+            return grpc.StatusCode.OK
+
+        codes = [await market(f"guess-{i}") for i in range(4)]
+        assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+        assert await market("key-one") == grpc.StatusCode.RESOURCE_EXHAUSTED
+        stream = live.WatchSignals(
+            live_pb2.WatchSignalsRequest(symbol="BTC"), metadata=(("authorization", "Bearer key-one"),), timeout=30
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stream.read()
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # Another address is not affected; this one is served again once its bucket refills.
+        async with httpx.AsyncClient(base_url=stack.rest_url, timeout=30) as other:
+            answer = await other.get("/market/BTC", headers={"Authorization": "Bearer key-one"})
+            assert answer.status_code == 200
+        now[0] += 10
+        assert await market("key-one") == grpc.StatusCode.OK

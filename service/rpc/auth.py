@@ -15,8 +15,7 @@ that), and kept by each replica.
 from __future__ import annotations
 
 import hmac
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -65,7 +64,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         bucket; None: failed attempts are not limited (the client rate limit is off)."""
         self._keys = [k.encode() for k in keys]
         self._failures = failures
-        # Until this time (monotonic) some address may have an empty failure bucket: calls are checked
+        # Until this time (the limiter's clock) some address may have an empty failure bucket: calls are checked
         # against their caller's. Before it and after, the common case, nothing is added to a call.
         self._watch_until = 0.0
 
@@ -83,10 +82,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if refused is not None:
             if failures is None:
                 return _deny(refused)
-            self._watch_until = time.monotonic() + failures.burst / failures.rate + 1.0
+            self._watch_until = failures.now() + failures.burst / failures.rate + 1.0
             return self._deny_and_spend(refused)
         handler = await continuation(handler_call_details)
-        if failures is None or time.monotonic() > self._watch_until or handler is None or handler.unary_unary is None:
+        if failures is None or failures.now() > self._watch_until or handler is None:
             return handler
         return self._unless_blocked(handler, failures)
 
@@ -107,23 +106,43 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     @staticmethod
     def _unless_blocked(handler: grpc.RpcMethodHandler, failures: ClientLimiter) -> grpc.RpcMethodHandler:
-        """``handler``, first refusing a caller whose failure bucket is empty (a right key included)."""
-        behaviour = handler.unary_unary
+        """``handler``, first refusing a caller whose failure bucket is empty (a right key included):
+        unary calls and streams alike, so no method tells a guesser that a key was right."""
 
-        async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def refuse_if_blocked(context: grpc.aio.ServicerContext) -> None:
             client = failures.client_of(context.invocation_metadata() or (), context.peer(), keys_checked=False)
             refusal = failures.exhausted(client)
             if refusal is not None:
                 await context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED, RATE_LIMITED_MESSAGE, trailing_metadata=refusal.metadata()
                 )
-            return await behaviour(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            checked,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await refuse_if_blocked(context)
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(checked, **codecs)
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            async def checked_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                await refuse_if_blocked(context)
+                answer = stream(request, context)
+                if hasattr(answer, "__aiter__"):  # an async generator
+                    async for message in answer:
+                        yield message
+                else:  # a coroutine writing with context.write
+                    await answer
+
+            return grpc.unary_stream_rpc_method_handler(checked_stream, **codecs)
+        return handler  # no client-streaming methods here
 
 
 # As the guard words its own refusals (service/rpc/guard.py imports this module, so it lives here).

@@ -189,6 +189,10 @@ class ClientLimiter:
             reset=max(1, math.ceil((self.burst - tokens) / self.rate)),
         )
 
+    def now(self) -> float:
+        """The buckets' clock."""
+        return self._clock()
+
     def exhausted(self, client: str) -> Refusal | None:
         """A Refusal when ``client``'s bucket is empty now; spends nothing (this process's buckets only)."""
         bucket = self._buckets.get(client)
