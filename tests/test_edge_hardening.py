@@ -207,6 +207,36 @@ async def test_direct_grpc_listener_ignores_a_forged_forwarded_for(tls_stack: St
     _assert_limited("gRPC", refused, seconds)
 
 
+async def test_grpc_tls_streams_are_counted_per_real_client(twin: RecordedTwin, tmp_path: Path) -> None:
+    """WATCH_MAX_PER_CLIENT: a forged X-Forwarded-For does not open a second stream through the gRPC
+    TLS listener (the review: it did)."""
+    cert, key = make_certificate(tmp_path, serial=5005)
+    async with running_stack(
+        twin,
+        tls_cert_file=str(cert),
+        tls_key_file=str(key),
+        grpc_tls_port=free_port(),
+        watch_max_per_client=1,
+    ) as stack:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        async with (
+            relay_from("127.0.0.51", stack.settings.grpc_tls_port) as port,
+            grpc.aio.secure_channel(f"localhost:{port}", credentials) as channel,
+        ):
+            live = live_pb2_grpc.LiveServiceStub(channel)
+            first = live.WatchSignals(
+                live_pb2.WatchSignalsRequest(symbol="BTC"), metadata=(("x-forwarded-for", _forged(1)),)
+            )
+            assert (await first.read()).symbol == "BTC"  # registered with the hub
+            second = live.WatchSignals(
+                live_pb2.WatchSignalsRequest(symbol="ETH"), metadata=(("x-forwarded-for", _forged(2)),)
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await second.read()
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            first.cancel()
+
+
 # --- Item 10: HSTS over TLS, HTTP/2 limits, overload manager, header timeout ---------------------
 
 
