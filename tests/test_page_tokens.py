@@ -3,6 +3,7 @@ field by field (a forged payload is a 400, never a 500), and usable for a listin
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from records.db import Database
 from service.rpc import page_tokens
@@ -136,6 +138,20 @@ async def test_the_secret_is_random_kept_in_the_database_and_shared(stack: Stack
     finally:
         await replica.engine.dispose()
         await elsewhere.engine.dispose()
+
+
+async def test_replicas_asking_at_once_share_one_secret(database: Database) -> None:
+    """SQLite and a real PostgreSQL: four replicas starting together (the table not there yet) end up
+    with one secret."""
+    async with database.engine.begin() as connection:
+        await connection.execute(text("DROP TABLE IF EXISTS service_secrets"))
+    replicas = [database, *(Database(database.url) for _ in range(3))]
+    try:
+        found = await asyncio.gather(*(r.shared_secret(PAGE_TOKEN_SECRET_NAME) for r in replicas))
+    finally:
+        for replica in replicas[1:]:
+            await replica.aclose()
+    assert len(set(found)) == 1 and len(found[0]) == 64
 
 
 async def _listing(rest: httpx.AsyncClient, symbol: str, params: dict[str, Any]) -> list[str]:
