@@ -371,12 +371,17 @@ async def keyed(twin: RecordedTwin) -> AsyncIterator[Stack]:
 
 async def test_metrics_need_a_key_when_keys_are_set(keyed: Stack, rest: httpx.AsyncClient) -> None:
     direct = f"http://127.0.0.1:{keyed.server.metrics.port}/metrics"
-    async with httpx.AsyncClient(timeout=30) as client:
-        for url in (f"{keyed.rest_url}/metrics", direct):
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic key-one"}):
+    # Each from its own address, two failures each: within the failure bucket (3), so the right key
+    # is still served (the frozen-clock test below checks what a third failure costs).
+    bad = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic key-one"}]
+    checks = [(f"{keyed.rest_url}/metrics", "127.0.0.33", bad[:2]), (direct, "127.0.0.34", bad[1:])]
+    for url, address, attempts in checks:
+        async with httpx.AsyncClient(timeout=30, transport=httpx.AsyncHTTPTransport(local_address=address)) as client:
+            for headers in attempts:
                 refused = await client.get(url, headers=headers)
                 assert refused.status_code == 401, (url, headers)
                 assert refused.json()["code"] == 16 and "cryptosignals_" not in refused.text
+                assert refused.headers["www-authenticate"] == "Bearer"
             allowed = await client.get(url, headers={"Authorization": "Bearer key-one"})
             assert allowed.status_code == 200 and "cryptosignals_rpc_requests_total" in allowed.text
     # Without keys nothing changes: Prometheus scrapes as before.
@@ -447,6 +452,16 @@ async def test_an_address_out_of_failures_is_refused_even_with_the_right_key(
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stream.read()
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # The metrics port shares the failure buckets: blocked there too, and guessing there costs.
+        metrics = f"http://127.0.0.1:{stack.server.metrics.port}/metrics"
+        right = {"Authorization": "Bearer key-one"}
+        async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.42")) as same:
+            assert (await same.get(metrics, headers=right)).status_code == 429
+        async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.43")) as scraper:
+            guessed = [(await scraper.get(metrics, headers={"Authorization": f"Bearer g{i}"})) for i in range(4)]
+            assert [r.status_code for r in guessed] == [401, 401, 401, 429]
+            assert guessed[-1].json()["code"] == 8 and guessed[-1].headers["retry-after"] == "1"
+            assert (await scraper.get(metrics, headers=right)).status_code == 429
         # Another address is not affected; this one is served again once its bucket refills.
         async with httpx.AsyncClient(base_url=stack.rest_url, timeout=30) as other:
             answer = await other.get("/market/BTC", headers={"Authorization": "Bearer key-one"})

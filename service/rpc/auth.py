@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 if TYPE_CHECKING:
-    from service.rpc.client_limit import ClientLimiter
+    from service.rpc.client_limit import ClientLimiter, Refusal
 
 OPEN_METHODS = frozenset(
     {
@@ -58,15 +58,43 @@ def bearer_key(header: str, keys: Sequence[bytes]) -> str | None:
     return None
 
 
+class AuthFailures:
+    """Each address's bucket of failed key checks, shared by the RPCs and the metrics endpoint.
+
+    ``limiter`` is one of its own (never the guard's), sized as the client limit. Until
+    ``watch_until`` (on the limiter's clock) some address may have an empty bucket, so calls with a
+    right key are checked against their caller's; the rest of the time, the common case, nothing is
+    added to a call.
+    """
+
+    def __init__(self, limiter: ClientLimiter) -> None:
+        self.limiter = limiter
+        self.watch_until = 0.0
+
+    def client(self, metadata: Sequence[tuple[str, str | bytes]], peer: str) -> str:
+        """The bucket of the caller's address (x-forwarded-for believed only from trusted proxies)."""
+        return self.limiter.client_of(metadata, peer, keys_checked=False)
+
+    def spend(self, client: str) -> Refusal | None:
+        """A failed check: one token; a Refusal when the bucket was already empty."""
+        limiter = self.limiter
+        self.watch_until = limiter.now() + limiter.burst / limiter.rate + 1.0
+        return limiter.take(client)
+
+    def watching(self) -> bool:
+        return self.limiter.now() <= self.watch_until
+
+    def blocked(self, client: str) -> Refusal | None:
+        """A Refusal when ``client``'s bucket is empty now (spends nothing)."""
+        return self.limiter.exhausted(client)
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, keys: Sequence[str], failures: ClientLimiter | None = None) -> None:
-        """``failures``: a limiter of its own (never the guard's) holding each address's failure
-        bucket; None: failed attempts are not limited (the client rate limit is off)."""
+    def __init__(self, keys: Sequence[str], failures: AuthFailures | None = None) -> None:
+        """``failures``: each address's failed checks; None: failed attempts are not limited (the
+        client rate limit is off)."""
         self._keys = [k.encode() for k in keys]
         self._failures = failures
-        # Until this time (the limiter's clock) some address may have an empty failure bucket: calls are checked
-        # against their caller's. Before it and after, the common case, nothing is added to a call.
-        self._watch_until = 0.0
 
     async def intercept_service(
         self,
@@ -82,10 +110,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if refused is not None:
             if failures is None:
                 return _deny(refused)
-            self._watch_until = failures.now() + failures.burst / failures.rate + 1.0
             return self._deny_and_spend(refused)
         handler = await continuation(handler_call_details)
-        if failures is None or failures.now() > self._watch_until or handler is None:
+        if failures is None or not failures.watching() or handler is None:
             return handler
         return self._unless_blocked(handler, failures)
 
@@ -94,8 +121,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         assert failures is not None
 
         async def abort(request: object, context: grpc.aio.ServicerContext) -> None:
-            client = failures.client_of(context.invocation_metadata() or (), context.peer(), keys_checked=False)
-            refusal = failures.take(client)
+            refusal = failures.spend(failures.client(context.invocation_metadata() or (), context.peer()))
             if refusal is not None:
                 await context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED, RATE_LIMITED_MESSAGE, trailing_metadata=refusal.metadata()
@@ -105,13 +131,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(abort)
 
     @staticmethod
-    def _unless_blocked(handler: grpc.RpcMethodHandler, failures: ClientLimiter) -> grpc.RpcMethodHandler:
+    def _unless_blocked(handler: grpc.RpcMethodHandler, failures: AuthFailures) -> grpc.RpcMethodHandler:
         """``handler``, first refusing a caller whose failure bucket is empty (a right key included):
         unary calls and streams alike, so no method tells a guesser that a key was right."""
 
         async def refuse_if_blocked(context: grpc.aio.ServicerContext) -> None:
-            client = failures.client_of(context.invocation_metadata() or (), context.peer(), keys_checked=False)
-            refusal = failures.exhausted(client)
+            refusal = failures.blocked(failures.client(context.invocation_metadata() or (), context.peer()))
             if refusal is not None:
                 await context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED, RATE_LIMITED_MESSAGE, trailing_metadata=refusal.metadata()

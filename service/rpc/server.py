@@ -40,7 +40,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from providers.redis_link import RedisLink
 from service.app import App
-from service.rpc.auth import AuthInterceptor
+from service.rpc.auth import AuthFailures, AuthInterceptor
 from service.rpc.client_limit import ClientLimiter, SharedClientLimiter
 from service.rpc.guard import Guard, GuardedServer
 from service.rpc.logs import configure_logging
@@ -149,10 +149,10 @@ def _bindable(host: str, port: int) -> bool:
 
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
+    failures_limiter = auth_failures(settings)
+    failures = AuthFailures(failures_limiter) if failures_limiter is not None else None
     server = grpc.aio.server(
-        interceptors=(
-            [AuthInterceptor(settings.client_api_keys, auth_failures(settings))] if settings.client_api_keys else []
-        ),
+        interceptors=[AuthInterceptor(settings.client_api_keys, failures)] if settings.client_api_keys else [],
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", 1 << 20),
@@ -228,7 +228,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     gc.freeze()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    metrics = MetricsServer(settings.client_api_keys)
+    metrics = MetricsServer(settings.client_api_keys, failures)
     try:
         await metrics.start(settings.metrics_host, settings.metrics_port)
     except OSError as exc:
