@@ -8,6 +8,7 @@ insert-or-ignore on (symbol, bucket), so replicas recording the same interval ne
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, delete, event, func, or_, select, text, update
+from sqlalchemy import Column, MetaData, String, Table, and_, delete, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -24,6 +25,13 @@ from records.models import HORIZONS, SignalRow
 from records.recorded import RecordedFactor, RecordedSignal
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Random secrets the replicas sharing this database share (the page token key): name -> hex value.
+_SECRETS = Table(
+    "service_secrets",
+    MetaData(),
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
 _MIGRATION_LOCK = 4_271_193  # PostgreSQL advisory lock id: replicas starting together migrate one at a time
 
 
@@ -105,6 +113,32 @@ class Database:
                 getattr(command, action)(_alembic(sync), revision)
 
             await connection.run_sync(run)
+
+    # ---- secrets -------------------------------------------------------------------------------
+
+    async def shared_secret(self, name: str) -> str:
+        """A random secret kept under ``name``: made by the first replica to ask, read by the others
+        (insert-or-ignore, then read back: two replicas asking at once keep the same one).
+
+        Its table is created here when missing, outside the migrations, so this piece of state
+        (issue 24) does not compete with the alert migrations for the next revision number."""
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        for attempt in range(3):
+            try:
+                async with self.engine.begin() as connection:
+                    await connection.run_sync(lambda sync: _SECRETS.create(sync, checkfirst=True))
+                break
+            except Exception:  # another replica created it between the check and the CREATE
+                if attempt == 2:
+                    raise
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                insert(_SECRETS)
+                .values(name=name, value=secrets.token_hex(32))
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            value = (await connection.execute(select(_SECRETS.c.value).where(_SECRETS.c.name == name))).scalar_one()
+        return str(value)
 
     # ---- writes --------------------------------------------------------------------------------
 

@@ -173,6 +173,26 @@ class Settings(BaseSettings):
     # The server's event loop: uvloop (libuv) unless told otherwise; "asyncio" is the standard loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
+    # Edge hardening (issue 24). History page tokens are signed with PAGE_TOKEN_SECRET (at least 32
+    # characters, a secret); unset, a random one is generated once and kept in the history database,
+    # so every replica sharing it accepts the others' tokens. Envoy's overload manager: its heap
+    # (MiB) and its open client connections (every listener together) at most.
+    page_token_secret: SecretStr | None = None
+    envoy_max_heap_mb: Annotated[int, Field(ge=32, le=65_536)] = 192
+    envoy_max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+
+    @field_validator("page_token_secret", mode="before")
+    @classmethod
+    def _page_token_secret(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str | SecretStr):
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if len(text.strip()) < 32:
+                # The value itself is not echoed: it is a secret.
+                raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`), or empty")
+        return value
+
     @field_validator(
         "coinglass_api_key",
         "coinapi_key",

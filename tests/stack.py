@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from providers.ratelimit import DEFAULT_PER_MINUTE
 from service.edge.cache_headers import path_rules
-from service.edge.envoy import envoy_binary, route_timeout_for, write_config
+from service.edge.envoy import GRPC_TLS_SECRET_NAME, envoy_binary, route_timeout_for, write_config, write_tls_sds
 from service.rpc.server import RunningServer, start_server
 from service.settings import Settings
 from twin import RecordedTwin
@@ -110,10 +110,18 @@ class Envoy:
             self.process.kill()
 
 
-async def start_envoy(settings: Settings) -> Envoy:
+async def start_envoy(settings: Settings, **render_overrides: Any) -> Envoy:
+    """Envoy in front of the stack's server; HTTPS and the gRPC TLS listener when ``settings`` ask for
+    them (TLS_CERT_FILE, GRPC_TLS_PORT), as the launcher does. ``render_overrides`` go to render_config."""
     workdir = Path(tempfile.mkdtemp(prefix="envoy-test-"))
-    config = write_config(
-        workdir / "envoy.yaml",
+    tls_sds = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        tls_sds = write_tls_sds(workdir / "tls", settings.tls_cert_file, settings.tls_key_file)
+    grpc_tls = None
+    if settings.grpc_tls_port and settings.grpc_tls_files is not None:
+        cert, key = settings.grpc_tls_files
+        grpc_tls = (settings.grpc_tls_port, write_tls_sds(workdir / "grpc-tls", cert, key, GRPC_TLS_SECRET_NAME))
+    rendering: dict[str, Any] = dict(
         port=settings.port,
         grpc_port=settings.grpc_port,
         admin_port=settings.envoy_admin_port,
@@ -124,7 +132,12 @@ async def start_envoy(settings: Settings) -> Envoy:
         client_rate_limit_burst=settings.client_rate_limit_burst,
         cors_allowed_origins=settings.cors_origin_list,
         cache_rules=path_rules(settings),
+        tls_sds=tls_sds,
+        grpc_tls=grpc_tls,
+        max_heap_mb=settings.envoy_max_heap_mb,
+        max_connections=settings.envoy_max_connections,
     )
+    config = write_config(workdir / "envoy.yaml", **{**rendering, **render_overrides})
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: ASYNC220 - started once per session, returns at once
@@ -132,7 +145,7 @@ async def start_envoy(settings: Settings) -> Envoy:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{settings.port}"
+    url = f"{'https' if tls_sds is not None else 'http'}://127.0.0.1:{settings.port}"
     deadline = time.monotonic() + 20
     async with httpx.AsyncClient(timeout=1.0) as client:
         while time.monotonic() < deadline:
@@ -165,10 +178,16 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(twin: RecordedTwin, *, envoy: bool = True, **settings_overrides: Any) -> AsyncIterator[Stack]:
+async def running_stack(
+    twin: RecordedTwin,
+    *,
+    envoy: bool = True,
+    envoy_overrides: dict[str, Any] | None = None,
+    **settings_overrides: Any,
+) -> AsyncIterator[Stack]:
     settings = stack_settings(twin, **settings_overrides)
     server = await start_server(settings)
-    proxy = await start_envoy(settings) if envoy else None
+    proxy = await start_envoy(settings, **(envoy_overrides or {})) if envoy else None
     try:
         yield Stack(twin, settings, server, proxy)
     finally:

@@ -188,3 +188,42 @@ def test_memory_request_covers_the_measured_rss() -> None:
     # Headroom: a quarter above the largest figure measured (84-88 MB today).
     assert request.endswith("Mi") and int(request[:-2]) * 1.048576 >= max(rss) * 1.25, (request, rss)
     assert "cpu" in server_container()["resources"]["requests"]  # the HPA computes utilisation from it
+
+
+def _cache_controls(envoy_yaml: str) -> set[str]:
+    """The Cache-Control values of the Lua filter's rules in a rendered Envoy config."""
+    return set(re.findall(r'"((?:public|private), [^"]+)"', envoy_yaml))
+
+
+def test_deployments_mark_answers_private_because_both_require_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both deployments refuse to start without SIGNAL_API_KEYS, so their answers are keyed: a cache in
+    front must not share them (`private`). Rendered both ways; this machine's environment changes nothing."""
+    assert render.KEYED is True
+    committed = [of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"], render.COMPOSE_ENVOY.read_text()]
+    for text in committed:
+        values = _cache_controls(text)
+        assert values and all(v.startswith("private, ") for v in values), values
+    settings = render.deploy_settings()
+    upstreams = [(render.GRPC_SERVICE, settings.grpc_port)]
+    keyless = _cache_controls(render.envoy_config(settings, upstreams, keyed=False))
+    keyed = _cache_controls(render.envoy_config(settings, upstreams, keyed=True))
+    assert keyless and all(v.startswith("public, ") for v in keyless), keyless
+    assert keyed == {v.replace("public, ", "private, ") for v in keyless}
+    # The rendering reads the settings it is given, not the renderer's environment (or .env).
+    monkeypatch.setenv("SIGNAL_API_KEYS", "")
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://elsewhere.example")
+    assert render.envoy_config(settings, upstreams) == committed[0]
+
+
+def test_envoy_protects_itself_within_its_pod() -> None:
+    """The overload manager's heap limit sits below the Envoy pod's memory limit (it sheds load before
+    the kernel kills it), and every rendered Envoy bounds connections and header time."""
+    limit = render.ENVOY_RESOURCES["limits"]["memory"]
+    assert limit.endswith("Mi")
+    envoy = yaml.safe_load(of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"])
+    monitors = {m["name"]: m["typed_config"] for m in envoy["overload_manager"]["resource_monitors"]}
+    heap = monitors["envoy.resource_monitors.fixed_heap"]["max_heap_size_bytes"]
+    assert heap <= int(limit[:-2]) * 1024 * 1024 * 0.8, (heap, limit)
+    assert monitors["envoy.resource_monitors.global_downstream_max_connections"]["max_active_downstream_connections"]
+    for text in (of_kind("ConfigMap", "envoy")["data"]["envoy.yaml"], render.COMPOSE_ENVOY.read_text()):
+        assert "request_headers_timeout: 10s" in text and "max_concurrent_streams: 100" in text

@@ -371,6 +371,8 @@ async def run(settings: Settings, demo: bool) -> int:
             client_rate_limit_burst=settings.client_rate_limit_burst,
             tls_sds=tls_sds,
             grpc_tls=grpc_tls,
+            max_heap_mb=settings.envoy_max_heap_mb,
+            max_connections=settings.envoy_max_connections,
         )
         scheme = "https" if tls_sds is not None else "http"
         envoy = Part(

@@ -56,15 +56,19 @@ PATHS = (
 )
 
 
-def path_rules(settings: Settings) -> tuple[tuple[str, str], ...]:
-    """(Lua pattern of a REST path, Cache-Control of its 200 answers), for Envoy."""
-    table = cache_control_table(settings)
+def path_rules(settings: Settings, *, keyed: bool | None = None) -> tuple[tuple[str, str], ...]:
+    """(Lua pattern of a REST path, Cache-Control of its 200 answers), for Envoy. ``keyed``: whether
+    answers need a client key (default: whether ``settings`` has SIGNAL_API_KEYS); a deployment whose
+    keys arrive later, from a secret, says so here."""
+    table = cache_control_table(settings, keyed=keyed)
     return tuple((pattern, table[method]) for pattern, method in PATHS)
 
 
-def cache_control_table(settings: Settings) -> dict[str, str]:
-    """Method -> Cache-Control value of its successful answers."""
-    scope = "private" if settings.client_api_keys else "public"
+def cache_control_table(settings: Settings, *, keyed: bool | None = None) -> dict[str, str]:
+    """Method -> Cache-Control value of its successful answers (``keyed``: as in ``path_rules``)."""
+    if keyed is None:
+        keyed = bool(settings.client_api_keys)
+    scope = "private" if keyed else "public"
     seconds = {name: fresh * settings.cache_ttl_scale for name, fresh in FRESH_SECONDS.items()}
     seconds[SIGNAL + "GetSignal"] = settings.signal_cache_seconds
     table: dict[str, str] = {}

@@ -73,6 +73,9 @@ def render_config(
     metrics_address: str = "127.0.0.1",
     cors_allowed_origins: Sequence[str] | None = None,
     cache_rules: Sequence[tuple[str, str]] | None = None,
+    max_heap_mb: int = 192,
+    max_connections: int = 10_000,
+    request_headers_timeout_seconds: float = 10.0,
 ) -> str:
     """Envoy's config; ``upstreams`` (GRPC_UPSTREAMS) are the gRPC servers it round-robins over,
     by default the one at ``grpc_host:grpc_port``.
@@ -85,7 +88,9 @@ def render_config(
     (port, SDS file) adds a gRPC-over-TLS listener in front of the same servers; ``dns_upstreams``
     resolves the upstream names (a Kubernetes headless Service: one host per pod IP) instead of
     fixed IPs, ``metrics_address`` too (``GET /metrics`` then answers one replica's figures; a
-    cluster's Prometheus scrapes every pod itself).
+    cluster's Prometheus scrapes every pod itself). ``max_heap_mb`` and ``max_connections``
+    (ENVOY_MAX_HEAP_MB, ENVOY_MAX_CONNECTIONS) feed Envoy's overload manager; a client gets
+    ``request_headers_timeout_seconds`` to send its request headers.
     """
     del client_rate_limit_per_second, client_rate_limit_burst
     if descriptor == DESCRIPTOR_SET and not descriptor.exists():
@@ -104,6 +109,7 @@ def render_config(
         settings = load_settings()
         cors_allowed_origins = settings.cors_origin_list if cors_allowed_origins is None else cors_allowed_origins
         cache_rules = path_rules(settings) if cache_rules is None else cache_rules
+    headers_timeout = f"{request_headers_timeout_seconds:g}s"
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
         GRPC_ENDPOINTS=f"[{endpoints}]",
@@ -114,10 +120,41 @@ def render_config(
         METRICS_ADDRESS=metrics_address,
         METRICS_DISCOVERY=grpc_discovery(dns_upstreams),
         REST_TLS=rest_tls(tls_sds),
-        GRPC_TLS_LISTENER=grpc_tls_listener(grpc_tls, f"{route_timeout_seconds:g}s"),
+        GRPC_TLS_LISTENER=grpc_tls_listener(grpc_tls, f"{route_timeout_seconds:g}s", headers_timeout),
         GRPC_DISCOVERY=grpc_discovery(dns_upstreams),
         CORS_ORIGINS=cors_matchers(cors_allowed_origins),
         CACHE_RULES=lua_rules(cache_rules),
+        HSTS=hsts(tls_sds),
+        MAX_HEAP_BYTES=max_heap_mb * 1024 * 1024,
+        MAX_CONNECTIONS=max_connections,
+        REQUEST_HEADERS_TIMEOUT=headers_timeout,
+        BUFFER_LIMIT=BUFFER_LIMIT_BYTES,
+        H2_OPTIONS=H2_OPTIONS,
+    )
+
+
+# Per connection (and per request or answer): what Envoy buffers before applying back-pressure.
+# Envoy's default, written out: the Lua filter (ETag) and the transcoder hold a whole answer, and
+# the largest (the OpenAPI document, charts) are a few hundred KB.
+BUFFER_LIMIT_BYTES = 1_048_576
+# HTTP/2 clients (REST over h2, gRPC over TLS): streams per connection, and flow-control windows of
+# 64 KiB per stream and 1 MiB per connection (Envoy's defaults are 256 MiB each).
+H2_MAX_CONCURRENT_STREAMS = 100
+H2_OPTIONS = (
+    f"{{max_concurrent_streams: {H2_MAX_CONCURRENT_STREAMS}, initial_stream_window_size: 65536, "
+    "initial_connection_window_size: 1048576}"
+)
+# HTTPS only: browsers that saw it keep to HTTPS for a year (never sent over plain HTTP: RFC 6797).
+HSTS_VALUE = "max-age=31536000; includeSubDomains"
+
+
+def hsts(tls_sds: Path | None) -> str:
+    """Strict-Transport-Security on every REST answer when the listener is HTTPS (one flow-style line)."""
+    if tls_sds is None:
+        return "# no Strict-Transport-Security: plain HTTP"
+    return (
+        f"response_headers_to_add: [{{header: {{key: strict-transport-security, value: '{HSTS_VALUE}'}}, "
+        "append_action: OVERWRITE_IF_EXISTS_OR_ADD}]"
     )
 
 
@@ -205,9 +242,14 @@ GRPC_TLS_SECRET_NAME = "grpc_certificate"  # noqa: S105 - the name of an SDS res
 RETRY_ON = "connect-failure,refused-stream,reset,reset-before-request,cancelled"
 
 
-def grpc_tls_listener(grpc_tls: tuple[int, Path] | None, route_timeout: str) -> str:
+def grpc_tls_listener(grpc_tls: tuple[int, Path] | None, route_timeout: str, headers_timeout: str = "10s") -> str:
     """GRPC_TLS_PORT: a listener item (one flow-style line) proxying gRPC over TLS (h2) to the
-    servers with the REST route's timeout and retries; or a comment when off."""
+    servers with the REST route's timeout and retries; or a comment when off.
+
+    As on the REST listener, the TCP peer is the client: Envoy appends it to ``x-forwarded-for``
+    (``use_remote_address``, no trusted hops), so a client cannot pick its rate-limit bucket or stream
+    allowance by writing the header itself. The REST listener's header timeout and HTTP/2 and
+    buffer limits apply too."""
     if grpc_tls is None:
         return "# no gRPC TLS listener: GRPC_TLS_PORT is 0"
     port, sds = grpc_tls
@@ -222,6 +264,8 @@ def grpc_tls_listener(grpc_tls: tuple[int, Path] | None, route_timeout: str) -> 
     manager = (
         "{'@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
         "HttpConnectionManager, stat_prefix: grpc_tls, codec_type: HTTP2, "
+        "use_remote_address: true, xff_num_trusted_hops: 0, "
+        f"request_headers_timeout: {headers_timeout}, http2_protocol_options: {H2_OPTIONS}, "
         "route_config: {name: grpc_tls, virtual_hosts: [{name: grpc, domains: ['*'], "
         f"routes: [{{match: {{prefix: '/'}}, route: {route}}}]}}]}}, "
         "http_filters: [{name: envoy.filters.http.router, typed_config: {"
@@ -229,6 +273,7 @@ def grpc_tls_listener(grpc_tls: tuple[int, Path] | None, route_timeout: str) -> 
     )
     return (
         f"- {{name: grpc_tls, address: {{socket_address: {{address: 0.0.0.0, port_value: {port}}}}}, "
+        f"per_connection_buffer_limit_bytes: {BUFFER_LIMIT_BYTES}, "
         f"filter_chains: [{{transport_socket: {_transport_socket(sds, GRPC_TLS_SECRET_NAME, ('h2',))}, "
         f"filters: [{{name: envoy.filters.network.http_connection_manager, typed_config: {manager}}}]}}]}}"
     )

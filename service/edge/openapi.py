@@ -93,6 +93,31 @@ def _shorten(text: str, limit: int) -> str:
     return cut + "…"
 
 
+def sse_event_schema(ref: str) -> dict[str, Any]:
+    """One Server-Sent Event as tools read it (schemathesis, OpenAPI 3.2's ``itemSchema`` form): an
+    object whose ``data`` is JSON text holding one ``ref`` message. Before OpenAPI 3.2, the media
+    type's ``schema`` describes each event of a stream, not the stream."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "type": "string",
+                "description": f"One {ref} as JSON.",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": f"#/components/schemas/{ref}"},
+            },
+            "event": {"type": "string", "description": "The SSE event type: the default, message (none is sent)."},
+            "id": {"type": "string", "description": "The SSE event id (none is sent)."},
+            "retry": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Reconnection delay for the client, in milliseconds (none is sent).",
+            },
+        },
+    }
+
+
 def _first_sentence(text: str) -> str:
     match = re.match(r"(.+?[.!?])(\s|$)", text)
     return (match.group(1) if match else text).rstrip(".")
@@ -258,8 +283,8 @@ class _Generator:
         ref = self._message_schema(method.output_type)
         if method.server_streaming:
             return {
-                "description": f"Server-Sent Events: each `data:` line is one JSON {ref} (schema {ref}).",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": f"Server-Sent Events: each event's `data` is one JSON {ref} (schema {ref}).",
+                "content": {"text/event-stream": {"schema": sse_event_schema(ref)}},
             }
         return {
             "description": "OK",

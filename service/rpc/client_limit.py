@@ -191,6 +191,24 @@ class ClientLimiter:
             reset=max(1, math.ceil((self.burst - tokens) / self.rate)),
         )
 
+    def now(self) -> float:
+        """The buckets' clock."""
+        return self._clock()
+
+    def exhausted(self, client: str) -> Refusal | None:
+        """A Refusal when ``client``'s bucket is empty now; spends nothing (this process's buckets only)."""
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            return None
+        tokens = min(float(self.burst), bucket[0] + (self._clock() - bucket[1]) * self.rate)
+        if tokens >= 1.0:
+            return None
+        return Refusal(
+            limit=self.burst,
+            retry_after=max(1, math.ceil((1.0 - tokens) / self.rate)),
+            reset=max(1, math.ceil((self.burst - tokens) / self.rate)),
+        )
+
     async def take_async(self, client: str) -> Refusal | None:
         """``take``, for the interceptor: the shared limiter asks Redis here."""
         return self.take(client)

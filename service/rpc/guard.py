@@ -32,14 +32,13 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from providers.deadline import enter_deadline, leave_deadline
-from service.rpc.auth import OPEN_METHODS, OPEN_PREFIXES
+from service.rpc.auth import OPEN_METHODS, OPEN_PREFIXES, RATE_LIMITED_MESSAGE
 from service.rpc.client_limit import ClientLimiter
 from service.rpc.metrics import RPC_LATENCY_BUCKETS, RPC_TALLY
 from service.rpc.status import status_of
 
 log = logging.getLogger("cryptosignals.rpc")
 BAD_BYTES_MESSAGE = "request is not valid: every text parameter must be UTF-8 (use percent-encoded UTF-8 in URLs)"
-RATE_LIMITED_MESSAGE = "too many requests: slow down and retry"
 INTERNAL_MESSAGE = "internal error: the failure was logged"
 # A successful RPC slower than this is logged at INFO even when fast ones are not.
 SLOW_RPC_SECONDS = 1.0

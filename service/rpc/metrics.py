@@ -1,15 +1,23 @@
-"""RPC metrics and the Prometheus exposition endpoint (Envoy routes ``GET /metrics`` here)."""
+"""RPC metrics and the Prometheus exposition endpoint (Envoy routes ``GET /metrics`` here).
+
+With client keys (SIGNAL_API_KEYS) the endpoint needs one, as every keyed RPC does: Prometheus scrapes
+the metrics port directly (``authorization: {credentials: <key>}`` in its scrape config), and Envoy
+passes the REST caller's ``Authorization`` header through.
+"""
 
 from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from service.rpc.auth import RATE_LIMITED_MESSAGE, AuthFailures, bearer_key
 
 RPC_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -72,8 +80,12 @@ CLIENT_RATE_LIMIT = Gauge(
 class MetricsServer:
     """A small HTTP server on the serving event loop: no thread, no extra process."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Sequence[str] = (), failures: AuthFailures | None = None) -> None:
+        """``keys``: client keys (SIGNAL_API_KEYS), one of which a scrape must send; ``failures``: the
+        RPCs' failure buckets, so a wrong key here costs the caller as it does there."""
         self._runner: web.AppRunner | None = None
+        self._keys = [k.encode() for k in keys]
+        self._failures = failures
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
@@ -88,8 +100,33 @@ class MetricsServer:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        if self._keys:
+            failures = self._failures
+            client = ""
+            if failures is not None:
+                remote = request.remote or ""
+                peer = f"ipv6:[{remote}]:0" if ":" in remote else f"ipv4:{remote}:0"
+                forwarded = [("x-forwarded-for", v) for v in request.headers.getall("X-Forwarded-For", [])]
+                client = failures.client(forwarded, peer)
+                if failures.watching() and (refusal := failures.blocked(client)) is not None:
+                    return _refused(429, 8, RATE_LIMITED_MESSAGE, dict(refusal.metadata()))
+            refused = bearer_key(request.headers.get("Authorization", ""), self._keys)
+            if refused is not None:
+                if failures is not None and (refusal := failures.spend(client)) is not None:
+                    return _refused(429, 8, RATE_LIMITED_MESSAGE, dict(refusal.metadata()))
+                # The same JSON as every other 401 (Envoy's transcoded UNAUTHENTICATED).
+                return _refused(401, 16, refused, {"WWW-Authenticate": "Bearer"})
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def _refused(status: int, code: int, message: str, headers: dict[str, str]) -> web.Response:
+    """An error in the shape of every other (``{"code": <gRPC code>, "message": ...}``)."""
+    return web.Response(
+        status=status,
+        body=json.dumps({"code": code, "message": message}),
+        headers={"Content-Type": "application/json", **headers},
+    )

@@ -40,7 +40,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from providers.redis_link import RedisLink
 from service.app import App
-from service.rpc.auth import AuthInterceptor
+from service.rpc.auth import AuthFailures, AuthInterceptor
 from service.rpc.client_limit import ClientLimiter, SharedClientLimiter
 from service.rpc.guard import Guard, GuardedServer
 from service.rpc.logs import configure_logging
@@ -122,6 +122,15 @@ def client_limiter(settings: Settings, redis: RedisLink | None = None) -> Client
     return ClientLimiter(rate, burst, settings.trusted_proxy_networks, keyed=bool(settings.client_api_keys))
 
 
+def auth_failures(settings: Settings) -> ClientLimiter | None:
+    """Each address's bucket of failed key checks (service/rpc/auth.py), sized as the client limit;
+    None when the client limit is off."""
+    rate = settings.client_rate_limit_per_second
+    if rate <= 0:
+        return None
+    return ClientLimiter(rate, max(settings.client_rate_limit_burst, rate), settings.trusted_proxy_networks)
+
+
 def _bindable(host: str, port: int) -> bool:
     """Whether a listener could bind ``host:port`` now (SO_REUSEADDR, as grpc binds)."""
     try:
@@ -140,8 +149,10 @@ def _bindable(host: str, port: int) -> bool:
 
 async def start_server(settings: Settings, app: App | None = None) -> RunningServer:
     app = app or await App.create(settings)
+    failures_limiter = auth_failures(settings)
+    failures = AuthFailures(failures_limiter) if failures_limiter is not None else None
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(settings.client_api_keys)] if settings.client_api_keys else [],
+        interceptors=[AuthInterceptor(settings.client_api_keys, failures)] if settings.client_api_keys else [],
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", 1 << 20),
@@ -180,7 +191,9 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     live_pb2_grpc.add_LiveServiceServicer_to_server(
         LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), registry
     )
-    tokens = PageTokens(settings.history_database_url)
+    # PAGE_TOKEN_SECRET, else the random one kept in the history database (made on first use).
+    secret = settings.page_token_secret
+    tokens = PageTokens(secret.get_secret_value()) if secret is not None else None
     history_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(app.archive, app.desk.universe, tokens), registry
     )
@@ -228,7 +241,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     gc.freeze()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    metrics = MetricsServer()
+    metrics = MetricsServer(settings.client_api_keys, failures)
     try:
         await metrics.start(settings.metrics_host, settings.metrics_port)
     except OSError as exc:

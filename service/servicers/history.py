@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 import grpc
@@ -19,13 +21,34 @@ from signals.inputs import to_ms
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 DEFAULT_DAYS = 30
+# The name of the page token secret in the history database (when PAGE_TOKEN_SECRET is not set).
+PAGE_TOKEN_SECRET_NAME = "page_token"  # noqa: S105 - a name, not the secret
+
+log = logging.getLogger("cryptosignals.history")
 
 
 class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
-    def __init__(self, archive: SignalArchive | None, universe: CoinUniverse, tokens: PageTokens) -> None:
+    def __init__(self, archive: SignalArchive | None, universe: CoinUniverse, tokens: PageTokens | None) -> None:
+        """``tokens`` None: signed with the secret kept in the history database (made on first use)."""
         self._archive = archive
         self._universe = universe
         self._tokens = tokens
+        self._tokens_lock = asyncio.Lock()
+
+    async def _page_tokens(self, archive: SignalArchive, context: grpc.aio.ServicerContext) -> PageTokens:
+        if self._tokens is not None:
+            return self._tokens
+        async with self._tokens_lock:
+            if self._tokens is None:
+                try:
+                    secret = await archive.database.shared_secret(PAGE_TOKEN_SECRET_NAME)
+                except Exception:
+                    log.exception("cannot read or store the page token secret")
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE, "signal history is unavailable: its database did not answer"
+                    )
+                self._tokens = PageTokens(secret)
+        return self._tokens
 
     async def _available(self, context: grpc.aio.ServicerContext) -> SignalArchive:
         archive = self._archive
@@ -43,29 +66,43 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
     ) -> history_pb2.SignalHistoryPage:
         symbol = await coin_or_abort(request.symbol, context, self._universe)
         size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE
+        archive: SignalArchive | None = None
         try:
             if not 1 <= size <= MAX_PAGE_SIZE:
                 raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
             end = parse_time(request.end, "end")
             start = parse_time(request.start, "start")
-            end_ms = to_ms(end) if end is not None else int(time.time() * 1000)
+            position = None
+            if request.page_token:
+                archive = await self._available(context)
+                position = (await self._page_tokens(archive, context)).read(request.page_token)
+            # Without an explicit end, "now" as the first page resolved it, which its token carries:
+            # every page of one listing covers the same range.
+            if end is not None:
+                end_ms = to_ms(end)
+            elif position is not None:
+                end_ms = position["b"]
+            else:
+                end_ms = int(time.time() * 1000)
             start_ms = to_ms(start) if start is not None else end_ms - DEFAULT_DAYS * 86_400_000
             if start_ms > end_ms:
                 raise ValueError("start must not be after end")
             request_key = {"s": symbol, "a": start_ms, "b": end_ms, "n": size}
             before = None
-            if request.page_token:
-                position = self._tokens.decode(request.page_token, request_key)
-                before = (int(position["t"]), int(position["i"]))
+            if position is not None:
+                if any(position[k] != v for k, v in request_key.items()):
+                    raise PageTokenError("page_token belongs to another request: keep symbol, start, end and page_size")
+                before = (position["t"], position["i"])
         except (ValueError, PageTokenError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
-        archive = await self._available(context)
+        archive = archive or await self._available(context)
+        tokens = await self._page_tokens(archive, context)
         rows = await archive.page(symbol, start_ms, end_ms, size + 1, before)
         page = history_pb2.SignalHistoryPage(symbol=symbol, entries=[history_entry(r) for r in rows[:size]])
         if len(rows) > size:
             last = rows[size - 1]
-            page.next_page_token = self._tokens.encode({**request_key, "t": last.computed_ms, "i": last.id})
+            page.next_page_token = tokens.encode({**request_key, "t": last.computed_ms, "i": last.id})
         return page
 
     async def GetTrackRecord(
