@@ -25,7 +25,8 @@ from records.models import HORIZONS, SignalRow
 from records.recorded import RecordedFactor, RecordedSignal
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-# Random secrets the replicas sharing this database share (the page token key): name -> hex value.
+# Random secrets the replicas sharing this database share (the page token key): name -> hex value
+# (created by migration 0004).
 _SECRETS = Table(
     "service_secrets",
     MetaData(),
@@ -117,20 +118,10 @@ class Database:
     # ---- secrets -------------------------------------------------------------------------------
 
     async def shared_secret(self, name: str) -> str:
-        """A random secret kept under ``name``: made by the first replica to ask, read by the others
-        (insert-or-ignore, then read back: two replicas asking at once keep the same one).
-
-        Its table is created here when missing, outside the migrations, so this piece of state
-        (issue 24) does not compete with the alert migrations for the next revision number."""
+        """A random secret kept under ``name`` (table ``service_secrets``, migration 0004): made by
+        the first replica to ask, read by the others (insert-or-ignore, then read back: two replicas
+        asking at once keep the same one)."""
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        for attempt in range(3):
-            try:
-                async with self.engine.begin() as connection:
-                    await connection.run_sync(lambda sync: _SECRETS.create(sync, checkfirst=True))
-                break
-            except Exception:  # another replica created it between the check and the CREATE
-                if attempt == 2:
-                    raise
         async with self.engine.begin() as connection:
             await connection.execute(
                 insert(_SECRETS)

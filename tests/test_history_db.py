@@ -46,7 +46,7 @@ def live_signal(symbol: str, at: datetime, momentum: float = 2.0) -> LiveSignal:
 
 async def test_migrations_upgrade_and_downgrade(database: Database) -> None:
     await database.migrate()
-    assert await database.current_revision() == "0003"  # the head: 0003 (alerts hardened), 0002 (alerts), 0001
+    assert await database.current_revision() == "0004"  # the head: 0004 (secrets), 0003 (alerts hardened), 0002, 0001
     await database.insert([_row("BTC", 1)])
     assert await database.count() == 1
     await database.downgrade("base")

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from records.db import Database
 from service.rpc import page_tokens
@@ -134,6 +133,7 @@ async def test_the_secret_is_random_kept_in_the_database_and_shared(stack: Stack
     elsewhere = Database(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
     try:
         assert await replica.shared_secret(PAGE_TOKEN_SECRET_NAME) == secret
+        await elsewhere.migrate()
         assert await elsewhere.shared_secret(PAGE_TOKEN_SECRET_NAME) not in {secret, ""}
     finally:
         await replica.engine.dispose()
@@ -141,10 +141,8 @@ async def test_the_secret_is_random_kept_in_the_database_and_shared(stack: Stack
 
 
 async def test_replicas_asking_at_once_share_one_secret(database: Database) -> None:
-    """SQLite and a real PostgreSQL: four replicas starting together (the table not there yet) end up
-    with one secret."""
-    async with database.engine.begin() as connection:
-        await connection.execute(text("DROP TABLE IF EXISTS service_secrets"))
+    """SQLite and a real PostgreSQL: four replicas asking together (no secret made yet) end up with one."""
+    await database.migrate()  # a fresh schema (migration 0004 makes the table): no secret yet
     replicas = [database, *(Database(database.url) for _ in range(3))]
     try:
         found = await asyncio.gather(*(r.shared_secret(PAGE_TOKEN_SECRET_NAME) for r in replicas))

@@ -1,0 +1,26 @@
+"""Random secrets the replicas sharing this database share (the page token key): name -> hex value.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "service_secrets",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("value", sa.String(128), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_service_secrets"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("service_secrets")
