@@ -6,8 +6,9 @@
   and through an interceptor on a plaintext channel (gRPC refuses call credentials on plaintext,
   which a service mesh's sidecar or loopback still needs);
 * speaks TLS when asked (``tls=True``; the system's roots, or ``root_certificates``);
-* carries a service config: a default deadline for every unary call (``timeout``; a call's own
-  ``timeout=`` still wins when it is shorter) and a retry policy that retries UNAVAILABLE (no server
+* carries a service config: a deadline for every unary call (``timeout``, 20 s by default: the
+  longest a call may take; a call's own ``timeout=`` can shorten it, never lengthen it, so pass a
+  larger ``timeout`` or None to the channel for longer calls) and a retry policy that retries UNAVAILABLE (no server
   took the call) for the idempotent reads, with backoff and retry throttling. Creating and deleting
   alerts are never retried, and streams have no default deadline (a stream is retried only until
   its first event arrives).
@@ -85,7 +86,9 @@ def channel(
     """A blocking channel to ``target`` (``host:port``); use it with ``*_pb2_grpc.*Stub``.
 
     ``tls`` (implied by ``root_certificates``) verifies the server against the system's roots or
-    ``root_certificates`` (PEM). ``timeout`` is the default deadline in seconds (None: none).
+    ``root_certificates`` (PEM). ``timeout`` is the deadline of every unary call in seconds, which a
+    call's own ``timeout=`` may shorten but not lengthen (None: none). ``options`` are more channel
+    options, e.g. ``("grpc.max_receive_message_length", ...)``.
     """
     tls = tls or root_certificates is not None
     channel_options = _options(timeout, options)

@@ -29,6 +29,8 @@ def export(directory: Path) -> list[Path]:
         for entry in resources.files("cryptosignals.v1").iterdir()
         if entry.name.endswith(".proto")
     )
+    if not pending:
+        raise FileNotFoundError("no .proto files beside cryptosignals.v1: is it the cryptosignals-client wheel's?")
     written: list[Path] = []
     seen = set(pending)
     while pending:
