@@ -54,16 +54,30 @@ API_KEY = "client-package-test-key"
 # --- the wheel ----------------------------------------------------------------------------------
 
 
+async def _blocking(*argv: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """subprocess.run in a thread: the session's servers run on this loop, and Envoy health-checks
+    them every 0.25 s (a loop blocked for seconds would turn them unhealthy for the next tests)."""
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+
+    return await asyncio.to_thread(run)
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+async def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel, built by the command `make client` runs (staging and output in a temporary directory)."""
     work = tmp_path_factory.mktemp("client-build")
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "service.build.client_package", "--staging", work / "staging", "--out", work / "dist"],
+    done = await _blocking(
+        sys.executable,
+        "-m",
+        "service.build.client_package",
+        "--staging",
+        work / "staging",
+        "--out",
+        work / "dist",
         cwd=ROOT,
-        capture_output=True,
-        text=True,
     )
     assert done.returncode == 0, done.stderr
     print(f"wheel built in {time.monotonic() - started:.1f} s")
@@ -190,52 +204,38 @@ class ClientVenv:
 
 
 @pytest.fixture(scope="module")
-def client_venv(built: Path, tmp_path_factory: pytest.TempPathFactory) -> ClientVenv:
+async def client_venv(built: Path, tmp_path_factory: pytest.TempPathFactory) -> ClientVenv:
     work = tmp_path_factory.mktemp("client-venv")
     wheelhouse = work / "wheelhouse"
     wheelhouse.mkdir()
     started = time.monotonic()
-    dependencies = wheelhouse_for(built, wheelhouse)
+    dependencies = await asyncio.to_thread(wheelhouse_for, built, wheelhouse)
     venv = work / "venv"
     # The base interpreter, not this venv's: `python -m venv` from a venv makes an independent one.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    done = await _blocking(sys.executable, "-m", "venv", "--without-pip", venv)
+    assert done.returncode == 0, done.stderr
     python = venv / "bin" / "python"
     # This venv's pip installs into the new one (--python), from the wheelhouse only.
-    pip: list[str | Path] = [
-        sys.executable,
-        "-m",
-        "pip",
-        "--python",
-        python,
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-    ]
-    done = subprocess.run(
-        [*pip, "--no-index", "--find-links", wheelhouse, "--find-links", built.parent, "cryptosignals-client"],
-        capture_output=True,
-        text=True,
+    pip = (sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--disable-pip-version-check")
+    done = await _blocking(
+        *pip, "--no-index", "--find-links", wheelhouse, "--find-links", built.parent, "cryptosignals-client"
     )
     assert done.returncode == 0, done.stderr
-    probe = subprocess.run(
-        [
-            python,
-            "-c",
-            "import sysconfig, json, importlib.metadata as m; print(sysconfig.get_paths()['purelib']);"
-            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+    probe = await _blocking(
+        python,
+        "-c",
+        "import sysconfig, json, importlib.metadata as m; print(sysconfig.get_paths()['purelib']);"
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
         env=ClientVenv(python, Path()).env(),
         cwd=work,  # not the repository: its cryptosignals.egg-info would be found on '' (the cwd)
     )
+    assert probe.returncode == 0, probe.stderr
     site_packages, installed = probe.stdout.splitlines()
     print(f"fresh venv with {dependencies} in {time.monotonic() - started:.1f} s")
     return ClientVenv(python, Path(site_packages), json.loads(installed))
 
 
-def test_the_fresh_venv_has_the_client_and_its_dependencies_and_no_server(
+async def test_the_fresh_venv_has_the_client_and_its_dependencies_and_no_server(
     client_venv: ClientVenv, tmp_path: Path
 ) -> None:
     assert {_normalized(n) for n in client_venv.installed} == {
@@ -254,9 +254,7 @@ for name in {(*SERVER_MODULES, "grpc_tools", "grpc_health", "httpx", "pydantic",
     assert importlib.util.find_spec(name) is None, name
 print("isolated", len(sys.path))
 """
-    done = subprocess.run(
-        [client_venv.python, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=client_venv.env()
-    )
+    done = await _blocking(client_venv.python, "-c", probe, cwd=tmp_path, env=client_venv.env())
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("isolated")
 
@@ -318,16 +316,13 @@ async def test_without_the_key_the_example_is_told_by_its_status_code(
 
 
 @pytest.fixture(scope="module")
-def exported_protos(client_venv: ClientVenv, tmp_path_factory: pytest.TempPathFactory) -> Path:
+async def exported_protos(client_venv: ClientVenv, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`python -m cryptosignals_client.protos protos`, run in the fresh venv, as the docs say."""
     work = tmp_path_factory.mktemp("protos")
-    subprocess.run(
-        [client_venv.python, "-m", "cryptosignals_client.protos", "protos"],
-        cwd=work,
-        check=True,
-        capture_output=True,
-        env=client_venv.env(),
+    done = await _blocking(
+        client_venv.python, "-m", "cryptosignals_client.protos", "protos", cwd=work, env=client_venv.env()
     )
+    assert done.returncode == 0, done.stderr
     return work
 
 
@@ -343,7 +338,7 @@ def test_the_protos_come_out_with_the_google_api_files_they_import(exported_prot
         assert (exported_protos / "protos" / name).read_bytes() == (PROTO_DIR / name).read_bytes()
 
 
-def test_the_committed_buf_gen_yaml_generates_from_the_shipped_protos_offline(exported_protos: Path) -> None:
+async def test_the_committed_buf_gen_yaml_generates_from_the_shipped_protos_offline(exported_protos: Path) -> None:
     """The documented `buf generate` command, with the remote plugins swapped for a local one."""
     if not BUF.exists():
         pytest.skip("buf is installed by the dev dependencies (buf-bin): run `make gen`")
@@ -358,12 +353,8 @@ def test_the_committed_buf_gen_yaml_generates_from_the_shipped_protos_offline(ex
     # compiles every file and runs a plugin, with no network.
     template["plugins"] = [{"local": str(Path(sys.executable).parent / "protoc-gen-mypy"), "out": "gen/pyi"}]
     (exported_protos / "buf.gen.yaml").write_text(yaml.safe_dump(template))
-    done = subprocess.run(
-        [BUF, "generate", "protos", "--template", "buf.gen.yaml", "--path", "protos/cryptosignals"],
-        cwd=exported_protos,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = await _blocking(
+        BUF, "generate", "protos", "--template", "buf.gen.yaml", "--path", "protos/cryptosignals", cwd=exported_protos
     )
     assert done.returncode == 0, done.stderr
     generated = sorted(

@@ -21,7 +21,7 @@ def main(target: str) -> None:
     with channel(target, api_key=os.environ.get("CRYPTOSIGNALS_API_KEY")) as ch:
         signals = signal_pb2_grpc.SignalServiceStub(ch)
 
-        # A signal: retried on UNAVAILABLE, 20 s deadline unless the call says otherwise.
+        # A signal: retried on UNAVAILABLE; the channel's 20 s deadline, shortened to 10 s for this call.
         signal = signals.GetSignal(signal_pb2.GetSignalRequest(symbol="BTC"), timeout=10)
         direction = signal_pb2.Direction.Name(signal.signal)
         print(f"signal {signal.symbol} {direction} score={signal.score:.1f} {signal.reason}")
