@@ -259,6 +259,27 @@ print("isolated", len(sys.path))
     assert done.stdout.startswith("isolated")
 
 
+async def test_a_caller_type_checks_against_the_installed_wheel(client_venv: ClientVenv, tmp_path: Path) -> None:
+    """mypy (this venv's) on the fresh venv's packages: the wheel's .pyi files and py.typed are found."""
+    for example in ("quickstart.py", "quickstart_aio.py"):
+        (tmp_path / example).write_text((CLIENT_DIR / "examples" / example).read_text())
+    (tmp_path / "wrong.py").write_text(
+        "from cryptosignals.v1 import signal_pb2\n"
+        "from cryptosignals_client import aio_channel\n"
+        "score: str = signal_pb2.Signal().score\n"
+        "aio_channel('localhost:50051', api_key=42)\n"
+    )
+    # grpc and google.protobuf carry no type hints of their own (types-grpcio, types-protobuf do).
+    mypy = (Path(sys.executable).parent / "mypy", "--strict", "--ignore-missing-imports", "--no-incremental")
+    done = await _blocking(
+        *mypy, "--python-executable", client_venv.python, "quickstart.py", "quickstart_aio.py", "wrong.py", cwd=tmp_path
+    )
+    errors = [line for line in done.stdout.splitlines() if ": error: " in line]
+    assert len(errors) == 2, done.stdout
+    assert errors[0].startswith("wrong.py:3: error: Incompatible types in assignment")
+    assert errors[1].startswith('wrong.py:4: error: Argument "api_key" to "aio_channel" has incompatible type "int"')
+
+
 @pytest.fixture(scope="module")
 async def keyed_stack(twin: RecordedTwin) -> AsyncIterator[Stack]:
     """The real server (no Envoy: callers talk gRPC to it) with SIGNAL_API_KEYS set."""
