@@ -8,10 +8,11 @@
 * speaks TLS when asked (``tls=True``; the system's roots, or ``root_certificates``);
 * carries a service config: a deadline for every unary call (``timeout``, 20 s by default: the
   longest a call may take; a call's own ``timeout=`` can shorten it, never lengthen it, so pass a
-  larger ``timeout`` or None to the channel for longer calls) and a retry policy that retries UNAVAILABLE (no server
-  took the call) for the idempotent reads, with backoff and retry throttling. Creating and deleting
-  alerts are never retried, and streams have no default deadline (a stream is retried only until
-  its first event arrives).
+  larger ``timeout`` or None to the channel for longer calls) and a retry policy for the
+  idempotent reads: UNAVAILABLE (no server reachable, a server shutting down, or a data provider
+  failing) is retried up to 3 more times with backoff, under retry throttling. Creating and
+  deleting alerts are never retried, and streams have no default deadline (a stream is retried
+  only until its first event arrives).
 
 The stubs are the generated ones, ``cryptosignals.v1.*_pb2_grpc``, shipped in the same wheel.
 """
@@ -44,13 +45,16 @@ _READ_SERVICES = ("SignalService", "CoinglassService", "HistoryService", "Backte
 # Streams: retried until their first message (gRPC commits a call once a response arrives), no deadline.
 _STREAM_SERVICES = ("LiveService",)
 # AlertService: ListAlerts is a read; CreateAlert and DeleteAlert change state and are never retried.
-_RETRY_POLICY = {
-    "maxAttempts": 4,
-    "initialBackoff": "0.1s",
-    "maxBackoff": "2s",
-    "backoffMultiplier": 2,
-    "retryableStatusCodes": list(RETRIED_STATUS_CODES),
-}
+
+
+def _retry_policy() -> dict[str, Any]:
+    return {
+        "maxAttempts": 4,
+        "initialBackoff": "0.1s",
+        "maxBackoff": "2s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": list(RETRIED_STATUS_CODES),
+    }
 
 
 def service_config(timeout: float | None = DEFAULT_TIMEOUT_SECONDS) -> dict[str, Any]:
@@ -62,9 +66,9 @@ def service_config(timeout: float | None = DEFAULT_TIMEOUT_SECONDS) -> dict[str,
                 "name": [{"service": f"{PACKAGE}.{s}"} for s in _READ_SERVICES]
                 + [{"service": f"{PACKAGE}.AlertService", "method": "ListAlerts"}],
                 **deadline,
-                "retryPolicy": _RETRY_POLICY,
+                "retryPolicy": _retry_policy(),
             },
-            {"name": [{"service": f"{PACKAGE}.{s}"} for s in _STREAM_SERVICES], "retryPolicy": _RETRY_POLICY},
+            {"name": [{"service": f"{PACKAGE}.{s}"} for s in _STREAM_SERVICES], "retryPolicy": _retry_policy()},
             {"name": [{"service": f"{PACKAGE}.AlertService"}], **deadline},
         ],
         # Each failed attempt costs a token, each success gives a tenth of one back, and no retry is
