@@ -359,8 +359,23 @@ def test_the_protos_come_out_with_the_google_api_files_they_import(exported_prot
         assert (exported_protos / "protos" / name).read_bytes() == (PROTO_DIR / name).read_bytes()
 
 
+# A protoc plugin that writes down what buf asks it: the files to generate and each file's
+# go_package after managed mode, i.e. the Go import paths protoc-gen-go would use.
+REPORTING_PLUGIN = """#!{python}
+import json, sys
+from google.protobuf.compiler import plugin_pb2
+request = plugin_pb2.CodeGeneratorRequest.FromString(sys.stdin.buffer.read())
+response = plugin_pb2.CodeGeneratorResponse(supported_features=plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL)
+go_package = {{f.name: f.options.go_package for f in request.proto_file}}
+report = {{"generate": sorted(request.file_to_generate), "go_package": go_package}}
+response.file.add(name="report.json", content=json.dumps(report))
+sys.stdout.buffer.write(response.SerializeToString())
+"""
+
+
 async def test_the_committed_buf_gen_yaml_generates_from_the_shipped_protos_offline(exported_protos: Path) -> None:
-    """The documented `buf generate` command, with the remote plugins swapped for a local one."""
+    """The documented `buf generate` command on the exported protos, its remote plugins swapped for a
+    local one: buf reads the template, compiles every file, applies managed mode, runs the plugin."""
     if not BUF.exists():
         pytest.skip("buf is installed by the dev dependencies (buf-bin): run `make gen`")
     template = yaml.safe_load((CLIENT_DIR / "buf.gen.yaml").read_text())
@@ -370,19 +385,27 @@ async def test_the_committed_buf_gen_yaml_generates_from_the_shipped_protos_offl
         "buf.build/grpc/go",
         "buf.build/bufbuild/es",
     }
-    # protoc-gen-mypy (this venv's) stands in for them: buf parses the managed mode and the inputs,
-    # compiles every file and runs a plugin, with no network.
-    template["plugins"] = [{"local": str(Path(sys.executable).parent / "protoc-gen-mypy"), "out": "gen/pyi"}]
+    plugin = exported_protos / "protoc-gen-report"
+    plugin.write_text(REPORTING_PLUGIN.format(python=sys.executable))
+    plugin.chmod(0o755)
+    template["plugins"] = [{"local": str(plugin), "out": "out"}]
     (exported_protos / "buf.gen.yaml").write_text(yaml.safe_dump(template))
     done = await _blocking(
         BUF, "generate", "protos", "--template", "buf.gen.yaml", "--path", "protos/cryptosignals", cwd=exported_protos
     )
     assert done.returncode == 0, done.stderr
-    generated = sorted(
-        str(p.relative_to(exported_protos / "gen/pyi")) for p in (exported_protos / "gen/pyi").rglob("*")
+    report = json.loads((exported_protos / "out" / "report.json").read_text())
+    ours = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+    assert report["generate"] == ours  # --path: google/api is imported, not generated
+    go_package = report["go_package"]
+    prefix = next(o["value"] for o in template["managed"]["override"] if o["file_option"] == "go_package_prefix")
+    for name in ours:
+        assert go_package[name] == f"{prefix}/cryptosignals/v1;cryptosignalsv1", (name, go_package[name])
+    # google/api keeps its own Go package (google.golang.org/genproto), as the Go snippet imports it.
+    assert (
+        go_package["google/api/annotations.proto"]
+        == "google.golang.org/genproto/googleapis/api/annotations;annotations"
     )
-    assert "cryptosignals/v1/signal_pb2.pyi" in generated and "cryptosignals/v1/live_pb2.pyi" in generated
-    assert not [g for g in generated if g.startswith("google/")]  # --path: only ours
 
 
 # --- the helper, against a fake server ------------------------------------------------------------
