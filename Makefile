@@ -7,7 +7,7 @@ GEN := gen
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test gen lint lock bench backtest research walk-forward migrate contract-baseline mutation clean
+.PHONY: run demo test gen lint lock bench backtest research walk-forward migrate contract-baseline mutation client clean
 
 # Every dependency, transitive ones too, installed from the lock with its hashes (`make lock` after a
 # change of pins in pyproject.toml); then the project itself, without dependencies of its own.
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements-dev.lock
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
-	printf "$(CURDIR)/$(GEN)\n$(CURDIR)\n" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cryptosignals-gen.pth
+	printf "$(CURDIR)/$(GEN)\n$(CURDIR)\n$(CURDIR)/client/src\n" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cryptosignals-gen.pth
 	touch $(STAMP)
 
 # The OpenAPI file is generated too: its generator and what it reads are inputs.
@@ -34,6 +34,11 @@ $(BUF_DEPS)/.stamp: $(GEN)/.stamp
 	mkdir -p $(BUF_DEPS)/google/api
 	cp $$($(BIN)/python -c 'import google.api.annotations_pb2 as m, os; print(os.path.dirname(m.__file__))')/{annotations,http,httpbody}.proto $(BUF_DEPS)/google/api/
 	touch $@
+
+# The stubs package for callers: the cryptosignals-client wheel in dist/ (generated stubs, .pyi, the
+# .proto files and the client/src helper; nothing of the server), built offline in build/client/.
+client: $(STAMP)
+	$(BIN)/python -m service.build.client_package
 
 run: gen
 	$(BIN)/python -m service.commands.launcher
@@ -90,4 +95,4 @@ mutation: gen
 	$(BIN)/mutmut results
 
 clean:
-	rm -rf $(GEN) $(VENV) mutants
+	rm -rf $(GEN) $(VENV) mutants build/client dist

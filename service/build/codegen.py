@@ -25,34 +25,50 @@ def _include_dirs() -> list[Path]:
     return [PROTO_DIR, googleapis_root, well_known]
 
 
+def protos() -> list[str]:
+    """Every .proto of the contract, relative to proto/."""
+    return sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+
+
+def stub_arguments(out_dir: Path) -> list[str]:
+    """protoc's arguments for the Python messages, the gRPC stubs and their .pyi type hints in ``out_dir``."""
+    bin_dir = Path(sys.executable).parent
+    return [
+        *(f"-I{d}" for d in _include_dirs()),
+        f"--python_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
+        f"--mypy_out={out_dir}",
+        f"--mypy_grpc_out={out_dir}",
+    ]
+
+
+def mark_packages(out_dir: Path) -> None:
+    """An ``__init__.py`` in every directory of generated modules up to ``out_dir``."""
+    for package in {p.parent for p in out_dir.rglob("*_pb2.py")}:
+        while package != out_dir:
+            (package / "__init__.py").touch()
+            package = package.parent
+
+
 def generate() -> None:
     from grpc_tools import protoc
 
-    protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     if GEN_DIR.exists():
         shutil.rmtree(GEN_DIR)
     GEN_DIR.mkdir(parents=True)
-    bin_dir = Path(sys.executable).parent
     args = [
         "grpc_tools.protoc",
-        *(f"-I{d}" for d in _include_dirs()),
-        f"--python_out={GEN_DIR}",
-        f"--grpc_python_out={GEN_DIR}",
-        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
-        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
-        f"--mypy_out={GEN_DIR}",
-        f"--mypy_grpc_out={GEN_DIR}",
+        *stub_arguments(GEN_DIR),
         f"--descriptor_set_out={DESCRIPTOR_SET}",
         "--include_imports",
         "--include_source_info",
-        *protos,
+        *protos(),
     ]
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
-    for package in {p.parent for p in GEN_DIR.rglob("*_pb2.py")}:
-        while package != GEN_DIR:
-            (package / "__init__.py").touch()
-            package = package.parent
+    mark_packages(GEN_DIR)
     (GEN_DIR / "py.typed").touch()
 
     # The venv's .pth entry for gen/ is only honoured if gen/ existed when Python started.
@@ -62,7 +78,7 @@ def generate() -> None:
     from service.edge.openapi import build_openapi, write_openapi
 
     write_openapi(build_openapi(DESCRIPTOR_SET.read_bytes()), OPENAPI_FILE)
-    print(f"generated {len(protos)} protos, {DESCRIPTOR_SET.name} and {OPENAPI_FILE.name} in {GEN_DIR}")
+    print(f"generated {len(protos())} protos, {DESCRIPTOR_SET.name} and {OPENAPI_FILE.name} in {GEN_DIR}")
 
 
 if __name__ == "__main__":
