@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from providers.clients import Clients
 from records.db import Database
+from records.jobs.outcomes import fill_outcomes
+from records.jobs.recorder import Recorder
 from records.models import HORIZONS
-from records.outcomes import fill_outcomes
 from records.recorded import RecordedSignal
-from records.recorder import Recorder
 from scoring import ScoringConfig
 from signals.desk import LiveSignal, SignalDesk
 from signals.track_record import TrackRecord, track_record

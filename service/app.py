@@ -22,10 +22,10 @@ from providers.okx import OkxClient
 from providers.ratelimit import UpstreamLimiter
 from providers.redis_link import RedisLink
 from providers.shared_limiter import SharedLimiter
-from records.alert_manager import AlertManager
 from records.alerts import AlertStore
 from records.archive import SignalArchive
 from records.db import Database
+from records.jobs.alert_delivery import AlertManager
 from scoring import ScoringConfig, load_config
 from service.edge.openapi import build_openapi
 from service.generated import DESCRIPTOR_SET

@@ -154,14 +154,14 @@ class Settings(BaseSettings):
     @field_validator("alert_allowed_ports")
     @classmethod
     def _alert_allowed_ports(cls, value: str) -> str:
-        from records.webhooks import parse_ports  # here: this block is all the settings alerts add
+        from records.jobs.webhooks import parse_ports  # here: this block is all the settings alerts add
 
         parse_ports(value)  # a ValueError with a sentence when malformed
         return value
 
     @property
     def alert_allowed_port_set(self) -> frozenset[int]:
-        from records.webhooks import parse_ports
+        from records.jobs.webhooks import parse_ports
 
         return parse_ports(self.alert_allowed_ports)
 

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from cryptosignals.v1 import alerts_pb2, alerts_pb2_grpc
 
-from records.alert_manager import AlertManager
 from records.alerts import FAILED, SENT
 from records.db import Database
-from records.webhooks import REFUSED_MESSAGE
+from records.jobs.alert_delivery import AlertManager
+from records.jobs.webhooks import REFUSED_MESSAGE
 from tests.postgres_server import PostgresServer
 from tests.stack import Stack, running_stack
 from tests.webhook_receiver import verify, webhook_receiver

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from records.alert_manager import TARGET_CONCURRENCY, AlertManager
 from records.alerts import DOES_NOT_HOLD, PENDING, SENT, Alert, AlertStore, Delivery
 from records.db import Database
-from records.webhooks import (
+from records.jobs.alert_delivery import TARGET_CONCURRENCY, AlertManager
+from records.jobs.webhooks import (
     REFUSED_MESSAGE,
     GuardedResolver,
     RefusedTarget,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from records.archive import SignalArchive
-from records.outcomes import candle_open_for, fill_outcomes
+from records.jobs.outcomes import candle_open_for, fill_outcomes
 from signals.inputs import HOUR_MS, to_ms
 from tests.stack import Stack
 from twin import RecordedTwin

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from records.db import Database
-from records.recorder import Recorder
+from records.jobs.recorder import Recorder
 from scoring import (
     DEFAULT_CONFIG,
     FundingInput,

@@ -31,7 +31,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from records.alerts import Alert, AlertStore, Delivery, holds
-from records.webhooks import MAX_LOOKUPS, WebhookResolver, WebhookSender, backoff_seconds, redact_target
+from records.jobs.webhooks import MAX_LOOKUPS, WebhookResolver, WebhookSender, backoff_seconds, redact_target
 from signals.desk import LiveSignal
 from signals.hub import SignalHub
 

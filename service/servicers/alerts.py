@@ -20,9 +20,9 @@ import uuid
 import grpc
 from cryptosignals.v1 import alerts_pb2, alerts_pb2_grpc
 
-from records.alert_manager import AlertManager
 from records.alerts import CONDITIONS, DOES_NOT_HOLD, HOLDS, UNKNOWN, Alert, holds
-from records.webhooks import RefusedTarget, TargetError, mask_query, parse_target, redact_target
+from records.jobs.alert_delivery import AlertManager
+from records.jobs.webhooks import RefusedTarget, TargetError, mask_query, parse_target, redact_target
 from service.edge.openapi import ALERT_ID_PATTERN
 from service.mappers.signal import timestamp
 from service.rpc.symbols import InvalidSymbolError, normalize_symbol
