@@ -54,6 +54,7 @@ from service.servicers.live import LiveServicer
 from service.servicers.pages import PageServicer
 from service.servicers.signal import SignalServicer
 from service.settings import Settings, load_settings
+from signals.market import MarketData
 
 log = logging.getLogger("cryptosignals.server")
 
@@ -156,7 +157,15 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
     guard = Guard(settings.rpc_deadline_seconds, client_limiter(settings, app.redis))
     registry: Any = GuardedServer(server, guard)
     signal_pb2_grpc.add_SignalServiceServicer_to_server(
-        SignalServicer(app.desk, app.clients, app.http, app.openapi_document, app.archive), registry
+        SignalServicer(
+            app.desk,
+            app.clients,
+            app.http,
+            app.openapi_document,
+            app.archive,
+            MarketData(app.clients, settings.source_order.split(",")),
+        ),
+        registry,
     )
     coinglass_pb2_grpc.add_CoinglassServiceServicer_to_server(
         CoinglassServicer(app.coinglass, settings.coinglass_exchange, settings.exchange_list, app.desk.universe),
