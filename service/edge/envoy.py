@@ -63,6 +63,7 @@ def render_config(
     grpc_host: str = "127.0.0.1",
     route_timeout_seconds: float = 30.0,
     metrics_port: int = 9464,
+    ws_port: int = 8765,
     client_rate_limit_per_second: int = 0,
     client_rate_limit_burst: int = 0,
     descriptor: Path = DESCRIPTOR_SET,
@@ -85,7 +86,9 @@ def render_config(
     (port, SDS file) adds a gRPC-over-TLS listener in front of the same servers; ``dns_upstreams``
     resolves the upstream names (a Kubernetes headless Service: one host per pod IP) instead of
     fixed IPs, ``metrics_address`` too (``GET /metrics`` then answers one replica's figures; a
-    cluster's Prometheus scrapes every pod itself).
+    cluster's Prometheus scrapes every pod itself). ``ws_port`` (WS_PORT) is the WebSocket port of the
+    server on ``grpc_port``; an upstream on another gRPC port has its WebSocket port that far from
+    WS_PORT (the launcher's replica i: GRPC_PORT + i and WS_PORT + i).
     """
     del client_rate_limit_per_second, client_rate_limit_burst
     if descriptor == DESCRIPTOR_SET and not descriptor.exists():
@@ -97,6 +100,10 @@ def render_config(
         f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
         for host, number in servers
     )
+    ws_endpoints = ", ".join(
+        f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
+        for host, number in ((host, ws_port_of(port, grpc_port, ws_port)) for host, port in servers)
+    )
     if cors_allowed_origins is None or cache_rules is None:
         from service.edge.cache_headers import path_rules
         from service.settings import load_settings
@@ -107,6 +114,7 @@ def render_config(
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
         GRPC_ENDPOINTS=f"[{endpoints}]",
+        WS_ENDPOINTS=f"[{ws_endpoints}]",
         ADMIN_PORT=admin_port,
         DESCRIPTOR=str(descriptor),
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
@@ -119,6 +127,13 @@ def render_config(
         CORS_ORIGINS=cors_matchers(cors_allowed_origins),
         CACHE_RULES=lua_rules(cache_rules),
     )
+
+
+def ws_port_of(upstream_grpc_port: int, grpc_port: int, ws_port: int) -> int:
+    """The WebSocket port of the server on ``upstream_grpc_port``: as far from WS_PORT as its gRPC
+    port is from GRPC_PORT (WS_PORT itself when that leaves the valid range)."""
+    port = ws_port + upstream_grpc_port - grpc_port
+    return port if 1 <= port <= 65535 else ws_port
 
 
 def cors_matchers(origins: Sequence[str]) -> str:
