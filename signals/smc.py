@@ -385,3 +385,18 @@ def reading_at(
 ) -> float | None:
     """``structure_reading`` at ``t`` from ``bars`` (any length; only bars closed by ``t`` are read)."""
     return structure_reading(structure_at(bars, step, t, lookback=lookback, swing_bars=swing_bars))
+
+
+def reading_series(
+    bars: Sequence[Bar], step: timedelta, *, lookback: int = 200, swing_bars: int = DEFAULT_SWING_BARS
+) -> list[tuple[datetime, float | None]]:
+    """(close time, ``structure_reading``) at the close of every bar, each from the ``lookback`` bars
+    ending there: the factor's value on a panel (the research command's clock, ``t`` = each close)."""
+    ordered = sorted(bars, key=lambda b: b.time)
+    return [
+        (
+            ordered[i].time + step,
+            structure_reading(analyze(ordered[max(0, i + 1 - lookback) : i + 1], step, swing_bars=swing_bars)),
+        )
+        for i in range(len(ordered))
+    ]

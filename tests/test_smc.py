@@ -247,3 +247,13 @@ def test_real_btc_4h_structure() -> None:
         a, c = candles[k - 1], candles[k + 1]
         assert (g.low, g.high) == ((a.high, c.low) if g.direction == "bullish" else (c.high, a.low))
     assert s == smc.structure_at(candles, step, candles[-1].time + step, swing_bars=3)
+
+
+def test_the_factor_candidate_series_is_the_reading_at_each_close() -> None:
+    candles = real_btc_4h()[:80]
+    step = timedelta(hours=4)
+    series = smc.reading_series(candles, step, lookback=60, swing_bars=3)
+    assert len(series) == 80
+    for close_time, reading in series[::7]:
+        assert reading == smc.reading_at(candles, step, close_time, lookback=60, swing_bars=3)
+    assert {r for _, r in series} <= {None, 0.0, 0.5, -0.5, 1.0, -1.0}

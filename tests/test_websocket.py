@@ -144,7 +144,7 @@ async def test_per_client_limits_are_the_streams_limits(ws_stack: Stack) -> None
         await ws.send_json({"type": "subscribe", "symbols": ["SOL"]})
         assert await until(ws, "SUBSCRIBED") == {"kind": "SUBSCRIBED", "symbols": ["BTC", "SOL"]}
         # Shutdown: every socket is closed with 1001 (going away); the client answers the close.
-        stopping = asyncio.create_task(ws_stack.server.live_socket.stop())
+        stopping = asyncio.create_task(ws_stack.server.live_socket.stop(within=WAIT))
         code, _ = await closed_with(ws)
         await asyncio.wait_for(stopping, WAIT)
         assert code == 1001

@@ -170,12 +170,12 @@ class LiveSocketServer:
         self.port = sockets[0].getsockname()[1] if sockets else port
         return self.port
 
-    async def stop(self) -> None:
-        """Close every socket with 1001 (going away), then stop listening."""
+    async def stop(self, within: float = 1.0) -> None:
+        """Close every socket with 1001 (going away), then stop listening. A client has ``within``
+        seconds to answer the close (shutdown does not wait longer for it), then it is cut off."""
         self._closing = True
-        closes = [
-            self._close(sock, CLOSE_GOING_AWAY, "the server is shutting down: reconnect") for sock in self.sockets
-        ]
+        reason = "the server is shutting down: reconnect"
+        closes = [self._close(sock, CLOSE_GOING_AWAY, reason, within) for sock in self.sockets]
         await asyncio.gather(*closes, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -437,14 +437,15 @@ class LiveSocketServer:
             except (ConnectionError, RuntimeError):
                 return  # the client went away; the reader sees it too
 
-    async def _close(self, sock: _Socket, code: int, reason: str) -> None:
+    async def _close(self, sock: _Socket, code: int, reason: str, within: float | None = None) -> None:
         """Send the close frame and wait for the client's, at most ``close_timeout``; then cut the
         connection (a client that reads nothing never receives the frame)."""
         sock.closing = True
         if sock.ws.closed:
             return
         try:
-            await asyncio.wait_for(sock.ws.close(code=code, message=reason[:120].encode()), self.close_timeout)
+            close = sock.ws.close(code=code, message=reason[:120].encode())
+            await asyncio.wait_for(close, self.close_timeout if within is None else within)
         except (TimeoutError, ConnectionError, RuntimeError):
             if sock.transport is not None:
                 sock.transport.abort()
