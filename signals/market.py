@@ -4,7 +4,8 @@ Coinglass price history (one reference exchange pair, e.g. Binance BTCUSDT) when
 it answers; OKX's swap candles otherwise. Every question about a coin and interval makes the same
 upstream request (``FETCH_BARS`` bars), so the provider clients' cache answers all of them: one
 upstream call per coin and interval per TTL (Coinglass price history 60 s, OKX candles 30 s),
-whatever ``bars`` or ``window`` is asked. Only CLOSED bars are read (open time + interval <= now).
+whatever ``bars`` or ``window`` is asked. Only CLOSED bars are read (open time + interval <= now),
+and only the contiguous run of them ending with the newest (a hole in the data ends the history).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class MarketData:
             except ProviderError as error:
                 failures.append(error)
                 continue
-            bars = smc.closed_bars(rows, step, now or datetime.now(UTC))
+            # Closed bars only, and only the contiguous run ending with the newest (no reading across a hole).
+            bars = smc.contiguous_tail(smc.closed_bars(rows, step, now or datetime.now(UTC)), step)
             if not bars:
                 failures.append(ProviderError(provider, "candles", ErrorKind.NOT_FOUND, "no closed bars"))
                 continue

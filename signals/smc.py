@@ -156,6 +156,15 @@ def closed_bars(candles: Sequence[Bar], step: timedelta, now: datetime) -> list[
     return [Candle(c.time, c.open, c.high, c.low, c.close) for _, c in sorted(by_time.items())]
 
 
+def contiguous_tail(bars: Sequence[Candle], step: timedelta) -> list[Candle]:
+    """The run of bars ending with the newest whose open times are exactly ``step`` apart: structure
+    is never read across a hole in the data (a swing "between" two distant bars means nothing)."""
+    start = len(bars) - 1
+    while start > 0 and bars[start].time - bars[start - 1].time == step:
+        start -= 1
+    return list(bars[max(start, 0) :])
+
+
 def find_swings(bars: Sequence[Bar], n: int, step: timedelta) -> list[Swing]:
     if n < 1:
         raise ValueError(f"swing_bars must be at least 1, got {n}")
@@ -315,7 +324,7 @@ def price_location(bars: Sequence[Bar], swings: Sequence[Swing], n: int) -> Pric
         "premium" if position > 0.5 else "discount" if position < 0.5 else "equilibrium"
     )
     return PriceLocation(
-        top.price, top.time, bottom.price, bottom.time, (top.price + bottom.price) / 2, price, position, zone
+        top.price, top.time, bottom.price, bottom.time, round((top.price + bottom.price) / 2, 8), price, position, zone
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -257,3 +258,11 @@ def test_the_factor_candidate_series_is_the_reading_at_each_close() -> None:
     for close_time, reading in series[::7]:
         assert reading == smc.reading_at(candles, step, close_time, lookback=60, swing_bars=3)
     assert {r for _, r in series} <= {None, 0.0, 0.5, -0.5, 1.0, -1.0}
+
+
+def test_structure_is_never_read_across_a_hole_in_the_data() -> None:
+    candles = bars(HAND)
+    holed = candles[:5] + [dataclasses.replace(c, time=c.time + 3 * HOUR) for c in candles[5:]]
+    assert smc.contiguous_tail(holed, HOUR) == holed[5:]
+    assert smc.contiguous_tail(candles, HOUR) == candles
+    assert smc.contiguous_tail([], HOUR) == []

@@ -36,6 +36,11 @@ async def twin_candles(stack: Stack, coin: str, interval: str) -> list[smc.Candl
     ]
 
 
+async def twin_closed(stack: Stack, coin: str, interval: str, step: timedelta, end: datetime) -> list[smc.Candle]:
+    """What the server reads of the twin's candles: closed by ``end``, the contiguous run ending newest."""
+    return smc.contiguous_tail(smc.closed_bars(await twin_candles(stack, coin, interval), step, end), step)
+
+
 def ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -52,7 +57,7 @@ async def test_smc_over_rest_is_the_domains_structure_of_the_closed_candles(
     assert response.headers["cache-control"] == "public, max-age=30"
     # The same structure as the domain computes on the twin's candles (the twin's data does not move).
     step = timedelta(hours=4)
-    closed = smc.closed_bars(await twin_candles(stack, "BTC", "4h"), step, ts(body["end"]))[-120:]
+    closed = (await twin_closed(stack, "BTC", "4h", step, ts(body["end"])))[-120:]
     expected = smc.analyze(closed, step, swing_bars=2)
     assert ts(body["start"]) == expected.first_time and ts(body["end"]) == expected.last_close_time
     assert body["trend"] == expected.trend
@@ -111,7 +116,12 @@ async def test_correlation_over_rest(stack: Stack, rest: httpx.AsyncClient) -> N
     # The domain's answer on the twin's daily candles.
     step = timedelta(days=1)
     closes = {
-        coin: {c.time: c.close for c in smc.closed_bars(await twin_candles(stack, coin, "1d"), step, ts(body["end"]))}
+        coin: {
+            c.time: c.close
+            for c in smc.contiguous_tail(
+                smc.closed_bars(await twin_candles(stack, coin, "1d"), step, ts(body["end"])), step
+            )
+        }
         for coin in ("BTC", "ETH", "SOL")
     }
     expected = correlate(closes, ["BTC", "ETH", "SOL"], 20, step)
