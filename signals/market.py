@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from providers.clients import Clients
 from providers.errors import ErrorKind, ProviderError
 from signals import smc
+from signals.coin_universe import CoinUniverse
 from signals.correlation import Correlation, correlate
 from signals.errors import CandlesUnavailableError, MarketQueryError
 
@@ -72,8 +73,14 @@ OKX_CANDLES = "okx:/api/v5/market/candles"
 class MarketData:
     """Closed candles per coin and interval, the SMC structure and the correlation across coins."""
 
-    def __init__(self, clients: Clients, source_order: Sequence[str] = ("coinglass", "okx")) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        source_order: Sequence[str] = ("coinglass", "okx"),
+        universe: CoinUniverse | None = None,
+    ) -> None:
         self._clients = clients
+        self._universe = universe  # told about coins every source says do not exist (asking again costs nothing)
         ranks = {name: i for i, name in enumerate(source_order)}
         self._order = sorted(("coinglass", "okx"), key=lambda name: ranks.get(name, len(ranks)))
 
@@ -103,6 +110,8 @@ class MarketData:
             return CandleHistory(symbol, interval, step, source, tuple(bars), reason)
         usable = [f for f in failures if f.kind is not ErrorKind.NOT_CONFIGURED]
         not_found = bool(usable) and all(f.kind is ErrorKind.NOT_FOUND for f in usable)
+        if not_found and self._universe is not None:
+            self._universe.remember_unknown(symbol)
         raise CandlesUnavailableError(symbol, [f.reason for f in failures], not_found)
 
     async def structure(

@@ -187,3 +187,12 @@ async def test_okx_candles_without_a_coinglass_key(twin: RecordedTwin) -> None:
         assert "COINGLASS_API_KEY is not set" in answer.fallback_reason
         assert answer.end.ToDatetime(tzinfo=UTC) <= datetime.now(UTC)
         assert answer.end.ToDatetime(tzinfo=UTC).hour == 0  # 1Dutc: days from 00:00 UTC
+        # An unknown coin: every source says so (404), and asking again costs no upstream call.
+        request = signal_pb2.GetMarketStructureRequest(symbol="ZZZQ", interval="4h")
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await stub.GetMarketStructure(request)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        asked = twin.request_count("okx")
+        with pytest.raises(grpc.aio.AioRpcError) as again:
+            await stub.GetMarketStructure(request)
+        assert again.value.code() == grpc.StatusCode.NOT_FOUND and twin.request_count("okx") == asked

@@ -166,7 +166,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             app.http,
             app.openapi_document,
             app.archive,
-            MarketData(app.clients, settings.source_order.split(",")),
+            MarketData(app.clients, settings.source_order.split(","), app.desk.universe),
         ),
         registry,
     )

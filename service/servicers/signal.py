@@ -49,7 +49,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         market: MarketData | None = None,
     ) -> None:
         self._desk = desk
-        self._market = market or MarketData(clients)
+        self._market = market or MarketData(clients, universe=desk.universe)
         self._archive = archive
         self._universe = desk.universe
         self._clients = clients
