@@ -218,3 +218,17 @@ async def test_a_slow_consumer_is_closed_with_4008_without_slowing_others(ws_sta
         assert len(seen) < sent + 1 and not fast.closed
         hub._publish("BTC", dataclasses.replace(base))
         assert (await until(fast, "SIGNAL"))["symbol"] == "BTC"
+
+
+async def test_sockets_per_server_are_bounded(twin: RecordedTwin) -> None:
+    async with (
+        running_stack(twin, watch_max_streams=2, **FAST) as stack,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(ws_url(stack)),
+        session.ws_connect(ws_url(stack)),
+    ):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(ws_url(stack))
+        assert refused.value.status == 429
+        async with session.get(stack.rest_url + "/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"}) as r:
+            assert r.status == 400  # an incomplete handshake (no Sec-WebSocket-Key) is refused as such
