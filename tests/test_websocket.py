@@ -232,3 +232,15 @@ async def test_sockets_per_server_are_bounded(twin: RecordedTwin) -> None:
         assert refused.value.status == 429
         async with session.get(stack.rest_url + "/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"}) as r:
             assert r.status == 400  # an incomplete handshake (no Sec-WebSocket-Key) is refused as such
+
+
+async def test_a_draining_server_fails_its_websocket_health_check(stack: Stack) -> None:
+    sockets = stack.server.live_socket
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        url = f"http://127.0.0.1:{sockets.port}/health"
+        assert (await client.get(url)).status_code == 200
+        sockets.draining = True
+        try:
+            assert (await client.get(url)).status_code == 503
+        finally:
+            sockets.draining = False

@@ -94,6 +94,7 @@ class RunningServer:
         in-flight ones get ``grace`` seconds to finish.
         """
         await self.health.enter_graceful_shutdown()
+        self.live_socket.draining = True  # its health check fails too: Envoy sends new sockets elsewhere
         if drain > 0:
             await asyncio.sleep(drain)
         # Streams never finish by themselves: end each with a final event so the grace period is

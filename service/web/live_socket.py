@@ -148,6 +148,7 @@ class LiveSocketServer:
         self.slow_consumers_closed = 0  # sockets closed with 4008 (tests and logs)
         self._rendered: dict[int, tuple[LiveSignal, dict[str, Any]]] = {}
         self._closing = False
+        self.draining = False  # health answers 503 (Envoy sends new sockets elsewhere); sockets still served
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -156,6 +157,7 @@ class LiveSocketServer:
     async def start(self, host: str, port: int) -> int:
         app = web.Application()
         app.router.add_get("/ws", self.handle)
+        app.router.add_get("/health", self.health)  # Envoy's health check of the ws_server cluster
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host or None, port)
@@ -180,6 +182,12 @@ class LiveSocketServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def health(self, request: web.Request) -> web.Response:
+        """200 while this server takes new sockets; 503 once it drains (after SIGTERM) or closes."""
+        if self.draining or self._closing:
+            return web.Response(status=503, text="draining")
+        return web.Response(text="ok")
 
     def _client_of(self, request: web.Request, key: str | None) -> str:
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
