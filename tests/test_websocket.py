@@ -244,3 +244,16 @@ async def test_a_draining_server_fails_its_websocket_health_check(stack: Stack) 
             assert (await client.get(url)).status_code == 503
         finally:
             sockets.draining = False
+
+
+async def test_an_origin_outside_cors_allowed_origins_is_refused(twin: RecordedTwin) -> None:
+    async with (
+        running_stack(twin, cors_allowed_origins="https://app.example.com", **FAST) as stack,
+        aiohttp.ClientSession() as session,
+    ):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(ws_url(stack), origin="https://evil.example.net")
+        assert refused.value.status == 403
+        async with session.ws_connect(ws_url(stack), origin="https://app.example.com") as ws:
+            await ws.send_json({"type": "subscribe", "symbols": ["ETH"]})
+            assert await next_json(ws) == {"kind": "SUBSCRIBED", "symbols": ["ETH"]}
