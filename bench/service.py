@@ -339,7 +339,12 @@ class Deployment:
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
         for grpc_port, metrics_port in zip(self.grpc_ports, self.metrics_ports, strict=True):
-            replica_env = {**env, "GRPC_PORT": str(grpc_port), "METRICS_PORT": str(metrics_port)}
+            replica_env = {
+                **env,
+                "GRPC_PORT": str(grpc_port),
+                "METRICS_PORT": str(metrics_port),
+                "WS_PORT": str(free_port()),  # not benchmarked; each replica needs a port of its own
+            }
             self.servers.append(
                 subprocess.Popen([py, "-m", "service.rpc.server"], env=replica_env, **quiet)  # type: ignore[call-overload]
             )

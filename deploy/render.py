@@ -83,6 +83,7 @@ def server_environment(settings: Settings) -> dict[str, str]:
         "GRPC_PORT": str(settings.grpc_port),
         "METRICS_HOST": settings.metrics_host,
         "METRICS_PORT": str(settings.metrics_port),
+        "WS_PORT": str(settings.ws_port),
         "BASE_URL": settings.base_url,
         "RPC_DEADLINE_SECONDS": f"{settings.rpc_deadline_seconds:g}",
         "SHUTDOWN_DRAIN_SECONDS": f"{settings.shutdown_drain_seconds:g}",
@@ -102,6 +103,7 @@ def envoy_config(settings: Settings, upstreams: list[tuple[str, int]], *, keyed:
         admin_port=settings.envoy_admin_port,
         route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
         metrics_port=settings.metrics_port,
+        ws_port=settings.ws_port,
         client_rate_limit_per_second=settings.client_rate_limit_per_second,
         client_rate_limit_burst=settings.client_rate_limit_burst,
         descriptor=IMAGE_DESCRIPTOR,
@@ -174,6 +176,7 @@ def kubernetes_documents(settings: Settings) -> dict[str, list[dict[str, Any]]]:
                                 "ports": [
                                     {"name": "grpc", "containerPort": settings.grpc_port},
                                     {"name": "metrics", "containerPort": settings.metrics_port},
+                                    {"name": "ws", "containerPort": settings.ws_port},
                                 ],
                                 "envFrom": [{"configMapRef": {"name": f"{APP}-config"}}],
                                 "env": _secret_env(),
@@ -212,7 +215,10 @@ def kubernetes_documents(settings: Settings) -> dict[str, list[dict[str, Any]]]:
             "spec": {
                 "clusterIP": "None",
                 "selector": server_labels,
-                "ports": [{"name": "grpc", "port": settings.grpc_port, "targetPort": "grpc"}],
+                "ports": [
+                    {"name": "grpc", "port": settings.grpc_port, "targetPort": "grpc"},
+                    {"name": "ws", "port": settings.ws_port, "targetPort": "ws"},
+                ],
             },
         },
         {

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # METRICS_HOST=0.0.0.0 so Prometheus can scrape each pod.
     metrics_host: str = "127.0.0.1"
     metrics_port: Port = 9464
+    # GET /ws (live signals over a WebSocket): each server serves it on GRPC_HOST at this port, and
+    # Envoy routes /ws there with the upgrade allowed (replica i of the launcher: WS_PORT + i).
+    ws_port: Port = 8765
     base_url: str = "http://localhost:8000"
 
     coinglass_api_key: SecretStr | None = None

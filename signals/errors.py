@@ -83,3 +83,19 @@ class WatchLimitError(DomainError):
     """Too many watchers: per replica or per client."""
 
     failure = Failure.EXHAUSTED
+
+
+class MarketQueryError(DomainError, ValueError):
+    """A structure or correlation question asked out of range (interval, bars, window, symbols)."""
+
+    failure = Failure.REFUSED
+
+
+class CandlesUnavailableError(DomainError):
+    """No source gave a coin's candles: every one failed (or none knows the coin)."""
+
+    def __init__(self, symbol: str, reasons: list[str], not_found: bool) -> None:
+        self.not_found = not_found
+        self.failure = Failure.NOT_FOUND if not_found else Failure.UNAVAILABLE
+        message = unknown_coin_message(symbol) if not_found else f"no candles for {symbol}: " + "; ".join(reasons)
+        super().__init__(message)

@@ -39,6 +39,15 @@ class Watcher:
         self.queue.put_nowait(None)
 
 
+def changed_enough(previous: LiveSignal, current: LiveSignal, min_score_change: float) -> bool:
+    """Whether a watcher hears ``current`` after ``previous``: the class changed, or the score moved
+    by ``min_score_change`` points (SSE, gRPC and WebSocket streams alike)."""
+    return (
+        current.scored.direction != previous.scored.direction
+        or abs(current.scored.score - previous.scored.score) >= min_score_change
+    )
+
+
 class SignalHub:
     def __init__(
         self,

@@ -50,6 +50,7 @@ class Launcher:
             "ENVOY_ADMIN_PORT": str(self.admin_port),
             "TWIN_PORT": str(free_port()),
             "METRICS_PORT": str(free_port()),
+            "WS_PORT": str(two_free_ports()),  # replica i listens on WS_PORT + i
             "LAUNCHER_METRICS_PORT": str(self.metrics_port),
             "SHUTDOWN_GRACE_SECONDS": "1",
             "CLIENT_RATE_LIMIT_PER_SECOND": "0",

@@ -25,6 +25,7 @@ def _launch(tmp_path, *args: str, **extra_env: str) -> tuple[subprocess.Popen[by
         "ENVOY_ADMIN_PORT": str(free_port()),
         "TWIN_PORT": str(free_port()),
         "METRICS_PORT": str(free_port()),
+        "WS_PORT": str(two_free_ports()),  # replica i listens on WS_PORT + i
         "LAUNCHER_METRICS_PORT": str(free_port()),
         "SHUTDOWN_GRACE_SECONDS": "1",
         **extra_env,

@@ -34,6 +34,7 @@ def run_server(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "GRPC_HOST": "127.0.0.1",
         "GRPC_PORT": str(free_port()),
         "METRICS_PORT": str(free_port()),
+        "WS_PORT": str(free_port()),
         **env,
     }
     # cwd: an empty directory, so no developer's .env is read.
@@ -80,3 +81,7 @@ def test_a_missing_envoy_is_one_line_the_launcher_reports(monkeypatch: pytest.Mo
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"envoy not found.*make gen"):  # the launcher reports RuntimeErrors
         envoy.envoy_binary()
+
+
+def test_a_taken_websocket_port(tmp_path: Path, taken: int) -> None:
+    assert_one_line(run_server(tmp_path, WS_PORT=str(taken)), "WS_PORT", str(taken), "free port")

@@ -334,7 +334,12 @@ async def run(settings: Settings, demo: bool) -> int:
                 "server",
                 f"server on port {grpc_port}",
                 (sys.executable, "-m", "service.rpc.server"),
-                {**env, "GRPC_PORT": str(grpc_port), "METRICS_PORT": str(settings.metrics_port + i)},
+                {
+                    **env,
+                    "GRPC_PORT": str(grpc_port),
+                    "METRICS_PORT": str(settings.metrics_port + i),
+                    "WS_PORT": str(settings.ws_port + i),
+                },
                 lambda p=grpc_port: _grpc_serving(p),  # type: ignore[misc]
             )
             for i, grpc_port in enumerate(grpc_ports)
@@ -366,6 +371,7 @@ async def run(settings: Settings, demo: bool) -> int:
             admin_port=settings.envoy_admin_port,
             route_timeout_seconds=route_timeout_for(settings.rpc_deadline_seconds),
             metrics_port=settings.metrics_port,
+            ws_port=settings.ws_port,
             upstreams=upstreams,
             client_rate_limit_per_second=settings.client_rate_limit_per_second,
             client_rate_limit_burst=settings.client_rate_limit_burst,

@@ -24,6 +24,8 @@ COINGLASS = "/cryptosignals.v1.CoinglassService/"
 # Seconds each answer's data stays fresh upstream, before CACHE_TTL_SCALE.
 FRESH_SECONDS = {
     SIGNAL + "GetMarket": 5.0,  # OKX ticker, CoinAPI spot: 5 s
+    SIGNAL + "GetMarketStructure": 30.0,  # candles: OKX 30 s, Coinglass price history 60 s
+    SIGNAL + "GetCorrelation": 30.0,
     COINGLASS + "ListMarkets": 30.0,
     COINGLASS + "GetCoinMarket": 30.0,
     COINGLASS + "GetPerpetualMarkets": 30.0,
@@ -41,6 +43,8 @@ FRESH_SECONDS = {
 # REST path (no query) -> the RPC answering it; Lua patterns, in order (the first match wins).
 PATHS = (
     ("^/signals/[^/]+$", SIGNAL + "GetSignal"),
+    ("^/signals/[^/]+/smc$", SIGNAL + "GetMarketStructure"),
+    ("^/market/correlation$", SIGNAL + "GetCorrelation"),
     ("^/market/[^/]+$", SIGNAL + "GetMarket"),
     ("^/coinglass/markets$", COINGLASS + "ListMarkets"),
     ("^/coinglass/markets/[^/]+$", COINGLASS + "GetCoinMarket"),

@@ -63,6 +63,7 @@ def render_config(
     grpc_host: str = "127.0.0.1",
     route_timeout_seconds: float = 30.0,
     metrics_port: int = 9464,
+    ws_port: int = 8765,
     client_rate_limit_per_second: int = 0,
     client_rate_limit_burst: int = 0,
     descriptor: Path = DESCRIPTOR_SET,
@@ -91,6 +92,9 @@ def render_config(
     cluster's Prometheus scrapes every pod itself). ``max_heap_mb`` and ``max_connections``
     (ENVOY_MAX_HEAP_MB, ENVOY_MAX_CONNECTIONS) feed Envoy's overload manager; a client gets
     ``request_headers_timeout_seconds`` to send its request headers.
+    ``ws_port`` (WS_PORT) is the WebSocket port of the server on ``grpc_port``; an upstream on
+    another gRPC port has its WebSocket port that far from WS_PORT (the launcher's replica i:
+    GRPC_PORT + i and WS_PORT + i).
     """
     del client_rate_limit_per_second, client_rate_limit_burst
     if descriptor == DESCRIPTOR_SET and not descriptor.exists():
@@ -101,6 +105,10 @@ def render_config(
     endpoints = ", ".join(
         f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
         for host, number in servers
+    )
+    ws_endpoints = ", ".join(
+        f"{{endpoint: {{address: {{socket_address: {{address: '{host}', port_value: {number}}}}}}}}}"
+        for host, number in ((host, ws_port_of(port, grpc_port, ws_port)) for host, port in servers)
     )
     if cors_allowed_origins is None or cache_rules is None:
         from service.edge.cache_headers import path_rules
@@ -113,6 +121,7 @@ def render_config(
     return Template(TEMPLATE.read_text()).substitute(
         PORT=port,
         GRPC_ENDPOINTS=f"[{endpoints}]",
+        WS_ENDPOINTS=f"[{ws_endpoints}]",
         ADMIN_PORT=admin_port,
         DESCRIPTOR=str(descriptor),
         ROUTE_TIMEOUT=f"{route_timeout_seconds:g}s",
@@ -156,6 +165,13 @@ def hsts(tls_sds: Path | None) -> str:
         f"response_headers_to_add: [{{header: {{key: strict-transport-security, value: '{HSTS_VALUE}'}}, "
         "append_action: OVERWRITE_IF_EXISTS_OR_ADD}]"
     )
+
+
+def ws_port_of(upstream_grpc_port: int, grpc_port: int, ws_port: int) -> int:
+    """The WebSocket port of the server on ``upstream_grpc_port``: as far from WS_PORT as its gRPC
+    port is from GRPC_PORT (WS_PORT itself when that leaves the valid range)."""
+    port = ws_port + upstream_grpc_port - grpc_port
+    return port if 1 <= port <= 65535 else ws_port
 
 
 def cors_matchers(origins: Sequence[str]) -> str:

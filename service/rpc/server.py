@@ -54,6 +54,8 @@ from service.servicers.live import LiveServicer
 from service.servicers.pages import PageServicer
 from service.servicers.signal import SignalServicer
 from service.settings import Settings, load_settings
+from service.web.live_socket import LiveSocketServer
+from signals.market import MarketData
 
 log = logging.getLogger("cryptosignals.server")
 
@@ -82,6 +84,7 @@ class RunningServer:
     port: int
     app: App
     metrics: MetricsServer
+    live_socket: LiveSocketServer
 
     async def stop(self, grace: float, drain: float = 0.0) -> None:
         """Health NOT_SERVING first, then drain, then close clients.
@@ -91,10 +94,12 @@ class RunningServer:
         in-flight ones get ``grace`` seconds to finish.
         """
         await self.health.enter_graceful_shutdown()
+        self.live_socket.draining = True  # its health check fails too: Envoy sends new sockets elsewhere
         if drain > 0:
             await asyncio.sleep(drain)
         # Streams never finish by themselves: end each with a final event so the grace period is
-        # spent on unary calls, not waiting for watchers.
+        # spent on unary calls, not waiting for watchers. WebSockets close with 1001 (going away).
+        await self.live_socket.stop()
         await self.app.hub.aclose()
         await self.server.stop(grace)
         await self.metrics.stop()
@@ -174,6 +179,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             app.openapi_document,
             app.archive,
             operators=frozenset(settings.operator_api_keys) if settings.client_api_keys else None,
+            market=MarketData(app.clients, settings.source_order.split(","), app.desk.universe),
         ),
         registry,
     )
@@ -252,14 +258,36 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             f"(METRICS_PORT={settings.metrics_port}, METRICS_HOST={settings.metrics_host}): "
             f"{exc.strerror or 'address unavailable'}; stop the other process or set METRICS_PORT to a free port"
         ) from None
+    live_socket = LiveSocketServer(
+        app.hub,
+        app.desk.universe,
+        app.scoring,
+        stream_identity(settings),
+        keys=settings.client_api_keys,
+        allowed_origins=settings.cors_origin_list,
+        max_sockets=settings.watch_max_streams,
+        max_per_client=settings.watch_max_per_client,
+    )
+    try:
+        await live_socket.start(settings.grpc_host, settings.ws_port)
+    except OSError as exc:
+        await metrics.stop()
+        await server.stop(0)
+        await app.aclose()
+        raise StartupError(
+            f"cannot listen on {settings.grpc_host}:{settings.ws_port} for WebSockets (WS_PORT={settings.ws_port}): "
+            f"{exc.strerror or 'address unavailable'}; stop the other process or set WS_PORT to a free port"
+        ) from None
     log.info(
-        "grpc server listening on %s:%d, metrics on %s:%d",
+        "grpc server listening on %s:%d, metrics on %s:%d, websockets on %s:%d",
         settings.grpc_host,
         port,
         settings.metrics_host,
         metrics.port,
+        settings.grpc_host,
+        live_socket.port,
     )
-    return RunningServer(server, health, port, app, metrics)
+    return RunningServer(server, health, port, app, metrics, live_socket)
 
 
 async def serve(settings: Settings) -> None:

@@ -18,7 +18,7 @@ from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
 from signals.desk import LiveSignal
 from signals.errors import SignalUnavailableError, WatchLimitError, unknown_coin_message
-from signals.hub import SignalHub
+from signals.hub import SignalHub, changed_enough
 
 DEFAULT_MIN_SCORE_CHANGE = 2.0
 MAX_SYMBOLS = 20
@@ -34,13 +34,6 @@ WATCH_METHOD = "/cryptosignals.v1.LiveService/WatchSignals"
 def client_of(context: grpc.aio.ServicerContext, identity: ClientLimiter) -> str:
     """Who is watching, named as the client rate limit names it."""
     return caller_of(context, identity, WATCH_METHOD)
-
-
-def changed_enough(previous: LiveSignal, current: LiveSignal, min_score_change: float) -> bool:
-    return (
-        current.scored.direction != previous.scored.direction
-        or abs(current.scored.score - previous.scored.score) >= min_score_change
-    )
 
 
 class LiveServicer(live_pb2_grpc.LiveServiceServicer):

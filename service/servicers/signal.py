@@ -16,11 +16,15 @@ from providers.http import ProviderHttp
 from records.archive import SignalArchive
 from service.mappers.market import build_market_snapshot, probe_premium_endpoints, provider_health
 from service.mappers.signal import signal_message
+from service.mappers.structure import correlation_message, structure_message
 from service.rpc.guard import answers_ready
-from service.rpc.status import coin_or_abort
+from service.rpc.status import abort_for, coin_or_abort
+from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from service.web import docs as docs_pages
 from service.web.pages import DOCS_CSP, send_page_headers
 from signals.desk import LiveSignal, SignalDesk
+from signals.errors import MarketQueryError, unknown_coin_message
+from signals.market import MAX_SYMBOLS, MarketData, interval_of
 
 VERSION = "1.0.0"
 
@@ -52,10 +56,12 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         openapi_document: dict[str, Any],
         archive: SignalArchive | None = None,
         operators: frozenset[str] | None = None,
+        market: MarketData | None = None,
     ) -> None:
         self._desk = desk
         # With client keys on: the keys that may call operator endpoints (None: keys are off).
         self._operators = operators
+        self._market = market or MarketData(clients, universe=desk.universe)
         self._archive = archive
         self._universe = desk.universe
         self._clients = clients
@@ -185,3 +191,35 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     ) -> httpbody_pb2.HttpBody:
         await send_page_headers(context, DOCS_CSP, "no-cache")
         return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=docs_pages.REDOC.encode())
+
+    async def GetMarketStructure(
+        self, request: signal_pb2.GetMarketStructureRequest, context: grpc.aio.ServicerContext
+    ) -> signal_pb2.MarketStructure:
+        symbol = await self._symbol(request.symbol, context)
+        report = await self._market.structure(
+            symbol,
+            interval_of(request.interval or "4h"),
+            bars=request.bars if request.HasField("bars") else 200,
+            swing_bars=request.swing_bars if request.HasField("swing_bars") else 3,
+            equal_tolerance_pct=request.equal_tolerance_pct if request.HasField("equal_tolerance_pct") else 0.1,
+        )
+        return structure_message(report)
+
+    async def GetCorrelation(
+        self, request: signal_pb2.GetCorrelationRequest, context: grpc.aio.ServicerContext
+    ) -> signal_pb2.CorrelationReport:
+        raw = [part.strip() for part in request.symbols.split(",") if part.strip()]
+        if not raw:
+            raise MarketQueryError("symbols is required: 2 to 10 coins, comma-separated, e.g. BTC,ETH,SOL")
+        if len(raw) > MAX_SYMBOLS:
+            raise MarketQueryError(f"symbols must name 2 to {MAX_SYMBOLS} coins, got {len(raw)}")
+        try:
+            coins = [normalize_symbol(part) for part in raw]
+        except InvalidSymbolError as exc:
+            await abort_for(context, exc)
+        for coin in coins:
+            if self._universe.refuses(coin):
+                await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(coin))
+        interval = interval_of(request.interval or "1d")
+        window = request.window if request.HasField("window") else 30
+        return correlation_message(await self._market.correlation(coins, interval, window))
