@@ -249,7 +249,8 @@ class App:
     archive: SignalArchive | None
     hub: SignalHub
     scoring: ScoringConfig
-    openapi_document: dict[str, Any]
+    openapi_document: dict[str, Any]  # every operation (/openapi.json, the docs pages)
+    action_document: dict[str, Any]  # what GPT Actions may call (/gpt/action-schema)
     alerts: AlertManager | None = None  # webhook alerts: need the history database
 
     @property
@@ -277,14 +278,14 @@ class App:
         providers = await build_providers(settings)
         scoring = load_config(settings.scoring_config)
         desk = await build_desk(providers, settings, scoring)
-        document = build_openapi(
-            DESCRIPTOR_SET.read_bytes(), settings.base_url, require_auth=bool(settings.client_api_keys)
-        )
+        descriptor, keyed = DESCRIPTOR_SET.read_bytes(), bool(settings.client_api_keys)
+        document = build_openapi(descriptor, settings.base_url, require_auth=keyed)
+        action_document = build_openapi(descriptor, settings.base_url, require_auth=keyed, gpt_actions=True)
         backtester = build_backtester(providers, settings, scoring)
         archive = await build_records(providers, settings, desk, scoring)
         hub = build_hub(settings, desk)
         alerts = await build_alert_jobs(settings, archive, hub)
-        return cls(settings, providers, desk, backtester, archive, hub, scoring, document, alerts)
+        return cls(settings, providers, desk, backtester, archive, hub, scoring, document, action_document, alerts)
 
     async def aclose(self) -> None:
         if self.alerts is not None:

@@ -11,4 +11,5 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 GEN_DIR = ROOT / "gen"
 DESCRIPTOR_SET = GEN_DIR / "cryptosignals.pb"  # what Envoy's transcoder and the OpenAPI generator read
-OPENAPI_FILE = GEN_DIR / "openapi.json"
+OPENAPI_FILE = GEN_DIR / "openapi.json"  # every operation
+ACTION_SCHEMA_FILE = GEN_DIR / "openapi-gpt-actions.json"  # what GPT Actions may call

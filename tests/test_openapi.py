@@ -82,8 +82,29 @@ def test_path_parameters_are_required_and_typed(document: dict[str, Any]) -> Non
     assert by_name["debug"]["schema"]["type"] == "boolean"
 
 
-def test_document_is_serialisable_and_small_enough_for_gpt_actions(document: dict[str, Any]) -> None:
-    assert len(json.dumps(document)) < 100_000
+def test_the_gpt_actions_schema_is_small_enough_and_leaves_out_what_an_assistant_cannot_call() -> None:
+    action = build_openapi(DESCRIPTOR_SET.read_bytes(), gpt_actions=True)
+    validate(action)
+    assert len(json.dumps(action)) < 100_000  # GPT Actions' budget for a schema
+    full = build_openapi(DESCRIPTOR_SET.read_bytes())
+    left_out = set(full["paths"]) - set(action["paths"])
+    assert left_out == {
+        "/dashboard",
+        "/assets/js/{name}",
+        "/assets/css/{name}",
+        "/backtest/{symbol}/chart",
+        "/signals/{symbol}/stream",
+        "/debug/premium/{symbol}",
+        "/gpt/action-schema",
+        "/openapi.json",
+        "/docs",
+        "/redoc",
+    }
+    for path in ("/signals/{symbol}", "/backtest/{symbol}", "/market/correlation", "/alerts"):
+        assert path in action["paths"], path
+    assert {t["name"] for t in action["tags"]} == {
+        t for op in action["paths"].values() for o in op.values() for t in o["tags"]
+    }
 
 
 def test_with_client_keys_the_schema_declares_bearer_auth_except_on_open_endpoints() -> None:

@@ -12,7 +12,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from service.generated import DESCRIPTOR_SET, GEN_DIR, OPENAPI_FILE, PROTO_DIR
+from service.generated import ACTION_SCHEMA_FILE, DESCRIPTOR_SET, GEN_DIR, OPENAPI_FILE, PROTO_DIR
 
 
 def _include_dirs() -> list[Path]:
@@ -78,6 +78,7 @@ def generate() -> None:
     from service.edge.openapi import build_openapi, write_openapi
 
     write_openapi(build_openapi(DESCRIPTOR_SET.read_bytes()), OPENAPI_FILE)
+    write_openapi(build_openapi(DESCRIPTOR_SET.read_bytes(), gpt_actions=True), ACTION_SCHEMA_FILE)
     print(f"generated {len(protos())} protos, {DESCRIPTOR_SET.name} and {OPENAPI_FILE.name} in {GEN_DIR}")
 
 

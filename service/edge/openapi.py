@@ -140,8 +140,9 @@ class _Comments:
 
 
 class _Generator:
-    def __init__(self, descriptor_set: bytes, base_url: str, require_auth: bool) -> None:
+    def __init__(self, descriptor_set: bytes, base_url: str, require_auth: bool, gpt_actions: bool = False) -> None:
         self.require_auth = require_auth
+        self.gpt_actions = gpt_actions
         fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
         self.files = list(fds.file)
         self.base_url = base_url
@@ -298,13 +299,20 @@ class _Generator:
             if f.package != PACKAGE:
                 continue
             for s_index, service in enumerate(f.service):
+                methods = [
+                    (m_index, method)
+                    for m_index, method in enumerate(service.method)
+                    if not (self.gpt_actions and method.options.Extensions[options_pb2.not_for_gpt_actions])
+                ]
+                if not methods:
+                    continue
                 tags.append(
                     {
                         "name": service.name,
                         "description": _shorten(self.comments.get(f.name, (6, s_index)), MAX_OPERATION_DESCRIPTION),
                     }
                 )
-                for m_index, method in enumerate(service.method):
+                for m_index, method in methods:
                     rule = method.options.Extensions[annotations_pb2.http]
                     bindings: list[http_pb2.HttpRule] = [rule, *rule.additional_bindings]
                     comment = self.comments.get(f.name, (6, s_index, 2, m_index))
@@ -367,14 +375,21 @@ class _Generator:
 
 
 def build_openapi(
-    descriptor_set: bytes, base_url: str = "http://localhost:8000", *, require_auth: bool = False
+    descriptor_set: bytes,
+    base_url: str = "http://localhost:8000",
+    *,
+    require_auth: bool = False,
+    gpt_actions: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document for every HTTP-annotated RPC in the descriptor set.
 
     With ``require_auth`` the document declares the bearer scheme (GPT Actions' "API key, Bearer"),
-    and the operations that stay open (health, info, schema, docs) opt out of it.
+    and the operations that stay open (health, info, schema, docs) opt out of it. With
+    ``gpt_actions`` the operations marked ``not_for_gpt_actions`` in the protos (pages, assets,
+    streams, operator endpoints) are left out, with the schemas only they use: the document GPT
+    Actions reads (/gpt/action-schema) stays within its size budget as the API grows.
     """
-    return _Generator(descriptor_set, base_url, require_auth).build()
+    return _Generator(descriptor_set, base_url, require_auth, gpt_actions).build()
 
 
 def write_openapi(document: dict[str, Any], path: Path) -> None:

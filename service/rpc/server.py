@@ -180,6 +180,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
             app.archive,
             operators=frozenset(settings.operator_api_keys) if settings.client_api_keys else None,
             market=MarketData(app.clients, settings.source_order.split(","), app.desk.universe),
+            action_document=app.action_document,
         ),
         registry,
     )

@@ -57,6 +57,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         archive: SignalArchive | None = None,
         operators: frozenset[str] | None = None,
         market: MarketData | None = None,
+        action_document: dict[str, Any] | None = None,
     ) -> None:
         self._desk = desk
         # With client keys on: the keys that may call operator endpoints (None: keys are off).
@@ -75,6 +76,10 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             tuple[str, bool], tuple[str, LiveSignal, signal_pb2.Signal, Callable[[], LiveSignal | None]]
         ] = {}
         self._openapi = json.dumps(openapi_document, indent=2).encode()
+        # GPT Actions' schema: the operations an assistant can call (pages, streams, operator endpoints left out).
+        self._action_schema = (
+            self._openapi if action_document is None else json.dumps(action_document, indent=2).encode()
+        )
         self._info = signal_pb2.ApiInfo(
             name="cryptosignals",
             version=VERSION,
@@ -173,7 +178,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
     async def GetActionSchema(
         self, request: signal_pb2.GetActionSchemaRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
-        return httpbody_pb2.HttpBody(content_type="application/json", data=self._openapi)
+        return httpbody_pb2.HttpBody(content_type="application/json", data=self._action_schema)
 
     async def GetOpenApiDocument(
         self, request: signal_pb2.GetOpenApiDocumentRequest, context: grpc.aio.ServicerContext
