@@ -387,7 +387,7 @@ class ProviderHttp:
         try:
             await self._limiter.acquire(self.name, endpoint, max_wait=self._limiter.wait_bound(budget))
         except RateLimitedLocally as exc:
-            raise self.error(endpoint, ErrorKind.RATE_LIMITED, str(exc)) from None
+            raise self.error(endpoint, ErrorKind.RATE_LIMITED, str(exc), retry_after=exc.retry_after) from None
 
     def _parse(self, endpoint: str, response: _Reply) -> Any:
         content_type = response.content_type

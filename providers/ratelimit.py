@@ -10,12 +10,15 @@ rubik statistics have a tighter limit than its market endpoints, so they get the
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 from prometheus_client import Counter, Histogram
+
+from providers.fairness import ClientShares
 
 LIMITER_WAITS = Histogram(
     "cryptosignals_rate_limiter_wait_seconds",
@@ -42,8 +45,21 @@ DEFAULT_PER_MINUTE = {
 
 
 class RateLimitedLocally(Exception):
-    def __init__(self, bucket: str, per_minute: float, waited: float) -> None:
-        super().__init__(f"local budget of {per_minute:g} requests/min for {bucket} exhausted (waited {waited:.1f} s)")
+    """Over a local budget: the provider's (shared by every caller) or one client's share of it.
+    ``retry_after``: seconds until there is room again, for the answer's Retry-After."""
+
+    def __init__(
+        self, bucket: str, per_minute: float, waited: float, *, retry_after: float, share: int | None = None
+    ) -> None:
+        if share is None:
+            message = f"local budget of {per_minute:g} requests/min for {bucket} exhausted (waited {waited:.1f} s)"
+        else:
+            message = (
+                f"this client's share of the {bucket} budget ({share} of {per_minute:g} requests/min) is spent: "
+                f"retry in {math.ceil(retry_after)} s"
+            )
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -53,11 +69,21 @@ class Budget:
 
 
 class UpstreamLimiter:
-    def __init__(self, per_minute: Mapping[str, float], max_wait: float = 2.0) -> None:
+    def __init__(self, per_minute: Mapping[str, float], max_wait: float = 2.0, *, client_share: float = 1.0) -> None:
         self._budgets = {bucket: Budget(bucket, rate) for bucket, rate in per_minute.items() if rate > 0}
         # max_rate=rate/60 per 1 s would forbid bursts; per minute allows a burst of the budget.
         self._limiters = {b.bucket: AsyncLimiter(b.per_minute, 60.0) for b in self._budgets.values()}
         self._max_wait = max_wait
+        # Each client's share of every budget (providers/fairness.py): 1.0 limits nothing more.
+        self.shares = ClientShares({b: x.per_minute for b, x in self._budgets.items()}, client_share)
+
+    def _take_share(self, bucket: str) -> None:
+        """Count the call against its client's share of ``bucket``; RateLimitedLocally when spent."""
+        wait = self.shares.take(bucket)
+        if wait is not None:
+            LIMITER_REJECTIONS.labels(bucket).inc()
+            budget = self._budgets[bucket].per_minute
+            raise RateLimitedLocally(bucket, budget, 0.0, retry_after=wait, share=self.shares.allowed(bucket))
 
     @staticmethod
     def bucket_for(provider: str, endpoint: str) -> str:
@@ -76,11 +102,14 @@ class UpstreamLimiter:
         limiter = self._limiters.get(bucket)
         if limiter is None:
             return
+        self._take_share(bucket)
         started = time.monotonic()
         try:
             await asyncio.wait_for(limiter.acquire(), self._max_wait if max_wait is None else max_wait)
         except TimeoutError:
             waited = time.monotonic() - started
             LIMITER_REJECTIONS.labels(bucket).inc()
-            raise RateLimitedLocally(bucket, self._budgets[bucket].per_minute, waited) from None
+            per_minute = self._budgets[bucket].per_minute
+            # The leaky bucket frees one call every 60/N s.
+            raise RateLimitedLocally(bucket, per_minute, waited, retry_after=60.0 / per_minute) from None
         LIMITER_WAITS.labels(bucket).observe(time.monotonic() - started)

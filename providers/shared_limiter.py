@@ -42,8 +42,10 @@ def window_item(per_minute: float) -> RateLimitItem:
 
 
 class SharedLimiter(UpstreamLimiter):
-    def __init__(self, link: RedisLink, per_minute: Mapping[str, float], max_wait: float = 2.0) -> None:
-        super().__init__(per_minute, max_wait)
+    def __init__(
+        self, link: RedisLink, per_minute: Mapping[str, float], max_wait: float = 2.0, *, client_share: float = 1.0
+    ) -> None:
+        super().__init__(per_minute, max_wait, client_share=client_share)
         self._link = link
         # The link's pool: same timeouts and no redis-py retries, so a dead Redis falls back at once.
         storage = RedisStorage(
@@ -64,18 +66,20 @@ class SharedLimiter(UpstreamLimiter):
         if not self._link.available:
             await super().acquire(provider, endpoint, bound)
             return
+        self._take_share(bucket)  # per replica (providers/fairness.py)
         started = time.monotonic()
         deadline = started + bound
         try:
             while not await self._windows.hit(item, bucket):
                 stats = await self._windows.get_window_stats(item, bucket)
                 now = time.monotonic()
+                free_in = max(0.005, stats.reset_time - time.time())
                 if now >= deadline:
                     LIMITER_REJECTIONS.labels(bucket).inc()
-                    raise RateLimitedLocally(bucket, self._budgets[bucket].per_minute, now - started)
+                    per_minute = self._budgets[bucket].per_minute
+                    raise RateLimitedLocally(bucket, per_minute, now - started, retry_after=free_in)
                 # Sleep until the oldest call leaves the window (another replica may take that slot:
                 # then the loop sleeps again), never past the bound.
-                free_in = max(0.005, stats.reset_time - time.time())
                 await asyncio.sleep(min(free_in, deadline - now))
         except REDIS_FAILURES as exc:
             self._link.failed("ratelimit", exc)

@@ -44,6 +44,7 @@ class Providers:
     http: dict[str, ProviderHttp | None]  # None: the provider's key is not set
     cache: UpstreamCache | None
     redis: RedisLink | None
+    limiter: UpstreamLimiter  # the budgets, and each client's share of them (the guard reads it)
 
     @property
     def configured(self) -> dict[str, bool]:
@@ -130,7 +131,7 @@ async def build_providers(settings: Settings) -> Providers:
         reference_exchange=settings.coinglass_exchange,
         exchanges=settings.exchange_list,
     )
-    return Providers(clients, layers, cache, link)
+    return Providers(clients, layers, cache, link, limiter)
 
 
 def build_backtester(providers: Providers, settings: Settings, scoring: ScoringConfig) -> Backtester:
@@ -215,10 +216,14 @@ async def build_alert_jobs(settings: Settings, archive: SignalArchive | None, hu
 
 def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, UpstreamLimiter, RedisLink | None]:
     """In-process, or shared by every replica through Redis when REDIS_URL is set."""
-    limits, wait = settings.per_minute_limits, settings.rate_limit_max_wait_seconds
+    limits, wait, share = (
+        settings.per_minute_limits,
+        settings.rate_limit_max_wait_seconds,
+        settings.client_upstream_share,
+    )
     if settings.redis_url is None:
         cache = UpstreamCache(settings.cache_max_stale_seconds) if settings.cache_enabled else None
-        return cache, UpstreamLimiter(limits, wait), None
+        return cache, UpstreamLimiter(limits, wait, client_share=share), None
     link = RedisLink(
         settings.redis_url.get_secret_value(),
         prefix=settings.redis_prefix,
@@ -235,7 +240,7 @@ def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, Upstre
         if settings.cache_enabled
         else None
     )
-    return cache, SharedLimiter(link, limits, wait), link
+    return cache, SharedLimiter(link, limits, wait, client_share=share), link
 
 
 @dataclass

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     client_rate_limit_per_second: Annotated[int, Field(ge=0, le=1_000_000)] = 200
     # 0: the same as the per-second rate. Otherwise at least the rate (checked below).
     client_rate_limit_burst: Annotated[int, Field(ge=0, le=10_000_000)] = 400
+    # The share of each upstream budget (RATE_LIMITS) one client may spend a minute (1 = no limit
+    # beyond the budget); needs the client rate limit, which names clients.
+    client_upstream_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     # Peers whose X-Forwarded-For is believed (Envoy, on loopback by default): IPs or CIDRs.
     trusted_proxies: str = "127.0.0.1/32,::1/128"
     # Origins a browser app may call the API from (Envoy's CORS filter): * or a comma-separated list.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from providers.errors import ProviderError
+from providers.errors import ErrorKind, ProviderError
 
 
 class Failure(StrEnum):
@@ -22,9 +22,11 @@ class Failure(StrEnum):
 
 
 class DomainError(Exception):
-    """Root of the domain's errors; ``failure`` says which kind."""
+    """Root of the domain's errors; ``failure`` says which kind, ``retry_after`` (seconds) when
+    to ask again if waiting helps."""
 
     failure: Failure = Failure.REFUSED
+    retry_after: float | None = None
 
 
 def unknown_coin_message(symbol: str) -> str:
@@ -77,6 +79,11 @@ class HistoryUnavailableError(DomainError):
             "no report is computed on partial data"
         )
         self.error = error
+        if error.kind is ErrorKind.RATE_LIMITED:
+            # A budget spent (the provider's, ours or this client's share): a 429 saying when to
+            # come back, as every other rate-limited answer of the API; 503 is for a provider down.
+            self.failure = Failure.EXHAUSTED
+            self.retry_after = error.retry_after
 
 
 class WatchLimitError(DomainError):

@@ -65,6 +65,9 @@ async def test_limit_is_shared_by_every_caller_of_the_service(twin: RecordedTwin
             await stub.ListSupportedCoins(coinglass_pb2.ListSupportedCoinsRequest())
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "requests/min" in (caught.value.details() or "")
+    # When to come back: a budget of 2 a minute frees a call every 30 s.
+    trailers = dict(caught.value.trailing_metadata() or ())
+    assert trailers.get("retry-after") == "30"
 
 
 def test_bad_rate_limit_setting_names_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:

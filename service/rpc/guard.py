@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import math
 import time
 import types
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +33,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from providers.deadline import enter_deadline, leave_deadline
+from providers.fairness import ClientShares, set_caller
 from service.rpc.auth import OPEN_METHODS, OPEN_PREFIXES, RATE_LIMITED_MESSAGE
 from service.rpc.client_limit import ClientLimiter
 from service.rpc.metrics import RPC_LATENCY_BUCKETS, RPC_TALLY
@@ -164,10 +166,15 @@ class Guard:
     """Wraps unary handlers: bounded by ``deadline_seconds`` (or the client's sooner deadline),
     limited per client, logged, counted in metrics, never leaking an unexpected exception's text."""
 
-    def __init__(self, deadline_seconds: float, limiter: ClientLimiter | None = None) -> None:
+    def __init__(
+        self, deadline_seconds: float, limiter: ClientLimiter | None = None, shares: ClientShares | None = None
+    ) -> None:
         self._deadline = deadline_seconds
         self._limiter = limiter
         self._deadlines = Deadlines(deadline_seconds)
+        # Each client's share of the upstream budgets (providers/fairness.py); needs the client
+        # limit, which names the client.
+        self._shares = shares if shares is not None and shares.active and limiter is not None else None
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler is None or handler.unary_unary is None:
@@ -203,6 +210,7 @@ class Guard:
         bucket_of = bisect.bisect_left
         ready_answer = getattr(behaviour, "answer_if_ready", None)  # answers_ready
         ready = None if ready_answer is None else types.MethodType(ready_answer, getattr(behaviour, "__self__", None))
+        shares = self._shares if limited else None
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = clock()
@@ -210,6 +218,7 @@ class Guard:
             task: asyncio.Task[Any] | None = None
             expired = False
             client_remaining: float | None = None
+            client: str | None = None
             try:
                 if limited:
                     assert limiter is not None
@@ -231,6 +240,20 @@ class Guard:
                     answer = ready(request)
                     if answer is not None:
                         return answer
+                if shares is not None and client is not None:
+                    # A client that spent its share of an upstream budget waits until it has room
+                    # again (a warm answer above costs nothing and still passes); its calls' upstream
+                    # requests are counted against it (the call's task carries the name).
+                    spent = shares.wait(client)
+                    if spent is not None:
+                        bucket, wait = spent
+                        seconds = str(math.ceil(wait))
+                        await context.abort(
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"this client's share of the {bucket} upstream budget is spent: retry in {seconds} s",
+                            trailing_metadata=(("retry-after", seconds),),
+                        )
+                    set_caller(client)
                 # The server's own deadline, or the client's (grpc-timeout) when that comes sooner;
                 # upstream calls made for this RPC inherit it (providers/deadline.py).
                 client_remaining = context.time_remaining()

@@ -169,7 +169,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         ],
     )
     # Every handler is guarded as it is registered (service/rpc/guard.py): deadline, client limit, metrics.
-    guard = Guard(settings.rpc_deadline_seconds, client_limiter(settings, app.redis))
+    guard = Guard(settings.rpc_deadline_seconds, client_limiter(settings, app.redis), app.providers.limiter.shares)
     registry: Any = GuardedServer(server, guard)
     signal_pb2_grpc.add_SignalServiceServicer_to_server(
         SignalServicer(

@@ -10,6 +10,7 @@ exception is a bug: INTERNAL with a log line, never a 400.
 
 from __future__ import annotations
 
+import math
 from typing import NoReturn
 
 import grpc
@@ -52,14 +53,24 @@ def message_for(error: ProviderError) -> str:
     return f"{error.provider} {error.endpoint}: {error.kind.value}: {error.message}"
 
 
-def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
-    """The status and client-facing message for an error the service knows; None for a bug."""
+Trailers = tuple[tuple[str, str], ...]
+
+
+def _retry_after(seconds: float | None) -> Trailers:
+    """``retry-after`` as trailing metadata (Envoy's transcoder makes it the HTTP header)."""
+    return () if seconds is None else (("retry-after", str(max(1, math.ceil(seconds)))),)
+
+
+def status_of(error: BaseException) -> tuple[grpc.StatusCode, str, Trailers] | None:
+    """The status, client-facing message and trailers for an error the service knows; None for a
+    bug. A spent budget (RESOURCE_EXHAUSTED) says when to come back (``retry-after``)."""
     if isinstance(error, DomainError):
-        return _STATUS_BY_FAILURE[error.failure], str(error)
+        return _STATUS_BY_FAILURE[error.failure], str(error), _retry_after(error.retry_after)
     if isinstance(error, ProviderError):
-        return status_for(error), message_for(error)
+        trailers = _retry_after(error.retry_after) if error.kind is ErrorKind.RATE_LIMITED else ()
+        return status_for(error), message_for(error), trailers
     if isinstance(error, InvalidSymbolError | PageTokenError):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+        return grpc.StatusCode.INVALID_ARGUMENT, str(error), ()
     return None
 
 
