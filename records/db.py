@@ -26,7 +26,7 @@ from records.recorded import RecordedFactor, RecordedSignal
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Random secrets the replicas sharing this database share (the page token key): name -> hex value
-# (created by migration 0004).
+# (created by migration 0005).
 _SECRETS = Table(
     "service_secrets",
     MetaData(),
@@ -118,7 +118,7 @@ class Database:
     # ---- secrets -------------------------------------------------------------------------------
 
     async def shared_secret(self, name: str) -> str:
-        """A random secret kept under ``name`` (table ``service_secrets``, migration 0004): made by
+        """A random secret kept under ``name`` (table ``service_secrets``, migration 0005): made by
         the first replica to ask, read by the others (insert-or-ignore, then read back: two replicas
         asking at once keep the same one)."""
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
