@@ -6,6 +6,7 @@ Validated when loaded; every error names the key, e.g. ``weights.funding_rate mu
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,16 @@ from typing import Any
 from scoring.model import FACTOR_NAMES
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
+# Scoring profiles: one engine, one set of factor builders, several configs. ``seed`` is the shipped
+# default (the documented seed behaviour); ``research`` is the walk-forward-fitted candidate
+# (docs/research-procedure.md), a file of overrides of the seed's keys.
+PROFILES: dict[str, Path] = {
+    "seed": DEFAULT_FILE,
+    "research": Path(__file__).with_name("research.toml"),
+}
+# Factors that read a price/OI change over a lookback window ([lookback], hours as "24h").
+LOOKBACK_FACTORS = ("open_interest",)
+_HORIZON = re.compile(r"^([1-9][0-9]{0,3})h$")
 _SCALE_KEYS = (
     "liquidation_imbalance",
     "funding_neutral_pct",
@@ -51,6 +62,11 @@ class ScoringConfig:
     confidence: Mapping[str, float]
     # factor -> hours after which its data is stale (dropped); empty: no factor is ever stale
     max_age_hours: Mapping[str, float] = field(default_factory=dict)
+    # factor -> True: its sub-score is read as a reversal (mirrored around 50: 100 - s)
+    reversal: Mapping[str, bool] = field(default_factory=dict)
+    # factor -> lookback in hours (LOOKBACK_FACTORS only; absent: 24)
+    lookback_hours: Mapping[str, int] = field(default_factory=dict)
+    profile: str = "seed"  # the profile's name, shown with every signal
     total_weight: float = field(init=False)
     max_age: Mapping[str, timedelta] = field(init=False)
 
@@ -66,7 +82,29 @@ class ScoringConfig:
             "momentum": {h: list(v) for h, v in self.momentum_horizons.items()},
             "confidence": dict(self.confidence),
             "max_age_hours": dict(self.max_age_hours),
+            # Only when they differ from the seed's reading, so the seed's config hash is unchanged.
+            **({"reversal": dict(self.reversal)} if any(self.reversal.values()) else {}),
+            **(
+                {"lookback_hours": dict(self.lookback_hours)}
+                if any(h != 24 for h in self.lookback_hours.values())
+                else {}
+            ),
         }
+
+    def is_reversal(self, factor: str) -> bool:
+        return self.reversal.get(factor, False)
+
+    def lookback(self, factor: str) -> int:
+        """The factor's lookback in hours (24 unless configured)."""
+        return self.lookback_hours.get(factor, 24)
+
+
+def horizon_hours(key: str) -> int:
+    """``"24h"`` -> 24; ScoringConfigError for anything else."""
+    match = _HORIZON.match(key)
+    if match is None:
+        raise ScoringConfigError(f'scoring config: {key!r} is not a horizon in hours such as "24h"')
+    return int(match.group(1))
 
 
 def _number(value: Any, key: str) -> float:
@@ -125,6 +163,7 @@ def _build(raw: Mapping[str, Any]) -> ScoringConfig:
         scales[key] = value
     horizons: dict[str, tuple[float, float]] = {}
     for horizon, pair in _table(raw, "momentum").items():
+        horizon_hours(horizon)
         if not isinstance(pair, list) or len(pair) != 2:
             raise ScoringConfigError(f"scoring config: momentum.{horizon} must be [weight, scale_pct]")
         weight, scale = _number(pair[0], f"momentum.{horizon} weight"), _number(pair[1], f"momentum.{horizon} scale")
@@ -145,7 +184,24 @@ def _build(raw: Mapping[str, Any]) -> ScoringConfig:
         if hours <= 0:
             raise ScoringConfigError(f"scoring config: max_age_hours.{name} must be > 0 hours, got {hours:g}")
         max_age_hours[name] = hours
-    return ScoringConfig(weights, long_t, short_t, scales, horizons, confidence, max_age_hours)
+    reversal = {}
+    for name in FACTOR_NAMES:
+        flag = _table(raw, "reversal").get(name, False)
+        if not isinstance(flag, bool):
+            raise ScoringConfigError(f"scoring config: reversal.{name} must be true or false, got {flag!r}")
+        reversal[name] = flag
+    lookback = {}
+    for name in LOOKBACK_FACTORS:
+        value = _table(raw, "lookback").get(name, "24h")
+        if not isinstance(value, str):
+            raise ScoringConfigError(f'scoring config: lookback.{name} must be a string such as "24h"')
+        lookback[name] = horizon_hours(value)
+    profile = raw.get("profile", "seed")
+    if not isinstance(profile, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", profile):
+        raise ScoringConfigError(f"scoring config: profile must be a short lower-case name, got {profile!r}")
+    return ScoringConfig(
+        weights, long_t, short_t, scales, horizons, confidence, max_age_hours, reversal, lookback, profile
+    )
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -164,6 +220,19 @@ def load_config(path: str | Path | None = None) -> ScoringConfig:
     if path is None:
         return _build(defaults)
     return _build(_merge(defaults, _read(Path(path))))
+
+
+def load_profile(name: str, path: str | Path | None = None) -> ScoringConfig:
+    """A named profile (``seed`` or ``research``); ``path`` (SCORING_CONFIG) overrides the seed's keys
+    for the seed profile only, as it always has."""
+    if name not in PROFILES:
+        raise ScoringConfigError(f"scoring profile {name!r} is unknown (known: {', '.join(PROFILES)})")
+    if name == "seed":
+        return load_config(path)
+    config = load_config(PROFILES[name])
+    if config.profile != name:
+        raise ScoringConfigError(f"scoring config: {PROFILES[name]} names profile {config.profile!r}, not {name!r}")
+    return config
 
 
 DEFAULT_CONFIG = load_config()

@@ -20,6 +20,8 @@ FACTOR_NAMES = (
 
 # Filled by scoring.factors, which owns each factor's wording; the model stays import-free.
 EXPLAINERS: dict[str, Callable[[Mapping[str, float], float], str]] = {}
+# The same for a factor read as a reversal (``[reversal] <factor> = true``): its words say so.
+REVERSAL_EXPLAINERS: dict[str, Callable[[Mapping[str, float], float], str]] = {}
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ class SmartMoneyInput:
 
 @dataclass(frozen=True)
 class OpenInterestInput:
-    oi_change_pct: float  # over 24 hours
-    price_change_pct: float  # over the same 24 hours
+    oi_change_pct: float  # over ``span_hours`` (24 unless the profile sets [lookback])
+    price_change_pct: float  # over the same span
     provenance: Provenance
+    span_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -117,10 +120,13 @@ class FactorResult:
     metrics: Mapping[str, float]
     source: str
     as_of: datetime | None
+    reversal: bool = False  # read as a reversal in this profile (sub-score mirrored around 50)
 
     @property
     def explanation(self) -> str:
         """One sentence with the numbers that drove the reading (derived from ``metrics``)."""
+        if self.reversal:
+            return REVERSAL_EXPLAINERS[self.name](self.metrics, self.sub_score)
         return EXPLAINERS[self.name](self.metrics, self.sub_score)
 
 
