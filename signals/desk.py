@@ -22,7 +22,7 @@ from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringCon
 from scoring.engine import stale_reason
 from signals.coin_universe import CoinUniverse
 from signals.coinglass_sources import coinglass_market
-from signals.errors import SignalUnavailableError
+from signals.errors import SignalUnavailableError, UnknownProfileError
 from signals.fetch_scope import FetchScope
 from signals.sources import FactorSource, okx_open_interest, okx_ticker, ordered_sources
 
@@ -43,6 +43,7 @@ class LiveSignal:
     social_score: float | None  # LunarCrush galaxy score, 0-100
     fallback_reasons: Mapping[str, str]  # factor -> why its preferred source was skipped
     stale_endpoints: AbstractSet[str]  # upstream endpoints served past their TTL
+    profile: str = "seed"  # the scoring profile that scored it
 
 
 async def _settle(awaitable: Awaitable[Any]) -> Any:
@@ -67,15 +68,32 @@ class SignalDesk:
         source_order: Sequence[str] = ("coinglass", "okx"),
         signal_cache_seconds: float = 0.0,
         universe: CoinUniverse | None = None,
+        profiles: Mapping[str, ScoringConfig] | None = None,
     ) -> None:
+        """``config``: the default profile's; ``profiles``: every profile servable by name (the same
+        provider data, scored by the same engine under each profile's config)."""
         self.universe = universe or CoinUniverse(None)
         self._signal_ttl = signal_cache_seconds
         self._memo = UpstreamCache(max_stale=0)
         self._sources: dict[str, tuple[FactorSource, ...]] = ordered_sources(source_order)
         self._clients = clients
         self.config = config
+        self.profiles: dict[str, ScoringConfig] = {**(profiles or {}), config.profile: config}
 
-    async def signal(self, symbol: str) -> LiveSignal:
+    def config_of(self, profile: str | None) -> ScoringConfig:
+        """The config of a profile by name (None or "": the default); UnknownProfileError if none."""
+        if not profile:
+            return self.config
+        config = self.profiles.get(profile)
+        if config is None:
+            raise UnknownProfileError(profile, tuple(self.profiles))
+        return config
+
+    def _key(self, symbol: str, config: ScoringConfig) -> tuple[str, ...]:
+        # The default profile keeps the memo key it always had.
+        return ("signal", symbol) if config is self.config else ("signal", symbol, config.profile)
+
+    async def signal(self, symbol: str, profile: str | None = None) -> LiveSignal:
         """The signal, computed at most once per ``signal_cache_seconds`` per symbol.
 
         Upstream data is fresh for 5 s at best, so recomputing the same signal for every request
@@ -83,35 +101,37 @@ class SignalDesk:
         """
         # Coins refused before this point cost nothing (service/rpc/status.py coin_or_abort); a coin that
         # turns out unknown here is remembered, so asking again costs nothing either.
+        config = self.config_of(profile)
         try:
-            return await self._signal(symbol)
+            return await self._signal(symbol, config)
         except SignalUnavailableError as exc:
             if exc.not_found:
                 self.universe.remember_unknown(symbol)
             raise
 
-    def fresh_reader(self, symbol: str) -> Callable[[], LiveSignal | None]:
+    def fresh_reader(self, symbol: str, profile: str | None = None) -> Callable[[], LiveSignal | None]:
         """A function answering the memoised signal of ``symbol`` while it is fresh, without
         awaiting, else None (then ask ``signal``): the warm request path keeps one per coin and
         calls it on every request."""
-        read = self._memo.fresh_reader(("signal", symbol), "signal") if self._signal_ttl > 0 else None
+        key = self._key(symbol, self.config_of(profile))
+        read = self._memo.fresh_reader(key, "signal") if self._signal_ttl > 0 else None
         return read if read is not None else _never_fresh
 
-    async def _signal(self, symbol: str) -> LiveSignal:
+    async def _signal(self, symbol: str, config: ScoringConfig) -> LiveSignal:
         if self._signal_ttl <= 0:
-            return await self._compute(symbol)
-        key = ("signal", symbol)
+            return await self._compute(symbol, config)
+        key = self._key(symbol, config)
         if caller_is_hurried():
             # A caller with a tighter deadline than ours computes its own (possibly degraded) signal
             # and does not share it: the others would get its missing factors.
             fresh: LiveSignal | None = await self._memo.peek(key)
-            return fresh if fresh is not None else await self._compute(symbol)
+            return fresh if fresh is not None else await self._compute(symbol, config)
         signal: LiveSignal = await self._memo.get(
-            key, self._signal_ttl, lambda: self._compute(symbol), "signal:/signals"
+            key, self._signal_ttl, lambda: self._compute(symbol, config), "signal:/signals"
         )
         return signal
 
-    async def _compute(self, symbol: str) -> LiveSignal:
+    async def _compute(self, symbol: str, config: ScoringConfig) -> LiveSignal:
         scope = FetchScope()
         stale: set[str] = set()
         stale_sources.set(stale)  # tasks created below share this set through their copied context
@@ -135,7 +155,7 @@ class SignalDesk:
         missing_reasons: dict[str, str] = {}
         all_not_found = True
         computed_at = datetime.now(UTC)
-        max_age = self.config.max_age
+        max_age = config.max_age
         for factor, sources in self._sources.items():
             failures: list[ProviderError] = []
             too_old: list[Any] = []  # answers older than the factor's max age: a later source may be fresh
@@ -177,7 +197,7 @@ class SignalDesk:
         )
         try:
             # The scorer drops factors whose data is older than their max age at the decision time.
-            scored = score_signal(inputs, self.config, now=computed_at)
+            scored = score_signal(inputs, config, now=computed_at)
         except NoDataError as exc:
             if not any(name in COIN_FACTORS and reason.startswith("stale:") for name, reason in exc.missing):
                 raise SignalUnavailableError(symbol, missing_reasons, all_not_found) from None
@@ -202,6 +222,7 @@ class SignalDesk:
             social.galaxy_score if social is not None else None,
             fallback_reasons,
             frozenset(source.split(":", 1)[1] for source in stale),
+            config.profile,
         )
 
     async def aclose(self) -> None:

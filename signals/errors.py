@@ -83,3 +83,12 @@ class WatchLimitError(DomainError):
     """Too many watchers: per replica or per client."""
 
     failure = Failure.EXHAUSTED
+
+
+class UnknownProfileError(DomainError, ValueError):
+    """A scoring profile this server does not serve (the caller must name one it does)."""
+
+    failure = Failure.REFUSED
+
+    def __init__(self, profile: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"unknown scoring profile {profile!r}: use one of {', '.join(known)}")

@@ -47,6 +47,7 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
             for f in scored.top_factors
         ],
         missing_factors=[signal_pb2.MissingFactor(factor=name, reason=reason) for name, reason in scored.missing],
+        profile=live.profile,
     )
     if live.price is not None:
         message.price = live.price

@@ -95,7 +95,8 @@ class RunningServer:
             await asyncio.sleep(drain)
         # Streams never finish by themselves: end each with a final event so the grace period is
         # spent on unary calls, not waiting for watchers.
-        await self.app.hub.aclose()
+        for hub in self.app.hubs.values():
+            await hub.aclose()
         await self.server.stop(grace)
         await self.metrics.stop()
         await self.app.aclose()
@@ -170,7 +171,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         registry,
     )
     live_pb2_grpc.add_LiveServiceServicer_to_server(
-        LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), registry
+        LiveServicer(app.hubs, app.desk.universe, app.desk, stream_identity(settings)), registry
     )
     tokens = PageTokens(settings.history_database_url)
     history_pb2_grpc.add_HistoryServiceServicer_to_server(

@@ -27,5 +27,8 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         # BacktestRefusedError (400) and HistoryUnavailableError (503) rise to the guard's one table;
         # anything else from the replay or the statistics is a bug: INTERNAL with a log line.
         client = caller_of(context, self._identity, RUN_METHOD)
-        report: BacktestReport = await self._backtester.run(symbol, period, client)
-        return report_message(symbol, period.interval, report, request.include_bars)
+        # UnknownProfileError (400) too.
+        report: BacktestReport = await self._backtester.run(symbol, period, client, request.profile)
+        message = report_message(symbol, period.interval, report, request.include_bars)
+        message.profile = self._backtester.config_of(request.profile).profile
+        return message
