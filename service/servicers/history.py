@@ -81,8 +81,15 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         if not 1 <= days <= 365:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"days must be between 1 and 365, got {days}")
         archive = await self._available(context)
-        record = await archive.track_record(symbol, horizon, days)
+        profile = request.profile or archive.default_profile
+        if profile not in archive.profiles:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown scoring profile {request.profile[:32]!r}: use one of {', '.join(archive.profiles)}",
+            )
+        record = await archive.track_record(symbol, horizon, days, profile)
         message = history_pb2.TrackRecord(
+            profile=profile,
             symbol=symbol,
             horizon=horizon,
             days=days,
