@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from scoring.model import FACTOR_NAMES
+from scoring.model import FACTOR_NAMES, CalibrationBand
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
 # Scoring profiles: one engine, one set of factor builders, several configs. ``seed`` is the shipped
@@ -67,6 +67,8 @@ class ScoringConfig:
     # factor -> lookback in hours (LOOKBACK_FACTORS only; absent: 24)
     lookback_hours: Mapping[str, int] = field(default_factory=dict)
     profile: str = "seed"  # the profile's name, shown with every signal
+    # Measured confidence by band of |score - 50| (empty: the [confidence] rules decide)
+    calibration: tuple[CalibrationBand, ...] = ()
     total_weight: float = field(init=False)
     max_age: Mapping[str, timedelta] = field(init=False)
 
@@ -89,7 +91,20 @@ class ScoringConfig:
                 if any(h != 24 for h in self.lookback_hours.values())
                 else {}
             ),
+            **(
+                {"calibration": [[b.low, str(b.high), b.hit_rate, b.ci_low, b.ci_high] for b in self.calibration]}
+                if self.calibration
+                else {}
+            ),
         }
+
+    def band(self, score: float) -> CalibrationBand | None:
+        """The calibration band of a score (None: no calibration, or a score outside every band)."""
+        distance = abs(score - 50.0)
+        for band in self.calibration:
+            if band.low <= distance < band.high:
+                return band
+        return None
 
     def is_reversal(self, factor: str) -> bool:
         return self.reversal.get(factor, False)
@@ -200,8 +215,42 @@ def _build(raw: Mapping[str, Any]) -> ScoringConfig:
     if not isinstance(profile, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", profile):
         raise ScoringConfigError(f"scoring config: profile must be a short lower-case name, got {profile!r}")
     return ScoringConfig(
-        weights, long_t, short_t, scales, horizons, confidence, max_age_hours, reversal, lookback, profile
+        weights,
+        long_t,
+        short_t,
+        scales,
+        horizons,
+        confidence,
+        max_age_hours,
+        reversal,
+        lookback,
+        profile,
+        _calibration(raw.get("calibration", [])),
     )
+
+
+_BAND_KEYS = ("from", "to", "hit_rate", "ci_low", "ci_high", "positions")
+
+
+def _calibration(raw: Any) -> tuple[CalibrationBand, ...]:
+    if not isinstance(raw, list):
+        raise ScoringConfigError("scoring config: calibration must be a list of bands")
+    bands = []
+    for k, entry in enumerate(raw):
+        where = f"calibration[{k}]"
+        if not isinstance(entry, dict) or set(entry) != set(_BAND_KEYS):
+            raise ScoringConfigError(f"scoring config: {where} needs exactly {', '.join(_BAND_KEYS)}")
+        low, high = _number(entry["from"], f"{where}.from"), entry["to"]
+        if not (isinstance(high, float) and math.isinf(high)):
+            high = _number(high, f"{where}.to")
+        rates = [_number(entry[key], f"{where}.{key}") for key in ("hit_rate", "ci_low", "ci_high")]
+        if not 0 <= low < high or not all(0 <= r <= 1 for r in rates) or not rates[1] <= rates[0] <= rates[2]:
+            raise ScoringConfigError(
+                f"scoring config: {where} is not a band (0 <= from < to, ci_low <= hit_rate <= ci_high)"
+            )
+        positions = int(_number(entry["positions"], f"{where}.positions"))
+        bands.append(CalibrationBand(low, float(high), rates[0], rates[1], rates[2], positions))
+    return tuple(sorted(bands, key=lambda b: b.low))
 
 
 def _read(path: Path) -> dict[str, Any]:

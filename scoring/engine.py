@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from scoring.config import DEFAULT_CONFIG, ScoringConfig
 from scoring.factors import READERS, InvalidMetricError, Reading
-from scoring.model import FACTOR_NAMES, FactorResult, Missing, NoDataError, ScoredSignal, SignalInputs
+from scoring.model import FACTOR_NAMES, CalibrationBand, FactorResult, Missing, NoDataError, ScoredSignal, SignalInputs
 
 
 def _confidence(score: float, coverage: float, agreement: float, c: ScoringConfig) -> str:
@@ -124,16 +124,29 @@ def score_signal(
     # Stable sort: ties keep FACTOR_NAMES order, so the top three are deterministic.
     ranked = sorted(factors, key=_magnitude, reverse=True)
     top = tuple(f for f in ranked[:3] if f.weight > 0)
+    band = config.band(score) if config.calibration and direction != "NEUTRAL" else None
     return ScoredSignal(
         score,
         direction,
-        _confidence(score, coverage, agreement, config),
+        _calibrated(band) if config.calibration else _confidence(score, coverage, agreement, config),
         coverage,
         tuple(factors),
         top,
         tuple(missing),
         tuple(stale),
+        band,
     )
+
+
+def _calibrated(band: CalibrationBand | None) -> str:
+    """A calibrated profile's confidence is a measured probability: "high" when the band's
+    out-of-sample hit rate is above 50 % with its whole 95 % interval, "medium" when only the rate
+    is, "low" otherwise (and for NEUTRAL, which takes no position)."""
+    if band is None:
+        return "low"
+    if band.ci_low > 0.5:
+        return "high"
+    return "medium" if band.hit_rate > 0.5 else "low"
 
 
 def _magnitude(factor: FactorResult) -> float:

@@ -111,6 +111,18 @@ class SignalInputs:
     fear_greed: FearGreedInput | Missing
 
 
+@dataclass(frozen=True, slots=True)
+class CalibrationBand:
+    """Out-of-sample hit rate (net > 0) of the positions whose |score - 50| fell in [low, high)."""
+
+    low: float
+    high: float  # math.inf: open
+    hit_rate: float  # 0-1
+    ci_low: float  # Wilson 95 %
+    ci_high: float
+    positions: int
+
+
 @dataclass(slots=True)  # not frozen: frozen dataclasses cost a setattr per field on the hot path
 class FactorResult:
     name: str
@@ -142,6 +154,8 @@ class ScoredSignal:
     # Factors dropped because their data was older than their max age (also in ``missing``): their
     # reading as it would have been, with contribution 0, for debug output.
     stale: tuple[FactorResult, ...] = ()
+    # A calibrated profile's measured band for this score (its hit rate decided ``confidence``).
+    band: CalibrationBand | None = None
 
     @property
     def reason(self) -> str:

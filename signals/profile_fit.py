@@ -359,8 +359,9 @@ def replayer_for(histories: Sequence[tuple[str, History]], notes: Sequence[str] 
     return run
 
 
-def profile_toml(choice: Choice, provenance: Sequence[str]) -> str:
-    """The research profile as overrides of the seed's keys (scoring/default.toml), loadable by the engine."""
+def profile_toml(choice: Choice, provenance: Sequence[str], bands: Sequence[Band] = ()) -> str:
+    """The research profile as overrides of the seed's keys (scoring/default.toml), loadable by the engine;
+    ``bands``: its measured confidence (out-of-sample hit rate by band of |score - 50|)."""
     assert choice.weights is not None
     hours = choice.lookback["momentum"]
     d = choice.threshold_step
@@ -369,6 +370,17 @@ def profile_toml(choice: Choice, provenance: Sequence[str]) -> str:
         "# Keys not set here are the seed's (scoring/default.toml): scales, confidence, max ages.",
         "",
         'profile = "research"',
+        "# Confidence = the walk-forward's out-of-sample hit rate (net > 0) of positions in each band of",
+        "# |score - 50|, Wilson 95 % interval (n / horizon); high: interval above 50 %, medium: rate above 50 %.",
+        "calibration = [",
+        *(
+            f"  {{from = {b.low:g}, to = {'inf' if math.isinf(b.high) else format(b.high, 'g')}, "
+            f"hit_rate = {b.hit_rate:.4f}, ci_low = {b.interval[0]:.4f}, ci_high = {b.interval[1]:.4f}, "
+            f"positions = {b.positions}}},"
+            for b in bands
+            if b.positions > 0
+        ),
+        "]",
         "",
         "[weights]              # proportional to each factor's shrunk training IC; 0: failed the evidence rule",
     ]

@@ -40,8 +40,16 @@ async def test_research_profile_is_served_with_its_own_reading(rest: httpx.Async
     for factor in body["topFactors"]:
         if research.is_reversal(factor["factor"]):
             assert "reversal" in factor["explanation"], factor
-    seed = (await rest.get("/signals/BTC")).json()
+    # Its confidence is measured: the out-of-sample band of its score (none for NEUTRAL).
+    band = research.band(body["score"])
+    if body["signal"] != "NEUTRAL" and band is not None:
+        assert body["confidenceBand"]["hitRate"] == band.hit_rate
+        assert body["confidenceBand"]["positions"] == band.positions
+    else:
+        assert "confidenceBand" not in body and body["confidence"] == "low"
+    seed = (await rest.get("/signals/BTC", params={"debug": "true"})).json()
     assert body["score"] != seed["score"]
+    assert "confidenceBand" not in seed
 
 
 async def test_an_unknown_profile_is_refused(rest: httpx.AsyncClient) -> None:

@@ -162,3 +162,31 @@ def test_fit_command_prints_the_same_twice(tmp_path: Path, capsys: pytest.Captur
     assert "Hansen's SPA over the" in outputs[0]
     if (tmp_path / "research.toml").exists():
         assert load_config(tmp_path / "research.toml").profile == "research"
+
+
+def test_research_confidence_is_the_measured_band() -> None:
+    research = load_profile("research")
+    assert research.calibration  # written by the fit
+    momentum_only = dataclasses.replace(
+        research,
+        weights={name: (1.0 if name == "momentum" else 0.0) for name in research.weights},
+    )
+    for change, distance_at_least in ((-30.0, 15.0), (-2.0, 0.0)):
+        scored = score_signal(_only(momentum=MomentumInput({"24h": change}, PROVENANCE)), momentum_only)
+        band = momentum_only.band(scored.score)
+        if scored.direction == "NEUTRAL":
+            assert scored.band is None and scored.confidence == "low"
+            continue
+        assert scored.band == band and band is not None and abs(scored.score - 50) >= distance_at_least
+        expected = "high" if band.ci_low > 0.5 else "medium" if band.hit_rate > 0.5 else "low"
+        assert scored.confidence == expected
+    # The seed's confidence still follows its rules, with no band.
+    seed = score_signal(_only(momentum=MomentumInput({"24h": -30.0}, PROVENANCE)), DEFAULT_CONFIG)
+    assert seed.band is None
+
+
+def test_a_malformed_calibration_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("calibration = [{from = 5, to = 1, hit_rate = 0.5, ci_low = 0.4, ci_high = 0.6, positions = 3}]\n")
+    with pytest.raises(ScoringConfigError, match=r"calibration\[0\]"):
+        load_config(bad)

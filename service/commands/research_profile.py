@@ -149,13 +149,16 @@ def run_fit(args: argparse.Namespace, seed_config: ScoringConfig) -> int:
             f"(lower {s.p_lower:.3f}, upper {s.p_upper:.3f}); block {s.block}, {s.reps} bootstraps"
         )
     # ---- confidence by score band (primary horizon) -----------------------------------------------
-    last_step = primary.folds[-1].choice.threshold_step
+    final = pf.fit(replayer, probes, seed_config, PRIMARY_HORIZON, costs, first, end_ms)
+    last_step = final.threshold_step
     print(f"\n== research profile: out-of-sample net hit rate by score band (horizon {PRIMARY_HORIZON}) ==")
     steps = {r.choice.threshold_step for r in primary.folds if r.choice.weights is not None}
-    print(f"  (folds' thresholds 50 +- {sorted(steps) or [last_step]}; bands of |score - 50| from d = {last_step:g})")
-    for b in pf.confidence_bands(
-        frame, primary.research_sign, primary.research_score, last_step, PRIMARY_HORIZON, costs
-    ):
+    print(
+        f"  (folds' thresholds 50 +- {sorted(steps) or [last_step]}; "
+        f"bands of |score - 50| from the shipped profile's d = {last_step:g})"
+    )
+    bands = pf.confidence_bands(frame, primary.research_sign, primary.research_score, last_step, PRIMARY_HORIZON, costs)
+    for b in bands:
         print(
             f"  |score-50| in [{b.low:g}, {b.high:g}): {b.positions} positions, net > 0 {_f(b.hit_rate * 100, '.1f')}% "
             f"[{b.interval[0] * 100:.1f}, {b.interval[1] * 100:.1f}]"
@@ -182,7 +185,6 @@ def run_fit(args: argparse.Namespace, seed_config: ScoringConfig) -> int:
     verdict = "EDGE demonstrated out of sample" if c1 and c2 and c3 else "no demonstrated edge"
     print(f"  => {verdict}; the default profile stays seed")
     # ---- the shipped research profile: the procedure on the whole window --------------------------
-    final = pf.fit(replayer, probes, seed_config, PRIMARY_HORIZON, costs, first, end_ms)
     window = f"{from_ms(first):%Y-%m-%d} .. {from_ms(end_ms):%Y-%m-%d}"
     print(f"\n== research profile: the procedure on the whole window {window} ==")
     _print_candidates(final)
@@ -198,7 +200,7 @@ def run_fit(args: argparse.Namespace, seed_config: ScoringConfig) -> int:
         f"fitted on {from_ms(first):%Y-%m-%d}..{from_ms(end_ms):%Y-%m-%d} at horizon {PRIMARY_HORIZON} day;",
         f"out-of-sample verdict: {verdict}. Not the default: SCORING_PROFILE=seed.",
     ]
-    out.write_text(pf.profile_toml(final, provenance), encoding="utf-8")
+    out.write_text(pf.profile_toml(final, provenance, bands), encoding="utf-8")
     print(f"  written to {out}")
     return 0
 
