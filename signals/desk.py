@@ -18,13 +18,44 @@ from providers.cache import UpstreamCache, stale_sources
 from providers.clients import Clients
 from providers.deadline import caller_is_hurried
 from providers.errors import ErrorKind, ProviderError
-from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
+from scoring import (
+    FACTOR_NAMES,
+    Missing,
+    NoDataError,
+    ScoredSignal,
+    ScoringConfig,
+    ScoringConfigError,
+    SignalInputs,
+    score_signal,
+)
 from scoring.engine import stale_reason
 from signals.coin_universe import CoinUniverse
 from signals.coinglass_sources import coinglass_market
 from signals.errors import SignalUnavailableError, UnknownProfileError
 from signals.fetch_scope import FetchScope
 from signals.sources import FactorSource, okx_open_interest, okx_ticker, ordered_sources
+
+# What the live sources can read: momentum over these horizons (the coins-markets snapshot, OKX 1h
+# candles) and open interest over 24 h. A profile reading anything else could be replayed but not
+# served live the same way: the desk refuses it at start-up rather than serve a different signal.
+LIVE_MOMENTUM_HORIZONS = frozenset({"1h", "4h", "24h"})
+LIVE_LOOKBACK_HOURS = 24
+
+
+def check_live(config: ScoringConfig) -> None:
+    """ScoringConfigError when the live sources cannot read what ``config``'s profile reads."""
+    unreadable = sorted(set(config.momentum_horizons) - LIVE_MOMENTUM_HORIZONS)
+    if unreadable:
+        raise ScoringConfigError(
+            f"scoring profile {config.profile!r}: momentum horizons {', '.join(unreadable)} cannot be read live "
+            f"(live sources give {', '.join(sorted(LIVE_MOMENTUM_HORIZONS))})"
+        )
+    if config.lookback("open_interest") != LIVE_LOOKBACK_HOURS:
+        raise ScoringConfigError(
+            f"scoring profile {config.profile!r}: an open interest lookback of {config.lookback('open_interest')}h "
+            "cannot be read live (live sources give 24h)"
+        )
+
 
 # Factors read from the coin's own market; fear & greed is one reading for the whole market.
 COIN_FACTORS = tuple(name for name in FACTOR_NAMES if name != "fear_greed")
@@ -79,6 +110,8 @@ class SignalDesk:
         self._clients = clients
         self.config = config
         self.profiles: dict[str, ScoringConfig] = {**(profiles or {}), config.profile: config}
+        for served in self.profiles.values():
+            check_live(served)
 
     def config_of(self, profile: str | None) -> ScoringConfig:
         """The config of a profile by name (None or "": the default); UnknownProfileError if none."""

@@ -190,3 +190,15 @@ def test_a_malformed_calibration_is_refused(tmp_path: Path) -> None:
     bad.write_text("calibration = [{from = 5, to = 1, hit_rate = 0.5, ci_low = 0.4, ci_high = 0.6, positions = 3}]\n")
     with pytest.raises(ScoringConfigError, match=r"calibration\[0\]"):
         load_config(bad)
+
+
+def test_the_desk_refuses_a_profile_the_live_sources_cannot_read() -> None:
+    from signals.desk import SignalDesk
+
+    slow = dataclasses.replace(DEFAULT_CONFIG, momentum_horizons={"72h": (1.0, 8.66)}, profile="research")
+    with pytest.raises(ScoringConfigError, match="72h cannot be read live"):
+        SignalDesk(None, DEFAULT_CONFIG, profiles={"research": slow})  # type: ignore[arg-type]
+    wide = dataclasses.replace(DEFAULT_CONFIG, lookback_hours={"open_interest": 72}, profile="research")
+    with pytest.raises(ScoringConfigError, match="72h cannot be read live"):
+        SignalDesk(None, DEFAULT_CONFIG, profiles={"research": wide})  # type: ignore[arg-type]
+    SignalDesk(None, DEFAULT_CONFIG, profiles={"research": load_profile("research")})  # type: ignore[arg-type]
