@@ -84,3 +84,19 @@ async def test_the_backtest_replays_the_asked_profile(rest: httpx.AsyncClient) -
     assert [x["time"] for x in a["bars"]] == [x["time"] for x in b["bars"]]
     assert [x["score"] for x in a["bars"]] != [x["score"] for x in b["bars"]]
     assert (await rest.get("/backtest/BTC", params={**PERIOD, "profile": "yolo"})).status_code == 400
+
+
+async def test_the_backtest_reports_both_profiles_on_the_same_bars(rest: httpx.AsyncClient) -> None:
+    reply = await rest.get("/backtest/BTC", params={**PERIOD, "compare_profiles": "true"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    by_name = {p["profile"]: p for p in body["profiles"]}
+    assert set(by_name) == {"seed", "research"}
+    assert by_name["seed"]["barsScored"] == by_name["research"]["barsScored"] == body["barsScored"]
+    # Always long is the same on the same bars; each profile's own positions and verdict differ.
+    # (its interval's block length is chosen per report, so only the point figures are compared)
+    keys = ("count", "hitRate", "meanForwardReturnPct")
+    seed_long, research_long = by_name["seed"]["alwaysLong"], by_name["research"]["alwaysLong"]
+    assert [seed_long[k] for k in keys] == [research_long[k] for k in keys]
+    assert by_name["seed"]["signalPositions"] == body["signalPositions"]
+    assert by_name["research"]["verdict"]
