@@ -98,9 +98,15 @@ class SignalArchive:
             await self.recorder.sleep(PRUNE_EVERY_SECONDS)
 
     async def page(
-        self, symbol: str, start_ms: int, end_ms: int, size: int, before: tuple[int, int] | None
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        size: int,
+        before: tuple[int, int] | None,
+        profile: str | None = None,
     ) -> list[RecordedSignal]:
-        return await self.database.page(symbol, start_ms, end_ms, size, before)
+        return await self.database.page(symbol, start_ms, end_ms, size, before, profile)
 
     async def track_record(self, symbol: str, horizon: str, days: int, profile: str = "seed") -> TrackRecord:
         """The live track record of one profile's signals (each profile is judged on its own rows)."""

@@ -152,12 +152,21 @@ class Database:
     # ---- reads ---------------------------------------------------------------------------------
 
     async def page(
-        self, symbol: str, start_ms: int, end_ms: int, limit: int, before: tuple[int, int] | None
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        limit: int,
+        before: tuple[int, int] | None,
+        profile: str | None = None,
     ) -> list[RecordedSignal]:
-        """Signals of ``symbol`` in [start, end], newest first, after the keyset ``before`` (computed_ms, id)."""
+        """Signals of ``symbol`` in [start, end], newest first, after the keyset ``before`` (computed_ms, id);
+        only ``profile``'s when given."""
         query = select(*SignalRow.__table__.columns).where(
             SignalRow.symbol == symbol, SignalRow.computed_ms >= start_ms, SignalRow.computed_ms <= end_ms
         )
+        if profile is not None:
+            query = query.where(SignalRow.profile == profile)
         if before is not None:
             at, row_id = before
             query = query.where(

@@ -164,8 +164,12 @@ async def test_the_track_record_is_kept_per_profile(rest: httpx.AsyncClient, sta
     assert (seed.get("profile"), seed.get("signalsWithOutcome", 0)) == ("seed", 0), seed
     assert (research["profile"], research["signalsWithOutcome"]) == ("research", 10)
     start = "2000-01-01T00:00:00Z"
-    history = (await rest.get("/signals/ETH/history", params={"start": start, "page_size": 1000})).json()
-    assert "research" in {e.get("profile") for e in history["entries"]}
+    params: dict[str, Any] = {"start": start, "page_size": 1000}
+    research_rows = (await rest.get("/signals/ETH/history", params={**params, "profile": "research"})).json()
+    assert {e.get("profile") for e in research_rows["entries"]} == {"research"}
+    assert len(research_rows["entries"]) >= 10
+    seed_rows = (await rest.get("/signals/ETH/history", params=params)).json()
+    assert {e.get("profile") for e in seed_rows.get("entries", [])} <= {"seed"}
     bad = await rest.get("/signals/ETH/track-record", params={"profile": "yolo"})
     assert bad.status_code == 400 and "unknown scoring profile" in bad.json()["message"]
 

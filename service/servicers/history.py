@@ -52,7 +52,9 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             start_ms = to_ms(start) if start is not None else end_ms - DEFAULT_DAYS * 86_400_000
             if start_ms > end_ms:
                 raise ValueError("start must not be after end")
-            request_key = {"s": symbol, "a": start_ms, "b": end_ms, "n": size}
+            request_key: dict[str, object] = {"s": symbol, "a": start_ms, "b": end_ms, "n": size}
+            if request.profile:  # a token is for one profile's pages (the default's keep their old key)
+                request_key["p"] = request.profile
             before = None
             if request.page_token:
                 position = self._tokens.decode(request.page_token, request_key)
@@ -61,7 +63,13 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
         archive = await self._available(context)
-        rows = await archive.page(symbol, start_ms, end_ms, size + 1, before)
+        profile = request.profile or archive.default_profile
+        if profile not in archive.profiles:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown scoring profile {request.profile[:32]!r}: use one of {', '.join(archive.profiles)}",
+            )
+        rows = await archive.page(symbol, start_ms, end_ms, size + 1, before, profile)
         page = history_pb2.SignalHistoryPage(symbol=symbol, entries=[history_entry(r) for r in rows[:size]])
         if len(rows) > size:
             last = rows[size - 1]
