@@ -51,6 +51,8 @@ class SignalArchive:
         self.interval_seconds = interval_seconds
         self._clients = clients
         self._retention_ms = retention_days * 86_400_000
+        self.default_profile = config.profile
+        self.profiles = tuple(desk.profiles)
         self.recorder = Recorder(
             database,
             desk.signal,
@@ -58,6 +60,9 @@ class SignalArchive:
             interval_seconds=interval_seconds,
             buffer_rows=buffer_rows,
             config_hash=config_hash(config),
+            profile_hashes={name: config_hash(c) for name, c in desk.profiles.items()},
+            # The watchlist is recorded under every profile served, so each has its own track record.
+            profiles=[name for name in desk.profiles if name != config.profile],
         )
 
     async def start(self) -> None:
@@ -93,13 +98,20 @@ class SignalArchive:
             await self.recorder.sleep(PRUNE_EVERY_SECONDS)
 
     async def page(
-        self, symbol: str, start_ms: int, end_ms: int, size: int, before: tuple[int, int] | None
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        size: int,
+        before: tuple[int, int] | None,
+        profile: str | None = None,
     ) -> list[RecordedSignal]:
-        return await self.database.page(symbol, start_ms, end_ms, size, before)
+        return await self.database.page(symbol, start_ms, end_ms, size, before, profile)
 
-    async def track_record(self, symbol: str, horizon: str, days: int) -> TrackRecord:
+    async def track_record(self, symbol: str, horizon: str, days: int, profile: str = "seed") -> TrackRecord:
+        """The live track record of one profile's signals (each profile is judged on its own rows)."""
         since = int(time.time() * 1000) - days * 86_400_000
-        outcomes = await self.database.outcomes(symbol, horizon, since)
+        outcomes = await self.database.outcomes(symbol, horizon, since, profile)
         return track_record(
             [(o.computed_ms, o.signal, o.return_pct) for o in outcomes], HORIZONS[horizon], self.interval_seconds
         )

@@ -70,6 +70,7 @@ def _recorded(row: Row[Any]) -> RecordedSignal:
         coverage=row.coverage,
         price=row.price,
         config_hash=row.config_hash,
+        profile=row.profile,
         factors=tuple(RecordedFactor.from_json(f) for f in row.factors),
         returns_pct={horizon: getattr(row, f"return_{horizon}_pct") for horizon in HORIZONS},
     )
@@ -134,11 +135,11 @@ class Database:
     # ---- writes --------------------------------------------------------------------------------
 
     async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert-or-ignore on (symbol, bucket): a row another replica already wrote is skipped."""
+        """Insert-or-ignore on (symbol, profile, bucket): a row another replica already wrote is skipped."""
         if not rows:
             return
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = insert(SignalRow).on_conflict_do_nothing(index_elements=["symbol", "bucket"])
+        statement = insert(SignalRow).on_conflict_do_nothing(index_elements=["symbol", "profile", "bucket"])
         async with self.engine.begin() as connection:
             await connection.execute(statement, list(rows))
 
@@ -176,12 +177,21 @@ class Database:
     # ---- reads ---------------------------------------------------------------------------------
 
     async def page(
-        self, symbol: str, start_ms: int, end_ms: int, limit: int, before: tuple[int, int] | None
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        limit: int,
+        before: tuple[int, int] | None,
+        profile: str | None = None,
     ) -> list[RecordedSignal]:
-        """Signals of ``symbol`` in [start, end], newest first, after the keyset ``before`` (computed_ms, id)."""
+        """Signals of ``symbol`` in [start, end], newest first, after the keyset ``before`` (computed_ms, id);
+        only ``profile``'s when given."""
         query = select(*SignalRow.__table__.columns).where(
             SignalRow.symbol == symbol, SignalRow.computed_ms >= start_ms, SignalRow.computed_ms <= end_ms
         )
+        if profile is not None:
+            query = query.where(SignalRow.profile == profile)
         if before is not None:
             at, row_id = before
             query = query.where(
@@ -207,12 +217,14 @@ class Database:
         async with self.engine.connect() as connection:
             return [(r.id, r.symbol, r.computed_ms, r.price) for r in await connection.execute(query)]
 
-    async def outcomes(self, symbol: str, horizon: str, since_ms: int) -> list[Outcome]:
-        """Signals of ``symbol`` since ``since_ms`` whose ``horizon`` outcome is known, oldest first."""
+    async def outcomes(self, symbol: str, horizon: str, since_ms: int, profile: str = "seed") -> list[Outcome]:
+        """Signals of ``symbol`` made by ``profile`` since ``since_ms`` whose ``horizon`` outcome is
+        known, oldest first (a track record is per profile)."""
         column = getattr(SignalRow, f"return_{horizon}_pct")
         query = (
             select(SignalRow.computed_ms, SignalRow.signal, column)
             .where(SignalRow.symbol == symbol, SignalRow.computed_ms >= since_ms, column.is_not(None))
+            .where(SignalRow.profile == profile)
             .order_by(SignalRow.computed_ms)
         )
         async with self.engine.connect() as connection:

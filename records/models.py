@@ -25,7 +25,8 @@ class Base(DeclarativeBase):
 class SignalRow(Base):
     __tablename__ = "signal_history"
     __table_args__ = (
-        UniqueConstraint("symbol", "bucket", name="uq_signal_history_symbol_bucket"),
+        # One row per coin, scoring profile and interval bucket (migration 0004 added the profile).
+        UniqueConstraint("symbol", "profile", "bucket", name="uq_signal_history_symbol_profile_bucket"),
         Index("ix_signal_history_symbol_computed", "symbol", "computed_ms"),
     )
 
@@ -41,6 +42,8 @@ class SignalRow(Base):
     price: Mapped[float | None] = mapped_column(Float, nullable=True)  # decision price, USD
     factors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     config_hash: Mapped[str] = mapped_column(String(16))
+    # The scoring profile that made the signal (seed, research); rows before 0004 are the seed's.
+    profile: Mapped[str] = mapped_column(String(16), server_default="seed", default="seed")
     return_1h_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     return_4h_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     return_24h_pct: Mapped[float | None] = mapped_column(Float, nullable=True)

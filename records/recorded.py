@@ -51,3 +51,4 @@ class RecordedSignal:
     config_hash: str
     factors: tuple[RecordedFactor, ...]
     returns_pct: Mapping[str, float | None]  # horizon ("1h", "4h", "24h") -> forward return, percent
+    profile: str = "seed"  # the scoring profile that made it

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from scoring.config import DEFAULT_CONFIG, ScoringConfig
-from scoring.factors import READERS, InvalidMetricError
-from scoring.model import FactorResult, Missing, NoDataError, ScoredSignal, SignalInputs
+from scoring.factors import READERS, InvalidMetricError, Reading
+from scoring.model import FACTOR_NAMES, CalibrationBand, FactorResult, Missing, NoDataError, ScoredSignal, SignalInputs
 
 
 def _confidence(score: float, coverage: float, agreement: float, c: ScoringConfig) -> str:
@@ -27,6 +27,18 @@ def _confidence(score: float, coverage: float, agreement: float, c: ScoringConfi
     return "low"
 
 
+_NO_REVERSAL = dict.fromkeys(FACTOR_NAMES, False)
+
+
+def direction_of(score: float, config: ScoringConfig) -> str:
+    """LONG at or above the long threshold, SHORT at or below the short one, else NEUTRAL."""
+    if score >= config.long_threshold:
+        return "LONG"
+    if score <= config.short_threshold:
+        return "SHORT"
+    return "NEUTRAL"
+
+
 def stale_reason(as_of: datetime, max_age: timedelta) -> str:
     """The missingFactors reason of a factor dropped for old data."""
     hours = max_age.total_seconds() / 3600
@@ -42,6 +54,7 @@ def score_signal(
     ``ScoredSignal.stale`` for debug output). ``now=None`` judges no age (pure scoring of given data).
     """
     weights = config.weights
+    reversal = config.reversal or _NO_REVERSAL
     max_age = config.max_age if now is not None else None
     readings = []
     missing: list[tuple[str, str]] = []
@@ -57,6 +70,8 @@ def score_signal(
         except InvalidMetricError as exc:
             missing.append((name, str(exc)))
             continue
+        if reversal[name]:
+            reading = Reading(100.0 - reading.sub_score, reading.metrics)
         provenance = value.provenance
         if max_age is not None and provenance.as_of is not None and name in max_age:
             assert now is not None
@@ -71,6 +86,7 @@ def score_signal(
                         reading.metrics,
                         provenance.source,
                         provenance.as_of,
+                        reversal[name],
                     )  # shown in debug output; contributes nothing
                 )
                 continue
@@ -98,30 +114,39 @@ def score_signal(
                 reading.metrics,
                 provenance.source,
                 provenance.as_of,
+                reversal[name],
             )
         )
     score = min(100.0, max(0.0, 50.0 + total))
     coverage = present_weight / config.total_weight
-    if score >= config.long_threshold:
-        direction = "LONG"
-    elif score <= config.short_threshold:
-        direction = "SHORT"
-    else:
-        direction = "NEUTRAL"
+    direction = direction_of(score, config)
     agreement = (agreeing_up if score >= 50 else agreeing_down) / present_weight
     # Stable sort: ties keep FACTOR_NAMES order, so the top three are deterministic.
     ranked = sorted(factors, key=_magnitude, reverse=True)
     top = tuple(f for f in ranked[:3] if f.weight > 0)
+    band = config.band(score) if config.calibration and direction != "NEUTRAL" else None
     return ScoredSignal(
         score,
         direction,
-        _confidence(score, coverage, agreement, config),
+        _calibrated(band) if config.calibration else _confidence(score, coverage, agreement, config),
         coverage,
         tuple(factors),
         top,
         tuple(missing),
         tuple(stale),
+        band,
     )
+
+
+def _calibrated(band: CalibrationBand | None) -> str:
+    """A calibrated profile's confidence is a measured probability: "high" when the band's
+    out-of-sample hit rate is above 50 % with its whole 95 % interval, "medium" when only the rate
+    is, "low" otherwise (and for NEUTRAL, which takes no position)."""
+    if band is None:
+        return "low"
+    if band.ci_low > 0.5:
+        return "high"
+    return "medium" if band.hit_rate > 0.5 else "low"
 
 
 def _magnitude(factor: FactorResult) -> float:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from scoring.config import ScoringConfig
 from scoring.model import (
     EXPLAINERS,
+    REVERSAL_EXPLAINERS,
     FactorInput,
     FearGreedInput,
     FundingInput,
@@ -188,16 +189,28 @@ def open_interest(i: OpenInterestInput, c: ScoringConfig) -> Reading:
     price = _finite(i.price_change_pct, "open_interest.price_change_pct")
     conviction = 0.6 + 0.4 * math.tanh(oi / c.scales["oi_change_pct"])  # 0.2 (de-leveraging) .. 1.0 (new money)
     sub = 50.0 + 50.0 * math.tanh(price / c.scales["oi_price_pct"]) * conviction
-    return Reading(sub, {"oi_change_24h_pct": round(oi, 2), "price_change_24h_pct": round(price, 2)})
+    span = i.span_hours
+    if span == 24:
+        return Reading(sub, {"oi_change_24h_pct": round(oi, 2), "price_change_24h_pct": round(price, 2)})
+    return Reading(sub, {f"oi_change_{span}h_pct": round(oi, 2), f"price_change_{span}h_pct": round(price, 2)})
+
+
+def _oi_metrics(m: Mapping[str, float]) -> tuple[float, float, str]:
+    """(OI change, price change, span such as "24h") from the metrics, whatever the lookback."""
+    oi_key = next(k for k in m if k.startswith("oi_change_"))
+    span = oi_key[len("oi_change_") : -len("_pct")]
+    return m[oi_key], m[f"price_change_{span}_pct"], span
+
+
+def _oi_story(oi: float, price: float) -> str:
+    if oi >= 0:
+        return "new longs" if price >= 0 else "new shorts"
+    return "short covering" if price >= 0 else "long unwinding"
 
 
 def explain_open_interest(m: Mapping[str, float], sub: float) -> str:
-    oi, price = m["oi_change_24h_pct"], m["price_change_24h_pct"]
-    if oi >= 0:
-        story = "new longs" if price >= 0 else "new shorts"
-    else:
-        story = "short covering" if price >= 0 else "long unwinding"
-    return f"Open interest {oi:+.2f}% with price {price:+.2f}% in 24h - {story}, {_tone(sub)}"
+    oi, price, span = _oi_metrics(m)
+    return f"Open interest {oi:+.2f}% with price {price:+.2f}% in {span} - {_oi_story(oi, price)}, {_tone(sub)}"
 
 
 def social(i: SocialInput, c: ScoringConfig) -> Reading:
@@ -243,6 +256,83 @@ def explain_fear_greed(m: Mapping[str, float], sub: float) -> str:
     lean = f"contrarian {_tone(sub)}" if _tone(sub) != "neutral" else "neutral"
     return f"Fear & greed {value:.0f} ({mood}) - {lean}"
 
+
+# ---- the same factors read as a reversal ([reversal] <factor> = true: the sub-score is 100 - s) ----
+# The words say what the profile does with the reading: a move is expected to reverse, a crowd to be
+# right, a squeeze to fade. ``sub`` is the (mirrored) sub-score the profile uses.
+
+
+def _move(change: float, span: str) -> str:
+    return f"{'up' if change >= 0 else 'down'} {abs(change):.2f}% in {span}"
+
+
+def explain_liquidations_reversal(m: Mapping[str, float], sub: float) -> str:
+    total = m["long_liquidation_usd"] + m["short_liquidation_usd"]
+    long_share = m["long_share_pct"]
+    if total <= 0:
+        return "No liquidations in 24h - neutral"
+    if long_share >= 50:
+        return (
+            f"Longs were {long_share:.1f}% of {_usd(total)} liquidated in 24h - "
+            f"forced selling exhausted: short-term reversal, {_tone(sub)}"
+        )
+    return (
+        f"Shorts were {100 - long_share:.1f}% of {_usd(total)} liquidated in 24h - "
+        f"squeeze exhausted: short-term reversal, {_tone(sub)}"
+    )
+
+
+def explain_funding_reversal(m: Mapping[str, float], sub: float) -> str:
+    rate = m["funding_rate_pct"]
+    side = "longs" if rate >= 0 else "shorts"
+    return f"Funding {rate:+.4f}% per 8h - {side} paying, read with the crowd (reversed contrarian), {_tone(sub)}"
+
+
+def explain_momentum_reversal(m: Mapping[str, float], sub: float) -> str:
+    parts = ", ".join(_move(value, key[13:-4]) for key, value in m.items())  # price_change_<h>_pct
+    return f"Price {parts} - short-term reversal, {_tone(sub)}"
+
+
+def explain_long_short_reversal(m: Mapping[str, float], sub: float) -> str:
+    long_pct = m["long_account_pct"]
+    return f"{long_pct:.1f}% of accounts long - read with the crowd (reversed contrarian), {_tone(sub)}"
+
+
+def explain_smart_money_reversal(m: Mapping[str, float], sub: float) -> str:
+    long_pct = m["top_trader_long_pct"]
+    side = "long" if long_pct >= 50 else "short"
+    share = long_pct if side == "long" else 100 - long_pct
+    return f"Top traders {share:.1f}% {side} by position - faded (short-term reversal), {_tone(sub)}"
+
+
+def explain_open_interest_reversal(m: Mapping[str, float], sub: float) -> str:
+    oi, price, span = _oi_metrics(m)
+    return (
+        f"Open interest {oi:+.2f}% with price {price:+.2f}% in {span} - {_oi_story(oi, price)}, "
+        f"expected to unwind: short-term reversal, {_tone(sub)}"
+    )
+
+
+def explain_social_reversal(m: Mapping[str, float], sub: float) -> str:
+    return explain_social(m, sub).replace(" - ", " - faded attention (reversal), ", 1)
+
+
+def explain_fear_greed_reversal(m: Mapping[str, float], sub: float) -> str:
+    return f"Fear & greed {m['fear_greed_index']:.0f} - read with the mood (reversed contrarian), {_tone(sub)}"
+
+
+REVERSAL_EXPLAINERS.update(
+    {
+        "liquidations": explain_liquidations_reversal,
+        "funding_rate": explain_funding_reversal,
+        "momentum": explain_momentum_reversal,
+        "long_short_ratio": explain_long_short_reversal,
+        "smart_money": explain_smart_money_reversal,
+        "open_interest": explain_open_interest_reversal,
+        "social": explain_social_reversal,
+        "fear_greed": explain_fear_greed_reversal,
+    }
+)
 
 # Sentences are built from the (rounded) metrics on demand: only the top three are needed per
 # signal, and a sentence built from the metrics always quotes exactly the numbers shown.

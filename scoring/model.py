@@ -20,6 +20,8 @@ FACTOR_NAMES = (
 
 # Filled by scoring.factors, which owns each factor's wording; the model stays import-free.
 EXPLAINERS: dict[str, Callable[[Mapping[str, float], float], str]] = {}
+# The same for a factor read as a reversal (``[reversal] <factor> = true``): its words say so.
+REVERSAL_EXPLAINERS: dict[str, Callable[[Mapping[str, float], float], str]] = {}
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ class SmartMoneyInput:
 
 @dataclass(frozen=True)
 class OpenInterestInput:
-    oi_change_pct: float  # over 24 hours
-    price_change_pct: float  # over the same 24 hours
+    oi_change_pct: float  # over ``span_hours`` (24 unless the profile sets [lookback])
+    price_change_pct: float  # over the same span
     provenance: Provenance
+    span_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,18 @@ class SignalInputs:
     fear_greed: FearGreedInput | Missing
 
 
+@dataclass(frozen=True, slots=True)
+class CalibrationBand:
+    """Out-of-sample hit rate (net > 0) of the positions whose |score - 50| fell in [low, high)."""
+
+    low: float
+    high: float  # math.inf: open
+    hit_rate: float  # 0-1
+    ci_low: float  # Wilson 95 %
+    ci_high: float
+    positions: int
+
+
 @dataclass(slots=True)  # not frozen: frozen dataclasses cost a setattr per field on the hot path
 class FactorResult:
     name: str
@@ -117,10 +132,13 @@ class FactorResult:
     metrics: Mapping[str, float]
     source: str
     as_of: datetime | None
+    reversal: bool = False  # read as a reversal in this profile (sub-score mirrored around 50)
 
     @property
     def explanation(self) -> str:
         """One sentence with the numbers that drove the reading (derived from ``metrics``)."""
+        if self.reversal:
+            return REVERSAL_EXPLAINERS[self.name](self.metrics, self.sub_score)
         return EXPLAINERS[self.name](self.metrics, self.sub_score)
 
 
@@ -136,6 +154,8 @@ class ScoredSignal:
     # Factors dropped because their data was older than their max age (also in ``missing``): their
     # reading as it would have been, with contribution 0, for debug output.
     stale: tuple[FactorResult, ...] = ()
+    # A calibrated profile's measured band for this score (its hit rate decided ``confidence``).
+    band: CalibrationBand | None = None
 
     @property
     def reason(self) -> str:

@@ -6,7 +6,8 @@ command builds the providers and a Backtester, nothing else: no database, no rec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from providers import coinapi, coinglass, feargreed, lunarcrush, okx
@@ -26,13 +27,14 @@ from records.alerts import AlertStore
 from records.archive import SignalArchive
 from records.db import Database
 from records.jobs.alert_delivery import AlertManager
-from scoring import ScoringConfig, load_config
+from scoring import ScoringConfig
+from scoring.config import PROFILES, load_profile
 from service.edge.openapi import build_openapi
 from service.generated import DESCRIPTOR_SET
 from service.settings import Settings
 from signals.backtester import Backtester
 from signals.coin_universe import CoinUniverse
-from signals.desk import SignalDesk
+from signals.desk import LiveSignal, SignalDesk
 from signals.hub import SignalHub
 
 
@@ -134,17 +136,34 @@ async def build_providers(settings: Settings) -> Providers:
     return Providers(clients, layers, cache, link, limiter)
 
 
-def build_backtester(providers: Providers, settings: Settings, scoring: ScoringConfig) -> Backtester:
+def build_backtester(
+    providers: Providers,
+    settings: Settings,
+    scoring: ScoringConfig,
+    profiles: Mapping[str, ScoringConfig] | None = None,
+) -> Backtester:
     return Backtester(
         providers.clients,
         scoring,
+        profiles=profiles,
         memo_seconds=60.0 if settings.cache_enabled else 0.0,
         max_running=settings.backtest_max_running,
         max_per_client=settings.backtest_max_per_client,
     )
 
 
-async def build_desk(providers: Providers, settings: Settings, scoring: ScoringConfig) -> SignalDesk:
+def load_profiles(settings: Settings) -> dict[str, ScoringConfig]:
+    """Every servable scoring profile: seed (SCORING_CONFIG overrides its keys, as it always has) and
+    research (scoring/research.toml), scored by the same engine."""
+    return {name: load_profile(name, settings.scoring_config) for name in PROFILES}
+
+
+async def build_desk(
+    providers: Providers,
+    settings: Settings,
+    scoring: ScoringConfig,
+    profiles: Mapping[str, ScoringConfig] | None = None,
+) -> SignalDesk:
     """The live clock of the signal domain, with the coin universe it refuses unknown coins from."""
     clients = providers.clients
     desk = SignalDesk(
@@ -157,6 +176,7 @@ async def build_desk(providers: Providers, settings: Settings, scoring: ScoringC
         CoinUniverse(
             clients.coinglass.supported_coins if providers.configured["coinglass"] else clients.okx.swap_coins
         ),
+        profiles,
     )
     await desk.universe.start()
     return desk
@@ -186,9 +206,12 @@ async def build_records(
     return archive
 
 
-def build_hub(settings: Settings, desk: SignalDesk) -> SignalHub:
+def build_hub(settings: Settings, desk: SignalDesk, profile: str | None = None) -> SignalHub:
+    async def signal_of(symbol: str) -> LiveSignal:
+        return await desk.signal(symbol, profile)
+
     return SignalHub(
-        desk.signal,
+        desk.signal if profile is None else signal_of,
         refresh_seconds=settings.watch_refresh_seconds,
         max_watchers=settings.watch_max_streams,
         max_per_client=settings.watch_max_per_client,
@@ -257,6 +280,15 @@ class App:
     openapi_document: dict[str, Any]  # every operation (/openapi.json, the docs pages)
     action_document: dict[str, Any]  # what GPT Actions may call (/gpt/action-schema)
     alerts: AlertManager | None = None  # webhook alerts: need the history database
+    # One hub per other profile streamed (profile=research on the stream); ``hub`` is the default's.
+    profile_hubs: dict[str, SignalHub] = field(default_factory=dict)
+
+    def hub_of(self, profile: str) -> SignalHub:
+        return self.hub if not profile or profile == self.scoring.profile else self.profile_hubs[profile]
+
+    @property
+    def hubs(self) -> dict[str, SignalHub]:
+        return {self.scoring.profile: self.hub, **self.profile_hubs}
 
     @property
     def clients(self) -> Clients:
@@ -281,21 +313,26 @@ class App:
     @classmethod
     async def create(cls, settings: Settings) -> App:
         providers = await build_providers(settings)
-        scoring = load_config(settings.scoring_config)
-        desk = await build_desk(providers, settings, scoring)
+        profiles = load_profiles(settings)
+        scoring = profiles[settings.scoring_profile]
+        desk = await build_desk(providers, settings, scoring, profiles)
         descriptor, keyed = DESCRIPTOR_SET.read_bytes(), bool(settings.client_api_keys)
         document = build_openapi(descriptor, settings.base_url, require_auth=keyed)
         action_document = build_openapi(descriptor, settings.base_url, require_auth=keyed, gpt_actions=True)
-        backtester = build_backtester(providers, settings, scoring)
+        backtester = build_backtester(providers, settings, scoring, profiles)
         archive = await build_records(providers, settings, desk, scoring)
         hub = build_hub(settings, desk)
+        others = {name: build_hub(settings, desk, name) for name in profiles if name != scoring.profile}
         alerts = await build_alert_jobs(settings, archive, hub)
-        return cls(settings, providers, desk, backtester, archive, hub, scoring, document, action_document, alerts)
+        return cls(
+            settings, providers, desk, backtester, archive, hub, scoring, document, action_document, alerts, others
+        )
 
     async def aclose(self) -> None:
         if self.alerts is not None:
             await self.alerts.aclose()  # before the archive: it shares the archive's database
-        await self.hub.aclose()
+        for hub in self.hubs.values():
+            await hub.aclose()
         if self.archive is not None:
             await self.archive.aclose()  # before the desk: it flushes rows and may still ask the desk
         await self.desk.aclose()

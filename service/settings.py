@@ -172,6 +172,9 @@ class Settings(BaseSettings):
         return parse_ports(self.alert_allowed_ports)
 
     scoring_config: Path | None = None
+    # The scoring profile served when a request names none: seed (the shipped, documented behaviour)
+    # or research (scoring/research.toml, fitted walk-forward: no demonstrated edge, see the README).
+    scoring_profile: Literal["seed", "research"] = "seed"
     signal_api_keys: SecretStr | None = None
     # Client keys (a subset of SIGNAL_API_KEYS) that may call operator endpoints (/debug/premium).
     operator_keys: SecretStr | None = None

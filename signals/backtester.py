@@ -13,14 +13,14 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from providers.clients import Clients
 from scoring import ScoringConfig
 from signals.backtest import BacktestReport, run_backtest
-from signals.errors import BacktestBusyError, BacktestRefusedError
+from signals.errors import BacktestBusyError, BacktestRefusedError, UnknownProfileError
 from signals.history import INTERVAL_NAMES, load_history
 from signals.inputs import DAY_MS, from_ms, to_ms
 from signals.replay import NO_SOCIAL_HISTORY, History, ReplayedBar, replay
@@ -118,23 +118,38 @@ class Backtester:
         max_running: int = 2,
         max_per_client: int = 1,
         clock: Callable[[], float] = time.monotonic,
+        profiles: Mapping[str, ScoringConfig] | None = None,
     ) -> None:
         self._clients = clients
-        self._config = config
+        self._config = config  # the default profile's
+        self.profiles: dict[str, ScoringConfig] = {**(profiles or {}), config.profile: config}
         self._memo_seconds = memo_seconds
         self._max_running = max_running
         self._max_per_client = max_per_client
         self._clock = clock
-        self._done: dict[tuple[str, BacktestPeriod], tuple[float, BacktestReport]] = {}
-        self._running: dict[tuple[str, BacktestPeriod], _Report] = {}
-        self._replays: OrderedDict[tuple[str, int, int, int], tuple[float, asyncio.Future[_Replayed]]] = OrderedDict()
+        self._done: dict[tuple[str, BacktestPeriod, str], tuple[float, BacktestReport]] = {}
+        self._running: dict[tuple[str, BacktestPeriod, str], _Report] = {}
+        self._replays: OrderedDict[tuple[str, int, int, int, str], tuple[float, asyncio.Future[_Replayed]]] = (
+            OrderedDict()
+        )
+
+    def config_of(self, profile: str | None) -> ScoringConfig:
+        """A profile's config by name (None or "": the default); UnknownProfileError if not served."""
+        if not profile:
+            return self._config
+        config = self.profiles.get(profile)
+        if config is None:
+            raise UnknownProfileError(profile, tuple(self.profiles))
+        return config
 
     @property
     def running(self) -> int:
         return len(self._running)
 
-    async def run(self, coin: str, period: BacktestPeriod, client: str = "") -> BacktestReport:
-        key = (coin, period)
+    async def run(
+        self, coin: str, period: BacktestPeriod, client: str = "", profile: str | None = None
+    ) -> BacktestReport:
+        key = (coin, period, self.config_of(profile).profile)
         now = self._clock()
         done = self._done.get(key)
         if done is not None and done[0] > now:
@@ -152,7 +167,7 @@ class Backtester:
                 report.stop.set()
                 report.task.cancel()
 
-    def _start(self, key: tuple[str, BacktestPeriod], client: str) -> _Report:
+    def _start(self, key: tuple[str, BacktestPeriod, str], client: str) -> _Report:
         if len(self._running) >= self._max_running:
             raise BacktestBusyError(
                 f"this server is computing {len(self._running)} backtests already (BACKTEST_MAX_RUNNING): "
@@ -165,12 +180,15 @@ class Backtester:
                 "wait for the one you started"
             )
         stop = threading.Event()
-        report = _Report(asyncio.ensure_future(self._run(*key, stop)), stop, client)
+        coin, period, profile = key
+        report = _Report(asyncio.ensure_future(self._run(coin, period, stop, self.profiles[profile])), stop, client)
         self._running[key] = report
         report.task.add_done_callback(lambda task: self._landed(key, report, task))
         return report
 
-    def _landed(self, key: tuple[str, BacktestPeriod], report: _Report, task: asyncio.Task[BacktestReport]) -> None:
+    def _landed(
+        self, key: tuple[str, BacktestPeriod, str], report: _Report, task: asyncio.Task[BacktestReport]
+    ) -> None:
         if self._running.get(key) is report:
             del self._running[key]
         if task.cancelled() or task.exception() is not None or self._memo_seconds <= 0:
@@ -179,9 +197,11 @@ class Backtester:
         self._done = {k: v for k, v in self._done.items() if v[0] > now}
         self._done[key] = (now + self._memo_seconds, task.result())
 
-    async def _replayed(self, coin: str, period: BacktestPeriod, stop: threading.Event) -> _Replayed:
+    async def _replayed(
+        self, coin: str, period: BacktestPeriod, stop: threading.Event, config: ScoringConfig
+    ) -> _Replayed:
         """History and every bar's signal for the period, shared by the horizons asked of it."""
-        key = (coin, period.interval_ms, period.start_ms, period.end_ms)
+        key = (coin, period.interval_ms, period.start_ms, period.end_ms, config.profile)
         now = self._clock()
         for stale in [k for k, (until, _) in self._replays.items() if until <= now]:
             del self._replays[stale]
@@ -189,14 +209,16 @@ class Backtester:
         if kept is not None and not (kept[1].done() and (kept[1].cancelled() or kept[1].exception())):
             self._replays.move_to_end(key)
             return await asyncio.shield(kept[1])
-        future: asyncio.Future[_Replayed] = asyncio.ensure_future(self._replay(coin, period, stop))
+        future: asyncio.Future[_Replayed] = asyncio.ensure_future(self._replay(coin, period, stop, config))
         if self._memo_seconds > 0:
             self._replays[key] = (now + self._memo_seconds, future)
             while len(self._replays) > MAX_KEPT_REPLAYS:
                 self._replays.popitem(last=False)
         return await future
 
-    async def _replay(self, coin: str, period: BacktestPeriod, stop: threading.Event) -> _Replayed:
+    async def _replay(
+        self, coin: str, period: BacktestPeriod, stop: threading.Event, config: ScoringConfig
+    ) -> _Replayed:
         history, notes = await load_history(self._clients, coin, period.interval_ms, period.start_ms, period.end_ms)
         first = history.price.times[0]
         if first > period.start_ms:
@@ -206,15 +228,17 @@ class Backtester:
             )
         notes.extend(f"{factor}: {why}" for factor, why in history.unavailable.items())
         notes.append(f"social: {NO_SOCIAL_HISTORY}")
-        bars = await asyncio.to_thread(replay, history, self._config, period.start_ms, period.end_ms, stop=stop)
+        bars = await asyncio.to_thread(replay, history, config, period.start_ms, period.end_ms, stop=stop)
         return _Replayed(history, tuple(notes), bars)
 
-    async def _run(self, coin: str, period: BacktestPeriod, stop: threading.Event) -> BacktestReport:
-        replayed = await self._replayed(coin, period, stop)
+    async def _run(
+        self, coin: str, period: BacktestPeriod, stop: threading.Event, config: ScoringConfig
+    ) -> BacktestReport:
+        replayed = await self._replayed(coin, period, stop, config)
         return await asyncio.to_thread(
             run_backtest,
             replayed.history,
-            self._config,
+            config,
             period.start_ms,
             period.end_ms,
             period.horizon_bars,

@@ -18,13 +18,44 @@ from providers.cache import UpstreamCache, stale_sources
 from providers.clients import Clients
 from providers.deadline import caller_is_hurried
 from providers.errors import ErrorKind, ProviderError
-from scoring import FACTOR_NAMES, Missing, NoDataError, ScoredSignal, ScoringConfig, SignalInputs, score_signal
+from scoring import (
+    FACTOR_NAMES,
+    Missing,
+    NoDataError,
+    ScoredSignal,
+    ScoringConfig,
+    ScoringConfigError,
+    SignalInputs,
+    score_signal,
+)
 from scoring.engine import stale_reason
 from signals.coin_universe import CoinUniverse
 from signals.coinglass_sources import coinglass_market
-from signals.errors import SignalUnavailableError
+from signals.errors import SignalUnavailableError, UnknownProfileError
 from signals.fetch_scope import FetchScope
 from signals.sources import FactorSource, okx_open_interest, okx_ticker, ordered_sources
+
+# What the live sources can read: momentum over these horizons (the coins-markets snapshot, OKX 1h
+# candles) and open interest over 24 h. A profile reading anything else could be replayed but not
+# served live the same way: the desk refuses it at start-up rather than serve a different signal.
+LIVE_MOMENTUM_HORIZONS = frozenset({"1h", "4h", "24h"})
+LIVE_LOOKBACK_HOURS = 24
+
+
+def check_live(config: ScoringConfig) -> None:
+    """ScoringConfigError when the live sources cannot read what ``config``'s profile reads."""
+    unreadable = sorted(set(config.momentum_horizons) - LIVE_MOMENTUM_HORIZONS)
+    if unreadable:
+        raise ScoringConfigError(
+            f"scoring profile {config.profile!r}: momentum horizons {', '.join(unreadable)} cannot be read live "
+            f"(live sources give {', '.join(sorted(LIVE_MOMENTUM_HORIZONS))})"
+        )
+    if config.lookback("open_interest") != LIVE_LOOKBACK_HOURS:
+        raise ScoringConfigError(
+            f"scoring profile {config.profile!r}: an open interest lookback of {config.lookback('open_interest')}h "
+            "cannot be read live (live sources give 24h)"
+        )
+
 
 # Factors read from the coin's own market; fear & greed is one reading for the whole market.
 COIN_FACTORS = tuple(name for name in FACTOR_NAMES if name != "fear_greed")
@@ -43,6 +74,7 @@ class LiveSignal:
     social_score: float | None  # LunarCrush galaxy score, 0-100
     fallback_reasons: Mapping[str, str]  # factor -> why its preferred source was skipped
     stale_endpoints: AbstractSet[str]  # upstream endpoints served past their TTL
+    profile: str = "seed"  # the scoring profile that scored it
 
 
 async def _settle(awaitable: Awaitable[Any]) -> Any:
@@ -67,15 +99,34 @@ class SignalDesk:
         source_order: Sequence[str] = ("coinglass", "okx"),
         signal_cache_seconds: float = 0.0,
         universe: CoinUniverse | None = None,
+        profiles: Mapping[str, ScoringConfig] | None = None,
     ) -> None:
+        """``config``: the default profile's; ``profiles``: every profile servable by name (the same
+        provider data, scored by the same engine under each profile's config)."""
         self.universe = universe or CoinUniverse(None)
         self._signal_ttl = signal_cache_seconds
         self._memo = UpstreamCache(max_stale=0)
         self._sources: dict[str, tuple[FactorSource, ...]] = ordered_sources(source_order)
         self._clients = clients
         self.config = config
+        self.profiles: dict[str, ScoringConfig] = {**(profiles or {}), config.profile: config}
+        for served in self.profiles.values():
+            check_live(served)
 
-    async def signal(self, symbol: str) -> LiveSignal:
+    def config_of(self, profile: str | None) -> ScoringConfig:
+        """The config of a profile by name (None or "": the default); UnknownProfileError if none."""
+        if not profile:
+            return self.config
+        config = self.profiles.get(profile)
+        if config is None:
+            raise UnknownProfileError(profile, tuple(self.profiles))
+        return config
+
+    def _key(self, symbol: str, config: ScoringConfig) -> tuple[str, ...]:
+        # The default profile keeps the memo key it always had.
+        return ("signal", symbol) if config is self.config else ("signal", symbol, config.profile)
+
+    async def signal(self, symbol: str, profile: str | None = None) -> LiveSignal:
         """The signal, computed at most once per ``signal_cache_seconds`` per symbol.
 
         Upstream data is fresh for 5 s at best, so recomputing the same signal for every request
@@ -83,35 +134,37 @@ class SignalDesk:
         """
         # Coins refused before this point cost nothing (service/rpc/status.py coin_or_abort); a coin that
         # turns out unknown here is remembered, so asking again costs nothing either.
+        config = self.config_of(profile)
         try:
-            return await self._signal(symbol)
+            return await self._signal(symbol, config)
         except SignalUnavailableError as exc:
             if exc.not_found:
                 self.universe.remember_unknown(symbol)
             raise
 
-    def fresh_reader(self, symbol: str) -> Callable[[], LiveSignal | None]:
+    def fresh_reader(self, symbol: str, profile: str | None = None) -> Callable[[], LiveSignal | None]:
         """A function answering the memoised signal of ``symbol`` while it is fresh, without
         awaiting, else None (then ask ``signal``): the warm request path keeps one per coin and
         calls it on every request."""
-        read = self._memo.fresh_reader(("signal", symbol), "signal") if self._signal_ttl > 0 else None
+        key = self._key(symbol, self.config_of(profile))
+        read = self._memo.fresh_reader(key, "signal") if self._signal_ttl > 0 else None
         return read if read is not None else _never_fresh
 
-    async def _signal(self, symbol: str) -> LiveSignal:
+    async def _signal(self, symbol: str, config: ScoringConfig) -> LiveSignal:
         if self._signal_ttl <= 0:
-            return await self._compute(symbol)
-        key = ("signal", symbol)
+            return await self._compute(symbol, config)
+        key = self._key(symbol, config)
         if caller_is_hurried():
             # A caller with a tighter deadline than ours computes its own (possibly degraded) signal
             # and does not share it: the others would get its missing factors.
             fresh: LiveSignal | None = await self._memo.peek(key)
-            return fresh if fresh is not None else await self._compute(symbol)
+            return fresh if fresh is not None else await self._compute(symbol, config)
         signal: LiveSignal = await self._memo.get(
-            key, self._signal_ttl, lambda: self._compute(symbol), "signal:/signals"
+            key, self._signal_ttl, lambda: self._compute(symbol, config), "signal:/signals"
         )
         return signal
 
-    async def _compute(self, symbol: str) -> LiveSignal:
+    async def _compute(self, symbol: str, config: ScoringConfig) -> LiveSignal:
         scope = FetchScope()
         stale: set[str] = set()
         stale_sources.set(stale)  # tasks created below share this set through their copied context
@@ -135,7 +188,7 @@ class SignalDesk:
         missing_reasons: dict[str, str] = {}
         all_not_found = True
         computed_at = datetime.now(UTC)
-        max_age = self.config.max_age
+        max_age = config.max_age
         for factor, sources in self._sources.items():
             failures: list[ProviderError] = []
             too_old: list[Any] = []  # answers older than the factor's max age: a later source may be fresh
@@ -177,7 +230,7 @@ class SignalDesk:
         )
         try:
             # The scorer drops factors whose data is older than their max age at the decision time.
-            scored = score_signal(inputs, self.config, now=computed_at)
+            scored = score_signal(inputs, config, now=computed_at)
         except NoDataError as exc:
             if not any(name in COIN_FACTORS and reason.startswith("stale:") for name, reason in exc.missing):
                 raise SignalUnavailableError(symbol, missing_reasons, all_not_found) from None
@@ -202,6 +255,7 @@ class SignalDesk:
             social.galaxy_score if social is not None else None,
             fallback_reasons,
             frozenset(source.split(":", 1)[1] for source in stale),
+            config.profile,
         )
 
     async def aclose(self) -> None:

@@ -106,3 +106,12 @@ class CandlesUnavailableError(DomainError):
         self.failure = Failure.NOT_FOUND if not_found else Failure.UNAVAILABLE
         message = unknown_coin_message(symbol) if not_found else f"no candles for {symbol}: " + "; ".join(reasons)
         super().__init__(message)
+
+
+class UnknownProfileError(DomainError, ValueError):
+    """A scoring profile this server does not serve (the caller must name one it does)."""
+
+    failure = Failure.REFUSED
+
+    def __init__(self, profile: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"unknown scoring profile {profile!r}: use one of {', '.join(known)}")

@@ -26,8 +26,10 @@ from scoring import (
     MomentumInput,
     OpenInterestInput,
     Provenance,
+    ScoringConfig,
     SmartMoneyInput,
 )
+from scoring.config import horizon_hours
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -175,7 +177,24 @@ def open_interest(oi: Series[_Close], t_ms: int, price_change_pct: float, span_m
     """OI change over ``span_ms`` read together with the price change over the same span."""
     last = oi.last_index(t_ms)
     change = pct_change(oi.rows[last].close, oi.rows[oi.index_back(last, span_ms)].close)
-    return OpenInterestInput(change, price_change_pct, oi.provenance(last))
+    return OpenInterestInput(change, price_change_pct, oi.provenance(last), span_ms // HOUR_MS)
+
+
+_SPANS: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def momentum_spans(config: ScoringConfig) -> Mapping[str, int]:
+    """The profile's momentum horizons (its ``[momentum]`` keys, "24h") in milliseconds."""
+    keys = tuple(config.momentum_horizons)
+    spans = _SPANS.get(keys)
+    if spans is None:
+        spans = _SPANS.setdefault(keys, {k: horizon_hours(k) * HOUR_MS for k in keys})
+    return spans
+
+
+def lookback_ms(config: ScoringConfig, factor: str) -> int:
+    """A factor's ``[lookback]`` in milliseconds (24 h unless the profile sets it)."""
+    return config.lookback(factor) * HOUR_MS
 
 
 def long_short(s: Series[_LongPct], t_ms: int) -> LongShortInput:

@@ -131,6 +131,7 @@ class PanelIC:
     pooled: float  # mean of the coins' ICs
     pooled_p: float
     counts: tuple[int, ...]
+    pooled_null_sd: float = float("nan")  # sd of the pooled IC under the shifts: its standard error
 
 
 def circular_cross(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -178,7 +179,8 @@ def panel_rank_ic(x: FloatArray, y: FloatArray, shifts: IntArray) -> PanelIC:
     pooled_statistic = float(np.mean([statistic for _, statistic in nulls]))
     exceed = int((np.abs(pooled_null) >= abs(pooled_statistic) - 1e-12).sum())
     pooled_p = float((1 + exceed) / (pooled_null.size + 1))
-    return PanelIC(tuple(ics), tuple(ps), pooled, pooled_p, tuple(counts))
+    null_sd = float(pooled_null.std()) if pooled_null.size > 1 else float("nan")
+    return PanelIC(tuple(ics), tuple(ps), pooled, pooled_p, tuple(counts), null_sd)
 
 
 def adjust(p_values: Sequence[float]) -> tuple[list[float], list[float]]:

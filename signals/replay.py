@@ -55,20 +55,22 @@ class History:
         return dataclasses.replace(self, **replaced)  # type: ignore[arg-type]
 
 
-def _open_interest(h: History, t: int) -> Any:
+def _open_interest(h: History, t: int, c: ScoringConfig) -> Any:
     assert h.open_interest is not None
-    return inputs.open_interest(h.open_interest, t, inputs.price_change(h.price, t))
+    span = inputs.lookback_ms(c, "open_interest")
+    return inputs.open_interest(h.open_interest, t, inputs.price_change(h.price, t, span), span)
 
 
-# factor -> (the History series it needs, how its input is built at t); social has no history.
-BUILDERS: dict[str, tuple[str, Callable[[History, int], Any]]] = {
-    "liquidations": ("liquidations", lambda h, t: inputs.liquidations(h.liquidations, t)),  # type: ignore[arg-type]
-    "funding_rate": ("funding", lambda h, t: inputs.funding(h.funding, t)),  # type: ignore[arg-type]
-    "momentum": ("price", lambda h, t: inputs.momentum(h.price, t)),
-    "long_short_ratio": ("long_short", lambda h, t: inputs.long_short(h.long_short, t)),  # type: ignore[arg-type]
-    "smart_money": ("smart_money", lambda h, t: inputs.smart_money(h.smart_money, t)),  # type: ignore[arg-type]
+# factor -> (the History series it needs, how its input is built at t under a profile's config: its
+# momentum horizons and lookbacks); social has no history.
+BUILDERS: dict[str, tuple[str, Callable[[History, int, ScoringConfig], Any]]] = {
+    "liquidations": ("liquidations", lambda h, t, c: inputs.liquidations(h.liquidations, t)),  # type: ignore[arg-type]
+    "funding_rate": ("funding", lambda h, t, c: inputs.funding(h.funding, t)),  # type: ignore[arg-type]
+    "momentum": ("price", lambda h, t, c: inputs.momentum(h.price, t, inputs.momentum_spans(c))),
+    "long_short_ratio": ("long_short", lambda h, t, c: inputs.long_short(h.long_short, t)),  # type: ignore[arg-type]
+    "smart_money": ("smart_money", lambda h, t, c: inputs.smart_money(h.smart_money, t)),  # type: ignore[arg-type]
     "open_interest": ("open_interest", _open_interest),
-    "fear_greed": ("fear_greed", lambda h, t: inputs.fear_greed(h.fear_greed, t)),  # type: ignore[arg-type]
+    "fear_greed": ("fear_greed", lambda h, t, c: inputs.fear_greed(h.fear_greed, t)),  # type: ignore[arg-type]
 }
 
 
@@ -80,8 +82,9 @@ class ReplayedBar:
     warmup_reason: str = ""
 
 
-def inputs_at(history: History, t_ms: int) -> tuple[SignalInputs, str]:
-    """The factor inputs visible at ``t`` and, when some series lacks history before ``t``, why."""
+def inputs_at(history: History, t_ms: int, config: ScoringConfig) -> tuple[SignalInputs, str]:
+    """The factor inputs visible at ``t`` (read as ``config``'s profile reads them: its momentum
+    horizons and lookbacks) and, when some series lacks history before ``t``, why."""
     available = history.series()
     values: dict[str, Any] = {}
     warmup = ""
@@ -94,7 +97,7 @@ def inputs_at(history: History, t_ms: int) -> tuple[SignalInputs, str]:
             values[factor] = Missing(history.unavailable.get(factor, "no history for this factor"))
             continue
         try:
-            values[factor] = build(history, t_ms)
+            values[factor] = build(history, t_ms, config)
         except SeriesGap as gap:
             values[factor] = Missing(gap.reason)
             if gap.warmup and not warmup:
@@ -142,7 +145,7 @@ def replay(
             continue
         if bars is not None and t not in bars:
             continue
-        signal_inputs, warmup = inputs_at(history, t)
+        signal_inputs, warmup = inputs_at(history, t, config)
         if warmup:
             out.append(ReplayedBar(t, price.rows[i].close, None, warmup))
             continue

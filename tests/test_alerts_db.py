@@ -14,7 +14,7 @@ from records.db import Database
 from tests.postgres_server import PostgresServer
 
 ALERT_TABLES = {"alerts", "alert_states", "alert_deliveries"}
-HEAD = "0004"
+HEAD = "0005"
 
 
 async def _tables(database: Database) -> set[str]:

@@ -151,6 +151,29 @@ async def test_track_record_is_the_backtest_summary_of_the_recorded_outcomes(
     assert record["verdict"]
 
 
+async def test_the_track_record_is_kept_per_profile(rest: httpx.AsyncClient, stack: Stack) -> None:
+    await _archive(stack).recorder.ready.wait()
+    now = int(time.time() * 1000)
+    rows = [
+        {**_row("ETH", now - (i + 1) * 3_600_000, "SHORT", return_24h_pct=1.0), "profile": "research"}
+        for i in range(10)
+    ]
+    await _archive(stack).database.insert(rows)
+    seed = (await rest.get("/signals/ETH/track-record")).json()
+    research = (await rest.get("/signals/ETH/track-record", params={"profile": "research"})).json()
+    assert (seed.get("profile"), seed.get("signalsWithOutcome", 0)) == ("seed", 0), seed
+    assert (research["profile"], research["signalsWithOutcome"]) == ("research", 10)
+    start = "2000-01-01T00:00:00Z"
+    params: dict[str, Any] = {"start": start, "page_size": 1000}
+    research_rows = (await rest.get("/signals/ETH/history", params={**params, "profile": "research"})).json()
+    assert {e.get("profile") for e in research_rows["entries"]} == {"research"}
+    assert len(research_rows["entries"]) >= 10
+    seed_rows = (await rest.get("/signals/ETH/history", params=params)).json()
+    assert {e.get("profile") for e in seed_rows.get("entries", [])} <= {"seed"}
+    bad = await rest.get("/signals/ETH/track-record", params={"profile": "yolo"})
+    assert bad.status_code == 400 and "unknown scoring profile" in bad.json()["message"]
+
+
 async def test_bad_track_record_parameters_are_a_400(rest: httpx.AsyncClient) -> None:
     bad_horizon = await rest.get("/signals/BTC/track-record", params={"horizon": "2h"})
     assert bad_horizon.status_code == 400 and "horizon must be 1h, 4h or 24h" in bad_horizon.json()["message"]

@@ -46,7 +46,9 @@ def live_signal(symbol: str, at: datetime, momentum: float = 2.0) -> LiveSignal:
 
 async def test_migrations_upgrade_and_downgrade(database: Database) -> None:
     await database.migrate()
-    assert await database.current_revision() == "0004"  # the head: 0004 (secrets), 0003 (alerts hardened), 0002, 0001
+    assert (
+        await database.current_revision() == "0005"
+    )  # the head: 0005 (secrets), 0004 (profiles), 0003 (alerts hardened), 0002, 0001
     await database.insert([_row("BTC", 1)])
     assert await database.count() == 1
     await database.downgrade("base")
@@ -141,3 +143,60 @@ def _row(symbol: str, bucket: int) -> dict[str, object]:
 
 async def _never(symbol: str) -> LiveSignal:
     raise AssertionError("no watchlist in these tests")
+
+
+async def test_migration_0004_names_the_profile_and_keeps_one_row_per_profile(database: Database) -> None:
+    """Rows recorded before profiles existed are the seed's; afterwards each profile has its own row
+    per coin and interval, and its own outcomes (the track record is per profile)."""
+    from sqlalchemy import text
+
+    await database.migrate("0003")
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO signal_history (symbol, bucket, computed_ms, score, signal, confidence, coverage,"
+                " price, factors, config_hash) VALUES ('BTC', 1, 300000, 60.0, 'LONG', 'low', 0.5, 100.0, '[]', 'x')"
+            )
+        )
+    await database.migrate("0004")
+    assert await database.current_revision() == "0004"
+    (old,) = await database.page("BTC", 0, 10**13, 10, None)
+    assert old.profile == "seed"
+    research = {**_row("BTC", 1), "profile": "research", "signal": "SHORT"}
+    await database.insert([research, {**_row("BTC", 1), "profile": "research"}])  # the second: ignored
+    assert await database.count("BTC") == 2
+    rows = await database.page("BTC", 0, 10**13, 10, None)
+    await database.set_return("24h", [(r.id, 1.5) for r in rows])
+    seed_outcomes = await database.outcomes("BTC", "24h", 0)
+    research_outcomes = await database.outcomes("BTC", "24h", 0, "research")
+    assert [o.signal for o in seed_outcomes] == ["LONG"]
+    assert [o.signal for o in research_outcomes] == ["SHORT"]
+    await database.downgrade("0003")  # the research rows go; the seed's stay
+    await database.migrate()
+    assert await database.count("BTC") == 1
+
+
+async def test_the_recorder_keeps_each_profiles_signal(database: Database) -> None:
+    import dataclasses
+
+    await database.migrate()
+    recorder = Recorder(
+        database,
+        _never,
+        watchlist=(),
+        interval_seconds=INTERVAL,
+        buffer_rows=100,
+        config_hash="s",
+        profile_hashes={"seed": "s", "research": "r"},
+    )
+    await recorder.start()
+    await recorder.ready.wait()
+    at = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
+    seed = live_signal("BTC", at)
+    recorder.offer(seed)
+    recorder.offer(dataclasses.replace(seed, profile="research"))
+    recorder.offer(dataclasses.replace(seed, profile="research"))  # the same interval: once
+    await recorder.flush()
+    rows = await database.page("BTC", 0, 10**13, 10, None)
+    assert sorted((r.profile, r.config_hash) for r in rows) == [("research", "r"), ("seed", "s")]
+    await recorder.aclose()

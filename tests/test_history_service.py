@@ -133,6 +133,9 @@ async def test_the_watchlist_is_recorded_without_anyone_asking(twin: RecordedTwi
         assert archive is not None
         await asyncio.wait_for(archive.recorder.watched.wait(), 60)
         await archive.recorder.flush()
-        assert await archive.database.count("BTC") == 1
-        assert await archive.database.count("SOL") == 1
+        # One row per coin and profile served (seed, research): each profile keeps its own track record.
+        assert await archive.database.count("BTC") == 2
+        assert await archive.database.count("SOL") == 2
         assert await archive.database.count("ETH") == 0
+        rows = await archive.database.page("BTC", 0, 10**13, 10, None)
+        assert sorted(r.profile for r in rows) == ["research", "seed"]

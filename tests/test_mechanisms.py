@@ -23,6 +23,7 @@ from providers.cache import UpstreamCache
 from providers.cache_store import RedisStore
 from providers.deadline import deadline_in
 from providers.redis_link import RedisLink
+from scoring import ScoringConfig
 from service.app import App
 from signals.desk import LiveSignal, SignalDesk
 from tests.stack import running_stack, stack_settings
@@ -42,12 +43,12 @@ class Computations:
             self.release.set()
         desk._compute = self  # type: ignore[method-assign]
 
-    async def __call__(self, symbol: str) -> LiveSignal:
+    async def __call__(self, symbol: str, config: ScoringConfig) -> LiveSignal:
         self.count += 1
         if self.count == 1:
             self.first_started.set()
             await self.release.wait()
-        return await self._compute(symbol)
+        return await self._compute(symbol, config)
 
 
 async def until(condition: Callable[[], bool], within: float = 15.0) -> None:

@@ -54,7 +54,7 @@ def test_every_bar_before_a_changed_future_scores_identically(history: History) 
 def peeking_momentum() -> Iterator[None]:
     """A replay that reads one bar ahead for momentum: what the check exists to catch."""
     original = replay_module.BUILDERS["momentum"]
-    replay_module.BUILDERS["momentum"] = ("price", lambda h, t: momentum(h.price, t + h.interval_ms))
+    replay_module.BUILDERS["momentum"] = ("price", lambda h, t, c: momentum(h.price, t + h.interval_ms))
     yield
     replay_module.BUILDERS["momentum"] = original
 

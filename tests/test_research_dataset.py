@@ -128,7 +128,7 @@ def test_no_lookahead_changed_future_on_daily_bars(dataset: Dataset) -> None:
 @pytest.fixture
 def peeking_momentum() -> Iterator[None]:
     original = replay_module.BUILDERS["momentum"]
-    replay_module.BUILDERS["momentum"] = ("price", lambda h, t: momentum(h.price, t + h.interval_ms))
+    replay_module.BUILDERS["momentum"] = ("price", lambda h, t, c: momentum(h.price, t + h.interval_ms))
     yield
     replay_module.BUILDERS["momentum"] = original
 

@@ -28,6 +28,7 @@ from scoring import (
     MomentumInput,
     OpenInterestInput,
     Provenance,
+    ScoringConfig,
     SignalInputs,
     SmartMoneyInput,
     score_signal,
@@ -78,13 +79,16 @@ class StubDesk:
         self.answer = answer
         self.asked: list[str] = []
 
-    async def signal(self, symbol: str) -> LiveSignal:
+    def config_of(self, profile: str | None) -> ScoringConfig:
+        return self.config
+
+    async def signal(self, symbol: str, profile: str | None = None) -> LiveSignal:
         self.asked.append(symbol)
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
 
-    def fresh_reader(self, symbol: str) -> Callable[[], LiveSignal | None]:
+    def fresh_reader(self, symbol: str, profile: str | None = None) -> Callable[[], LiveSignal | None]:
         return lambda: None  # nothing memoised: every request asks ``signal``
 
 

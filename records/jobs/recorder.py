@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -63,6 +63,7 @@ def history_row(live: LiveSignal, interval_seconds: int, config_hash: str) -> di
             for f in scored.factors
         ],
         "config_hash": config_hash,
+        "profile": live.profile,
     }
 
 
@@ -70,23 +71,30 @@ class Recorder:
     def __init__(
         self,
         database: Database,
-        signal_of: Callable[[str], Awaitable[LiveSignal]],
+        signal_of: Callable[..., Awaitable[LiveSignal]],
         *,
         watchlist: Sequence[str],
         interval_seconds: int,
         buffer_rows: int,
         config_hash: str,
         flush_seconds: float = 1.0,
+        profile_hashes: Mapping[str, str] | None = None,
+        profiles: Sequence[str] = (),
     ) -> None:
+        """``config_hash``: the default profile's; ``profile_hashes``: every profile's by name.
+        ``profiles``: the other profiles recorded for the watchlist too (so each has a track record);
+        ``signal_of`` then takes the profile as a second argument."""
         self.database = database
         self._signal_of = signal_of
         self._watchlist = tuple(watchlist)
         self._interval = interval_seconds
         self._capacity = buffer_rows
         self._config_hash = config_hash
+        self._hashes = dict(profile_hashes or {})
+        self._profiles = tuple(profiles)
         self._flush_seconds = flush_seconds
         self._buffer: deque[dict[str, Any]] = deque()
-        self._recorded: dict[str, int] = {}  # symbol -> last bucket offered by this replica
+        self._recorded: dict[tuple[str, str], int] = {}  # (symbol, profile) -> last bucket offered here
         self._wake = asyncio.Event()  # the writer: a batch is full, or shutdown
         self._stop = asyncio.Event()  # everything else: shutdown
         self._drained = asyncio.Event()  # the buffer is empty (set by the writer)
@@ -102,13 +110,14 @@ class Recorder:
     def offer(self, live: LiveSignal) -> None:
         # On every served signal: decide first, from the time alone, whether there is anything to do.
         bucket = int(live.computed_at.timestamp()) // self._interval
-        if self._recorded.get(live.symbol) == bucket:
-            return  # this interval of this coin is recorded already
-        row = history_row(live, self._interval, self._config_hash)
+        key = (live.symbol, live.profile)
+        if self._recorded.get(key) == bucket:
+            return  # this interval of this coin and profile is recorded already
+        row = history_row(live, self._interval, self._hashes.get(live.profile, self._config_hash))
         if len(self._buffer) >= self._capacity:
             ROWS_DROPPED.inc()
             return
-        self._recorded[live.symbol] = row["bucket"]
+        self._recorded[key] = row["bucket"]
         self._buffer.append(row)
         self._drained.clear()
         ROWS_WAITING.set(len(self._buffer))
@@ -185,6 +194,8 @@ class Recorder:
             for coin in self._watchlist:
                 try:
                     self.offer(await self._signal_of(coin))
+                    for profile in self._profiles:
+                        self.offer(await self._signal_of(coin, profile))
                 except SignalUnavailableError as exc:
                     log.warning("history: no signal for %s this interval: %s", coin, exc)
                 except Exception:

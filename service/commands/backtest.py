@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from scoring import ScoringConfig, load_config
+from scoring import ScoringConfig
+from scoring.config import load_profile
 from service.app import Providers, build_backtester, build_providers
 from service.mappers.backtest import parse_time
 from service.reports.chart import write_chart
@@ -82,7 +83,7 @@ async def run(args: argparse.Namespace) -> int:
     async with _settings(offline) as settings:
         # Only what a report uses: the providers and a Backtester (no database, recorder or alerts).
         providers = await build_providers(settings)
-        scoring = load_config(settings.scoring_config)
+        scoring = load_profile(settings.scoring_profile, settings.scoring_config)  # SCORING_PROFILE=research
         backtester = build_backtester(providers, settings, scoring)
         try:
             period = plan_period(INTERVALS[args.interval], start, end, args.horizon)

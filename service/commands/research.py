@@ -44,7 +44,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scoring import ScoringConfigError, load_config
+from scoring import ScoringConfigError
+from scoring.config import load_profile
 from signals.costs import DEFAULT_FEE_BPS, Costs
 from signals.dataset import INTERVAL, Dataset, DatasetError, check_period, parse_day
 from signals.inputs import from_ms
@@ -269,7 +270,7 @@ def compute(args: argparse.Namespace) -> tuple[ResearchReport, dict[str, Any]]:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     try:
-        config = load_config(os.environ.get("SCORING_CONFIG") or None)
+        config = load_profile(args.profile, os.environ.get("SCORING_CONFIG") or None)
     except ScoringConfigError as exc:
         raise InputError(str(exc)) from None
     dataset = Dataset(args.data)
@@ -289,12 +290,25 @@ def compute(args: argparse.Namespace) -> tuple[ResearchReport, dict[str, Any]]:
         "horizonBars": args.horizon,
         "feeBpsPerSide": costs.fee_bps,
         "scoringConfig": os.environ.get("SCORING_CONFIG") or "shipped defaults (scoring/default.toml)",
+        "profile": config.profile,
     }
     return report, parameters
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if args.fit_profile:
+        from service.commands.research_profile import run_fit
+
+        try:
+            if not args.data:
+                raise InputError("--fit-profile needs --data DIR (the in-sample panel)")
+            code = run_fit(args, load_profile("seed", os.environ.get("SCORING_CONFIG") or None))
+        except (DatasetError, InputError, ScoringConfigError, ValueError) as exc:
+            print(f"research: {exc}", file=sys.stderr)
+            return 2
+        print(f"done in {time.perf_counter() - started:.1f} s")
+        return code
     try:
         report, parameters = compute(args)
     except (DatasetError, InputError) as exc:
@@ -324,7 +338,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fee-bps", type=float, default=DEFAULT_FEE_BPS, help="fee per side, bps (taker: 5)")
     parser.add_argument("--json", default="", help="write the report as JSON here")
     parser.add_argument("--chart", default="", help="write the chart (PNG) here")
+    parser.add_argument("--profile", default="seed", help="scoring profile to replay: seed (default) or research")
+    parser.add_argument(
+        "--fit-profile",
+        action="store_true",
+        help="run the research profile's pre-registered walk-forward fit (docs/research-procedure.md)",
+    )
+    parser.add_argument("--profile-out", default="scoring/research.toml", help="where --fit-profile writes the profile")
+    parser.add_argument(
+        "--folds",
+        type=_folds,
+        default=None,
+        help="TRAIN_END:TEST_START:TEST_END,... (days) instead of the 2020-2023 panel's pre-registered folds",
+    )
     return parser.parse_args(argv)
+
+
+def _folds(raw: str) -> Any:
+    from service.commands.research_profile import fold_arg
+
+    try:
+        return fold_arg(raw)
+    except (ValueError, DatasetError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

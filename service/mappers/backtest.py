@@ -139,3 +139,18 @@ def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: 
                 entry.forward_return_pct = round(bar.forward_return_pct, 4)
             message.bars.append(entry)
     return message
+
+
+def profile_result(profile: str, r: BacktestReport) -> backtest_pb2.ProfileResult:
+    """One profile's headline figures on the report's bars (compare_profiles=true)."""
+    always = next(b for b in r.baselines if b.name == "always_long")
+    return backtest_pb2.ProfileResult(
+        profile=profile,
+        bars_scored=r.bars_scored,
+        signal_positions=strategy_message(r.positions),
+        always_long=strategy_message(always),
+        random_entries=backtest_pb2.RandomEntriesTest(
+            draws=r.random_entries_draws, p_value=round(r.random_entries_p_value, 4)
+        ),
+        verdict=r.verdict,
+    )

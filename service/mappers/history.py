@@ -19,6 +19,7 @@ def history_entry(recorded: RecordedSignal) -> history_pb2.HistoryEntry:
         confidence=CONFIDENCE[recorded.confidence],
         coverage=recorded.coverage,
         config_hash=recorded.config_hash,
+        profile=recorded.profile,
     )
     if recorded.price is not None:
         message.price = recorded.price

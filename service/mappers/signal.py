@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from cryptosignals.v1 import signal_pb2
@@ -47,6 +48,7 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
             for f in scored.top_factors
         ],
         missing_factors=[signal_pb2.MissingFactor(factor=name, reason=reason) for name, reason in scored.missing],
+        profile=live.profile,
     )
     if live.price is not None:
         message.price = live.price
@@ -74,6 +76,19 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
             if f.as_of is not None:
                 detail.data_time.CopyFrom(timestamp(f.as_of))
             message.factors.append(detail)
+        band = scored.band
+        if band is not None:
+            message.confidence_band.CopyFrom(
+                signal_pb2.ConfidenceBand(
+                    score_distance_from=band.low,
+                    hit_rate=band.hit_rate,
+                    hit_rate_ci95_low=band.ci_low,
+                    hit_rate_ci95_high=band.ci_high,
+                    positions=band.positions,
+                )
+            )
+            if math.isfinite(band.high):
+                message.confidence_band.score_distance_to = band.high
         message.config.CopyFrom(
             signal_pb2.ScoringConfig(
                 weights=dict(config.weights),

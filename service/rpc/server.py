@@ -100,7 +100,8 @@ class RunningServer:
         # Streams never finish by themselves: end each with a final event so the grace period is
         # spent on unary calls, not waiting for watchers. WebSockets close with 1001 (going away).
         await self.live_socket.stop()
-        await self.app.hub.aclose()
+        for hub in self.app.hubs.values():
+            await hub.aclose()
         await self.server.stop(grace)
         await self.metrics.stop()
         await self.app.aclose()
@@ -196,7 +197,7 @@ async def start_server(settings: Settings, app: App | None = None) -> RunningSer
         registry,
     )
     live_pb2_grpc.add_LiveServiceServicer_to_server(
-        LiveServicer(app.hub, app.desk.universe, app.scoring, stream_identity(settings)), registry
+        LiveServicer(app.hubs, app.desk.universe, app.desk, stream_identity(settings)), registry
     )
     # PAGE_TOKEN_SECRET, else the random one kept in the history database (made on first use).
     secret = settings.page_token_secret

@@ -87,7 +87,9 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             start_ms = to_ms(start) if start is not None else end_ms - DEFAULT_DAYS * 86_400_000
             if start_ms > end_ms:
                 raise ValueError("start must not be after end")
-            request_key = {"s": symbol, "a": start_ms, "b": end_ms, "n": size}
+            request_key: dict[str, object] = {"s": symbol, "a": start_ms, "b": end_ms, "n": size}
+            if request.profile:  # a token is for one profile's pages (the default's keep their old key)
+                request_key["p"] = request.profile
             before = None
             if position is not None:
                 if any(position[k] != v for k, v in request_key.items()):
@@ -98,7 +100,13 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             raise
         archive = archive or await self._available(context)
         tokens = await self._page_tokens(archive, context)
-        rows = await archive.page(symbol, start_ms, end_ms, size + 1, before)
+        profile = request.profile or archive.default_profile
+        if profile not in archive.profiles:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown scoring profile {request.profile[:32]!r}: use one of {', '.join(archive.profiles)}",
+            )
+        rows = await archive.page(symbol, start_ms, end_ms, size + 1, before, profile)
         page = history_pb2.SignalHistoryPage(symbol=symbol, entries=[history_entry(r) for r in rows[:size]])
         if len(rows) > size:
             last = rows[size - 1]
@@ -118,8 +126,15 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         if not 1 <= days <= 365:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"days must be between 1 and 365, got {days}")
         archive = await self._available(context)
-        record = await archive.track_record(symbol, horizon, days)
+        profile = request.profile or archive.default_profile
+        if profile not in archive.profiles:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown scoring profile {request.profile[:32]!r}: use one of {', '.join(archive.profiles)}",
+            )
+        record = await archive.track_record(symbol, horizon, days, profile)
         message = history_pb2.TrackRecord(
+            profile=profile,
             symbol=symbol,
             horizon=horizon,
             days=days,

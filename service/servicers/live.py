@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 import grpc
 from cryptosignals.v1 import live_pb2, live_pb2_grpc
@@ -19,6 +20,11 @@ from signals.coin_universe import CoinUniverse
 from signals.desk import LiveSignal
 from signals.errors import SignalUnavailableError, WatchLimitError, unknown_coin_message
 from signals.hub import SignalHub, changed_enough
+
+
+class ProfileConfigs(Protocol):
+    def config_of(self, profile: str | None) -> ScoringConfig: ...
+
 
 DEFAULT_MIN_SCORE_CHANGE = 2.0
 MAX_SYMBOLS = 20
@@ -37,18 +43,30 @@ def client_of(context: grpc.aio.ServicerContext, identity: ClientLimiter) -> str
 
 
 class LiveServicer(live_pb2_grpc.LiveServiceServicer):
-    def __init__(self, hub: SignalHub, universe: CoinUniverse, config: ScoringConfig, identity: ClientLimiter) -> None:
-        self._hub = hub
+    def __init__(
+        self,
+        hubs: SignalHub | Mapping[str, SignalHub],
+        universe: CoinUniverse,
+        configs: ScoringConfig | ProfileConfigs,
+        identity: ClientLimiter,
+    ) -> None:
+        """``hubs``: one per profile streamed (the first: the default's); ``configs``: each profile's config."""
+        self._hubs = dict(hubs) if isinstance(hubs, Mapping) else {"": hubs}
+        self._hub = next(iter(self._hubs.values()))
         self._identity = identity
         self._universe = universe
-        self._config = config
+        self._configs = configs
+
+    def _config_of(self, profile: str) -> ScoringConfig:
+        configs = self._configs
+        return configs if isinstance(configs, ScoringConfig) else configs.config_of(profile)
 
     def _event(self, live: LiveSignal) -> live_pb2.SignalEvent:
         return live_pb2.SignalEvent(
             kind=live_pb2.SIGNAL,
             symbol=live.symbol,
             time=_now(),
-            signal=signal_message(live, config=self._config, debug=False),
+            signal=signal_message(live, config=self._config_of(live.profile), debug=False),
         )
 
     @staticmethod
@@ -71,6 +89,10 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in raw))
             if len(symbols) > MAX_SYMBOLS:
                 raise ValueError(f"at most {MAX_SYMBOLS} symbols per stream, got {len(symbols)}")
+            hub = self._hub if not request.profile else self._hubs.get(request.profile)
+            if hub is None:
+                known = ", ".join(name for name in self._hubs if name)
+                raise ValueError(f"unknown scoring profile {request.profile!r}: use one of {known}")
         except (ValueError, InvalidSymbolError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
@@ -81,14 +103,14 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                     return
                 await context.abort(grpc.StatusCode.NOT_FOUND, unknown_coin_message(symbol))
         try:
-            watcher = self._hub.watch(symbols, client_of(context, self._identity))
+            watcher = hub.watch(symbols, client_of(context, self._identity))
         except WatchLimitError as exc:
             await abort_for(context, exc)
         try:
             last: dict[str, LiveSignal] = {}
             for symbol in symbols:  # the current signal first, at once
                 try:
-                    live = self._hub.latest(symbol) or await self._hub.current(symbol)
+                    live = hub.latest(symbol) or await hub.current(symbol)
                 except SignalUnavailableError as exc:  # the desk already remembered an unknown coin
                     if rest:
                         yield self._end(str(exc), symbol)
@@ -101,7 +123,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             while True:
                 # A heartbeat when nothing was SENT for a while: signals that changed too little to
                 # send keep arriving from the hub, and must not keep the heartbeat away.
-                wait = sent_at + self._hub.heartbeat_seconds - loop.time()
+                wait = sent_at + hub.heartbeat_seconds - loop.time()
                 try:
                     item = await asyncio.wait_for(watcher.queue.get(), max(0.0, wait))
                 except TimeoutError:
@@ -119,4 +141,4 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                     sent_at = loop.time()
                     yield self._event(item)
         finally:
-            self._hub.leave(watcher)
+            hub.leave(watcher)

@@ -72,8 +72,9 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         # hands out the same memoised signal, its message is reused instead of rebuilt.
         # (symbol as asked, debug) -> (coin, the signal, its message, the desk's fresh reader of
         # that coin): the warm path's answer, and how it learns whether it still is.
+        # The profile as asked ("" = the default) is part of the key.
         self._rendered: dict[
-            tuple[str, bool], tuple[str, LiveSignal, signal_pb2.Signal, Callable[[], LiveSignal | None]]
+            tuple[str, bool, str], tuple[str, LiveSignal, signal_pb2.Signal, Callable[[], LiveSignal | None]]
         ] = {}
         self._openapi = json.dumps(openapi_document, indent=2).encode()
         # GPT Actions' schema: the operations an assistant can call (pages, streams, operator endpoints left out).
@@ -122,7 +123,7 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         a spelling answered before, whose coin's memoised signal is fresh. The same signal as last
         time: the same message (no validation, no rendering; it was offered to the history then).
         A newer one: rendered now. None: GetSignal validates the coin and awaits its signal."""
-        key = (request.symbol, request.debug)
+        key = (request.symbol, request.debug, request.profile)
         hot = self._rendered.get(key)
         if hot is None:
             return None
@@ -133,17 +134,17 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
             return None
         return self._render(key, hot[0], fresh)
 
-    def _render(self, key: tuple[str, bool], symbol: str, live: LiveSignal) -> signal_pb2.Signal:
+    def _render(self, key: tuple[str, bool, str], symbol: str, live: LiveSignal) -> signal_pb2.Signal:
         if self._archive is not None:
             self._archive.offer(live)  # buffered, never waits; at most once per interval and coin
         hot = self._rendered.get(key)
         if hot is not None and hot[1] is live:
             return hot[2]
-        message = signal_message(live, config=self._desk.config, debug=key[1])
+        message = signal_message(live, config=self._desk.config_of(live.profile), debug=key[1])
         if len(self._rendered) >= 4096:  # bounded: requests may spell coins many ways
             self._rendered.clear()
             hot = None
-        reader = hot[3] if hot is not None else self._desk.fresh_reader(symbol)
+        reader = hot[3] if hot is not None else self._desk.fresh_reader(symbol, key[2])
         self._rendered[key] = (symbol, live, message, reader)
         return message
 
@@ -155,8 +156,9 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         if ready is not None:
             return ready
         symbol = await self._symbol(request.symbol, context)
-        live = await self._desk.signal(symbol)  # SignalUnavailableError: the guard answers it (rpc/status.py)
-        return self._render((request.symbol, request.debug), symbol, live)
+        # SignalUnavailableError, UnknownProfileError: the guard answers them (rpc/status.py)
+        live = await self._desk.signal(symbol, request.profile)
+        return self._render((request.symbol, request.debug, request.profile), symbol, live)
 
     async def GetMarket(
         self, request: signal_pb2.GetMarketRequest, context: grpc.aio.ServicerContext
