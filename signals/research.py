@@ -29,7 +29,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,10 @@ from numpy.typing import NDArray
 
 from scoring import FACTOR_NAMES, ScoringConfig
 from signals import panel_statistics as ps
+from signals import smc
 from signals.backtest import LookaheadCheck, check_lookahead
 from signals.costs import Costs, funding_per_bar
-from signals.inputs import DAY_MS, from_ms
+from signals.inputs import DAY_MS, from_ms, to_ms
 from signals.replay import History, ReplayedBar, replay
 
 FloatArray = NDArray[np.float64]
@@ -82,6 +84,32 @@ class Panel:
     end_ms: int
     interval_ms: int
     notes: tuple[str, ...]
+    # Factor candidates studied beside the served factors but carrying no weight (e.g. the SMC
+    # structure reading): name -> value per day and coin, known at the day's close.
+    candidates: dict[str, FloatArray] = field(default_factory=dict)
+
+    @property
+    def studied(self) -> tuple[str, ...]:
+        return (*STUDIED, *self.candidates)
+
+
+SMC_CANDIDATE = "smc_structure"
+SMC_LOOKBACK_BARS = 100  # the structure read from the last 100 daily closes at each bar
+
+
+def with_smc_candidate(panel: Panel, lookback: int = SMC_LOOKBACK_BARS) -> Panel:
+    """The panel with the SMC structure reading (signals/smc.py: +1 bullish structure in discount ..
+    -1 bearish in premium) as a factor candidate: at each bar, from the closed bars up to its close,
+    the same clock as the served factors. A weight-0 candidate: the factor study judges it."""
+    values = np.full(panel.close.shape, np.nan)
+    row_of = {int(t): i for i, t in enumerate(panel.times)}
+    step = timedelta(milliseconds=panel.interval_ms)
+    for j, replay_ in enumerate(panel.replays):
+        for close_time, reading in smc.reading_series(replay_.history.price.rows, step, lookback=lookback):
+            i = row_of.get(to_ms(close_time - step))  # the row of the bar that closed then
+            if i is not None and reading is not None:
+                values[i, j] = reading
+    return replace(panel, candidates={**panel.candidates, SMC_CANDIDATE: values})
 
 
 def replay_panel(
@@ -465,8 +493,14 @@ def factor_study(panel: Panel, costs: Costs) -> list[FactorCell]:
     for horizon in FACTOR_HORIZONS:
         o = outcomes(panel, horizon, costs)
         shifts = ps.shift_set(panel.times.size, horizon)
-        for factor in STUDIED:
-            x = panel.score if factor == "score" else panel.sub_scores[factor]
+        for factor in panel.studied:
+            x = (
+                panel.score
+                if factor == "score"
+                else panel.candidates[factor]
+                if factor in panel.candidates
+                else panel.sub_scores[factor]
+            )
             x = np.where(panel.scored, x, np.nan)
             result = ps.panel_rank_ic(x, o.gross, shifts)
             by_year_coin: dict[int, list[float]] = {}

@@ -58,6 +58,7 @@ from signals.research import (
     replay_panel,
     run_research,
     verdict,
+    with_smc_candidate,
 )
 
 
@@ -278,6 +279,8 @@ def compute(args: argparse.Namespace) -> tuple[ResearchReport, dict[str, Any]]:
     period = check_period(dataset, coins, start_ms, end_ms, args.horizon)
     histories = [(coin, dataset.history(coin, end_ms)) for coin in coins]
     panel = replay_panel(histories, config, start_ms, end_ms, notes=period.notes)
+    if args.smc:
+        panel = with_smc_candidate(panel)
     if panel.times.size <= args.horizon:
         raise InputError(f"only {panel.times.size} days could be scored, not more than the horizon of {args.horizon}")
     report = run_research(panel, config, args.horizon, costs)
@@ -339,6 +342,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default="", help="write the report as JSON here")
     parser.add_argument("--chart", default="", help="write the chart (PNG) here")
     parser.add_argument("--profile", default="seed", help="scoring profile to replay: seed (default) or research")
+    parser.add_argument(
+        "--smc",
+        action="store_true",
+        help="also study the SMC structure reading (signals/smc.py) as a weight-0 factor candidate (~1.5 s a coin)",
+    )
     parser.add_argument(
         "--fit-profile",
         action="store_true",

@@ -14,7 +14,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 
-from signals.research import FACTOR_HORIZONS, STUDIED, ResearchReport
+from signals.research import FACTOR_HORIZONS, ResearchReport
 
 
 def write_chart(report: ResearchReport, path: Path | BinaryIO) -> None:
@@ -77,7 +77,7 @@ def write_chart(report: ResearchReport, path: Path | BinaryIO) -> None:
         "pooled, per class: 95% block-bootstrap intervals (random entries: the band chance gives)", fontsize=9
     )
 
-    factors = list(STUDIED)
+    factors = list(report.panel.studied)
     ic = np.full((len(factors), len(FACTOR_HORIZONS)), np.nan)
     labels = [["" for _ in FACTOR_HORIZONS] for _ in factors]
     for cell in report.factors:
