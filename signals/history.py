@@ -30,7 +30,7 @@ from signals.replay import History
 
 T = TypeVar("T")
 # Coinglass history intervals (``1d`` is a real one: daily bars open at 00:00 UTC).
-INTERVALS = {"h4": 4 * HOUR_MS, "4h": 4 * HOUR_MS, "h1": HOUR_MS, "1h": HOUR_MS, "1d": DAY_MS}
+INTERVALS = {"h4": 4 * HOUR_MS, "4h": 4 * HOUR_MS, "h1": HOUR_MS, "1h": HOUR_MS, "d1": DAY_MS, "1d": DAY_MS}
 INTERVAL_NAMES = {DAY_MS: "1d", 4 * HOUR_MS: "4h", HOUR_MS: "1h"}
 COINGLASS_PAGE = 1000
 OKX_PAGE = 100

@@ -151,7 +151,7 @@ async def test_a_shifted_backtest_costs_only_the_pages_it_adds(rest: httpx.Async
     ("params", "words"),
     [
         ({"start": "2025-03-01T00:00:00Z", "end": "2025-02-01T00:00:00Z"}, "must be before end"),
-        ({"interval": "d1"}, "interval must be h4 or h1"),
+        ({"interval": "w1"}, "interval must be h4, h1 or d1"),
         ({"horizon_bars": 0}, "horizon_bars must be between 1 and 100"),
         ({"horizon_bars": 101}, "horizon_bars must be between 1 and 100"),
         ({"start": "yesterday"}, "start must be an RFC 3339 time"),
@@ -193,3 +193,16 @@ async def test_backtest_is_in_the_openapi_document_for_gpt_actions(rest: httpx.A
     assert operation["operationId"]
     names = {p["name"] for p in operation["parameters"]}
     assert {"symbol", "interval", "start", "end", "horizon_bars", "include_bars"} <= names
+
+
+async def test_a_daily_backtest_replays_the_same_signal_on_1d_bars(rest: httpx.AsyncClient) -> None:
+    """interval=1d (a real Coinglass history interval): the research panel's bar, on the API too."""
+    response = await rest.get(
+        "/backtest/BTC",
+        params={"interval": "1d", "start": "2024-11-20T00:00:00Z", "end": "2025-05-10T00:00:00Z", "horizon_bars": 1},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["interval"] == "1d" and report["horizonBars"] == 1
+    assert report["barsScored"] + report["barsWithoutOutcome"] + report["warmupBars"] == 172  # days, both ends in
+    assert report["lookahead"]["mismatches"] == 0

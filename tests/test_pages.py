@@ -115,7 +115,7 @@ async def test_the_backtest_chart_is_a_png_of_the_report(twin: RecordedTwin) -> 
     ("params", "status", "message"),
     [
         ({"start": "yesterday"}, 400, "start must be an RFC 3339 time"),
-        ({**PERIOD, "interval": "d1"}, 400, "interval must be h4 or h1"),
+        ({**PERIOD, "interval": "w1"}, 400, "interval must be h4, h1 or d1"),
         ({"start": "2025-03-01T00:00:00Z", "end": "2025-02-01T00:00:00Z"}, 400, "must be before end"),
     ],
 )

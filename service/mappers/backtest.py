@@ -44,7 +44,7 @@ async def backtest_period(
     if interval_ms is None:
         await context.abort(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"interval must be h4 or h1 (or 4h, 1h), got {request.interval[:32]!r}",
+            f"interval must be h4, h1 or d1 (or 4h, 1h, 1d), got {request.interval[:32]!r}",
         )
         raise AssertionError("unreachable")
     try:
