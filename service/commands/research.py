@@ -35,6 +35,7 @@ JSON fields (all returns in percent):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -48,7 +49,8 @@ from scoring import ScoringConfigError
 from scoring.config import load_profile
 from signals.costs import DEFAULT_FEE_BPS, Costs
 from signals.dataset import INTERVAL, Dataset, DatasetError, check_period, parse_day
-from signals.inputs import from_ms
+from signals.inputs import DAY_MS, from_ms
+from signals.replay import History
 from signals.research import (
     ClassStats,
     ResearchReport,
@@ -254,13 +256,46 @@ def report_json(report: ResearchReport, parameters: dict[str, Any]) -> dict[str,
     }
 
 
+def live_histories(
+    coins: Sequence[str], start_ms: int, end_ms: int, horizon: int
+) -> tuple[list[tuple[str, History]], list[str]]:
+    """Each coin's daily history from Coinglass (COINGLASS_API_KEY): the same paged, cached and
+    budgeted calls as a backtest's, through the same provider clients (service/app.py builds them)."""
+    if end_ms < start_ms or horizon >= (end_ms - start_ms) // DAY_MS + 1:
+        raise InputError("the period must hold more days than the horizon")
+    # Imported here: the dataset path never needs the provider clients.
+    from service.app import build_providers
+    from service.settings import load_settings
+    from signals.errors import BacktestRefusedError, HistoryUnavailableError
+    from signals.history import load_history
+
+    async def load() -> tuple[list[tuple[str, History]], list[str]]:
+        providers = await build_providers(load_settings())
+        try:
+            histories, notes = [], ["history: live Coinglass (COINGLASS_API_KEY), daily bars"]
+            for coin in coins:
+                history, coin_notes = await load_history(providers.clients, coin, DAY_MS, start_ms, end_ms)
+                histories.append((coin, history))
+                notes.extend(f"{coin}: {note}" for note in coin_notes)
+            return histories, notes
+        finally:
+            await providers.aclose()
+
+    try:
+        return asyncio.run(load())
+    except (BacktestRefusedError, HistoryUnavailableError) as exc:
+        raise InputError(str(exc)) from None
+
+
 def compute(args: argparse.Namespace) -> tuple[ResearchReport, dict[str, Any]]:
     """The report for parsed arguments; DatasetError / InputError on bad input."""
     # signals.history is not imported here: it pulls in the provider clients, which this command never uses.
     if args.interval.strip().lower() != INTERVAL:
         raise InputError(f"--interval {args.interval!r}: the dataset holds daily bars, use --interval 1d")
-    if not args.data:
-        raise InputError("--data DIR is required (the live Coinglass history is not wired to this command yet)")
+    if not args.data and not os.environ.get("COINGLASS_API_KEY"):
+        raise InputError(
+            "give --data DIR (a folder in the panel's format), or set COINGLASS_API_KEY for the live history"
+        )
     coins = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     if len(set(coins)) != len(coins):
         raise InputError(f"--symbols {args.symbols!r} names a coin twice")
@@ -274,18 +309,22 @@ def compute(args: argparse.Namespace) -> tuple[ResearchReport, dict[str, Any]]:
         config = load_profile(args.profile, os.environ.get("SCORING_CONFIG") or None)
     except ScoringConfigError as exc:
         raise InputError(str(exc)) from None
-    dataset = Dataset(args.data)
     start_ms, end_ms = parse_day(args.start, "--start"), parse_day(args.end, "--end")
-    period = check_period(dataset, coins, start_ms, end_ms, args.horizon)
-    histories = [(coin, dataset.history(coin, end_ms)) for coin in coins]
-    panel = replay_panel(histories, config, start_ms, end_ms, notes=period.notes)
+    if args.data:
+        dataset = Dataset(args.data)
+        period = check_period(dataset, coins, start_ms, end_ms, args.horizon)
+        histories = [(coin, dataset.history(coin, end_ms)) for coin in coins]
+        notes = list(period.notes)
+    else:
+        histories, notes = live_histories(coins, start_ms, end_ms, args.horizon)
+    panel = replay_panel(histories, config, start_ms, end_ms, notes=notes)
     if args.smc:
         panel = with_smc_candidate(panel)
     if panel.times.size <= args.horizon:
         raise InputError(f"only {panel.times.size} days could be scored, not more than the horizon of {args.horizon}")
     report = run_research(panel, config, args.horizon, costs)
     parameters = {
-        "data": str(args.data),
+        "data": str(args.data) if args.data else "live Coinglass history",
         "symbols": coins,
         "interval": INTERVAL,
         "start": f"{from_ms(start_ms):%Y-%m-%d}",
