@@ -59,6 +59,29 @@ class StructureReport:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeframeView:
+    """One interval's structure as a signal's debug output shows it beside the others."""
+
+    interval: str
+    report: StructureReport | None
+    error: str = ""  # why this interval has no view (its candles could not be had)
+
+    @property
+    def trend(self) -> str:
+        return self.report.structure.trend if self.report is not None else "none"
+
+
+TIMEFRAMES = ("1h", "4h", "1d")
+TIMEFRAME_BARS = 200
+
+
+def aligned(views: Sequence[TimeframeView]) -> bool:
+    """Every interval's structure points the same way (and each has one)."""
+    trends = {v.trend for v in views}
+    return len(trends) == 1 and trends != {"none"}
+
+
+@dataclass(frozen=True, slots=True)
 class CorrelationReport:
     interval: str
     window: int
@@ -132,6 +155,18 @@ class MarketData:
         window = history.bars[-bars:]
         structure = smc.analyze(window, history.step, swing_bars=swing_bars, equal_tolerance_pct=equal_tolerance_pct)
         return StructureReport(history, structure, smc.structure_reading(structure))
+
+    async def timeframes(self, symbol: str) -> list[TimeframeView]:
+        """The structure on 1h, 4h and 1d side by side, from the same cached candles as /smc (one
+        upstream call per coin and interval per TTL); an interval that fails says why, never the rest."""
+
+        async def view(interval: str) -> TimeframeView:
+            try:
+                return TimeframeView(interval, await self.structure(symbol, interval, TIMEFRAME_BARS))
+            except CandlesUnavailableError as exc:
+                return TimeframeView(interval, None, str(exc))
+
+        return list(await asyncio.gather(*(view(i) for i in TIMEFRAMES)))
 
     async def correlation(self, symbols: Sequence[str], interval: str, window: int) -> CorrelationReport:
         coins = list(dict.fromkeys(symbols))

@@ -39,6 +39,7 @@ from service.servicers.signal import SignalServicer
 from signals.coin_universe import CoinUniverse
 from signals.desk import LiveSignal
 from signals.errors import SignalUnavailableError
+from signals.market import TIMEFRAMES, TimeframeView
 from tests.aio_testing import AioTestServer
 
 SIGNAL_SERVICE = signal_pb2.DESCRIPTOR.services_by_name["SignalService"]
@@ -95,8 +96,15 @@ class StubDesk:
 DOCUMENT: Mapping[str, Any] = {"info": {"description": "test"}, "paths": {"/signals/{symbol}": {"get": {}}}}
 
 
+class NoCandles:
+    """The servicer's market data in these unit tests: no interval has candles (its views say so)."""
+
+    async def timeframes(self, symbol: str) -> list[TimeframeView]:
+        return [TimeframeView(interval, None, "no candles in this test") for interval in TIMEFRAMES]
+
+
 def signal_server(desk: StubDesk, keys: tuple[str, ...] = ()) -> AioTestServer:
-    servicer = SignalServicer(desk, None, {"okx": None}, dict(DOCUMENT))  # type: ignore[arg-type]
+    servicer = SignalServicer(desk, None, {"okx": None}, dict(DOCUMENT), market=NoCandles())  # type: ignore[arg-type]
     return AioTestServer({SIGNAL_SERVICE: servicer}, [AuthInterceptor(keys)] if keys else [])
 
 

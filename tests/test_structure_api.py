@@ -12,6 +12,7 @@ from cryptosignals.v1 import signal_pb2, signal_pb2_grpc
 
 from signals import smc
 from signals.correlation import correlate
+from signals.market import MarketData
 from tests.stack import Stack, running_stack
 from twin import RecordedTwin
 
@@ -196,3 +197,29 @@ async def test_okx_candles_without_a_coinglass_key(twin: RecordedTwin) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as again:
             await stub.GetMarketStructure(request)
         assert again.value.code() == grpc.StatusCode.NOT_FOUND and twin.request_count("okx") == asked
+
+
+async def test_a_debug_signal_shows_the_structure_on_three_timeframes_side_by_side(
+    stack: Stack, rest: httpx.AsyncClient, faults: RecordedTwin
+) -> None:
+    body = (await rest.get("/signals/ETH", params={"debug": "true"})).json()
+    views = {v["interval"]: v for v in body["timeframes"]}
+    assert set(views) == {"1h", "4h", "1d"}
+    market = MarketData(stack.server.app.clients)  # the server's clients: the same cached candles
+    for interval, view in views.items():
+        domain = await market.structure("ETH", interval, 200)
+        assert view["trend"] == domain.structure.trend, interval
+        assert view["bars"] == domain.structure.bars and view["source"] == domain.history.source
+    trends = {v["trend"] for v in views.values()}
+    assert body["timeframesAligned"] is (len(trends) == 1 and trends != {"none"})
+    assert not (await rest.get("/signals/ETH")).json().get("timeframes")  # debug only
+    # An interval whose candles cannot be had says so; the signal is still served.
+    faults.set_fault("coinglass", "/api/futures/price/history", "server_error")
+    faults.set_fault("okx", "/api/v5/market/candles", "server_error")
+    cache = stack.server.app.providers.cache
+    assert cache is not None
+    cache.clear()  # nothing cached: the broken sources are really asked
+    broken = await rest.get("/signals/SOL", params={"debug": "true"})
+    assert broken.status_code == 200, broken.text
+    assert all(v["error"] and v["trend"] == "none" for v in broken.json()["timeframes"])
+    assert broken.json()["timeframesAligned"] is False

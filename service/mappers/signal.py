@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 from cryptosignals.v1 import signal_pb2
@@ -10,6 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from scoring import ScoringConfig
 from signals.desk import LiveSignal
+from signals.market import TimeframeView
 
 _DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}
 _CONFIDENCE = {"high": signal_pb2.high, "medium": signal_pb2.medium, "low": signal_pb2.low}
@@ -102,3 +104,20 @@ def signal_message(live: LiveSignal, *, config: ScoringConfig, debug: bool) -> s
             )
         )
     return message
+
+
+def timeframe_messages(views: Sequence[TimeframeView]) -> list[signal_pb2.TimeframeView]:
+    """A debug signal's 1h/4h/1d structure views."""
+    messages = []
+    for view in views:
+        message = signal_pb2.TimeframeView(interval=view.interval, trend=view.trend, error=view.error)
+        report = view.report
+        if report is not None:
+            message.bars = report.structure.bars
+            message.source = report.history.source
+            if report.reading is not None:
+                message.structure_reading = report.reading
+            if report.structure.location is not None:
+                message.zone = report.structure.location.zone
+        messages.append(message)
+    return messages

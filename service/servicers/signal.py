@@ -15,7 +15,7 @@ from providers.clients import Clients
 from providers.http import ProviderHttp
 from records.archive import SignalArchive
 from service.mappers.market import build_market_snapshot, probe_premium_endpoints, provider_health
-from service.mappers.signal import signal_message
+from service.mappers.signal import signal_message, timeframe_messages
 from service.mappers.structure import correlation_message, structure_message
 from service.rpc.guard import answers_ready
 from service.rpc.status import abort_for, coin_or_abort
@@ -24,7 +24,7 @@ from service.web import docs as docs_pages
 from service.web.pages import DOCS_CSP, send_page_headers
 from signals.desk import LiveSignal, SignalDesk
 from signals.errors import MarketQueryError, unknown_coin_message
-from signals.market import MAX_SYMBOLS, MarketData, interval_of
+from signals.market import MAX_SYMBOLS, MarketData, aligned, interval_of
 
 VERSION = "1.0.0"
 
@@ -123,6 +123,8 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         a spelling answered before, whose coin's memoised signal is fresh. The same signal as last
         time: the same message (no validation, no rendering; it was offered to the history then).
         A newer one: rendered now. None: GetSignal validates the coin and awaits its signal."""
+        if request.debug:
+            return None  # a debug signal adds the 1h/4h/1d structure, which awaits its candles
         key = (request.symbol, request.debug, request.profile)
         hot = self._rendered.get(key)
         if hot is None:
@@ -158,7 +160,17 @@ class SignalServicer(signal_pb2_grpc.SignalServiceServicer):
         symbol = await self._symbol(request.symbol, context)
         # SignalUnavailableError, UnknownProfileError: the guard answers them (rpc/status.py)
         live = await self._desk.signal(symbol, request.profile)
-        return self._render((request.symbol, request.debug, request.profile), symbol, live)
+        message = self._render((request.symbol, request.debug, request.profile), symbol, live)
+        if not request.debug:
+            return message
+        # Debug: the structure on 1h, 4h and 1d beside the signal (cached candles; an interval that
+        # fails says why in its view, never fails the signal).
+        views = await self._market.timeframes(symbol)
+        answer = signal_pb2.Signal()
+        answer.CopyFrom(message)
+        answer.timeframes.extend(timeframe_messages(views))
+        answer.timeframes_aligned = aligned(views)
+        return answer
 
     async def GetMarket(
         self, request: signal_pb2.GetMarketRequest, context: grpc.aio.ServicerContext
