@@ -11,10 +11,13 @@ dropped, so no test bar informs it), with the evidence rule of the panel fit (si
 - each factor's rank IC of its sub-score (the shipped reading) with the gross forward return, its
   standard error (the sd of the IC under every circular shift of at least 30 bars and 3 horizons)
   and a two-sided shift p-value;
-- shrunk IC = sign(IC) * max(0, |IC| - SE); a factor carries weight only if p < ``MIN_P`` and its
-  shrunk IC is above 0 (minimum evidence): a factor without evidence gets weight 0, however its
-  noise ranks. A factor with evidence of the opposite sign also gets 0: this fit sets weights
-  only (reading a factor reversed is the panel fit's business);
+- shrunk IC = sign(IC) * max(0, |IC| - SE); a factor carries weight only if its p-value, Holm-adjusted
+  over the factors of the fit, is below ``MIN_P`` and its shrunk IC is above 0 (minimum evidence).
+  One coin has no sign agreement across coins to check (the panel fit's second condition), so the
+  search over seven factors is paid for by the adjustment instead: a factor without evidence gets
+  weight 0, however its noise ranks, and the chance that any of seven noise factors gets weight is
+  at most ``MIN_P`` (as far as the shift p-values hold). A factor with evidence of the opposite
+  sign also gets 0: this fit sets weights only (reading a factor reversed is the panel fit's business);
 - weights are proportional to the shrunk ICs and share the shipped total of the fitted factors;
   social (no history) keeps its shipped weight;
 - no factor passes: the fitted rule is FLAT (no positions, score 50 at every bar).
@@ -53,17 +56,30 @@ from signals.research import Outcomes, Panel, outcomes, position_net, replay_pan
 
 FloatArray = NDArray[np.float64]
 Signs = NDArray[np.int8]
-MIN_P = pf.MIN_P  # the panel fit's evidence threshold
+MIN_P = 0.10  # the panel fit's evidence threshold, here on Holm-adjusted p-values (one coin: no sign agreement)
 BOOTSTRAP_DRAWS = 1000
 FITTED = pf.FITTED  # every factor but social (no history)
 RULES = ("fitted", "shipped", "always_long")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One factor's training evidence."""
+
+    factor: str
+    ic: float  # rank IC of the sub-score with the gross forward return
+    se: float  # sd of the IC under every circular shift
+    p_value: float  # two-sided, circular shifts
+    p_holm: float  # Holm-adjusted over the factors of the fit
+    shrunk: float  # sign(IC) * max(0, |IC| - SE)
+    passes: bool  # p_holm < MIN_P and shrunk > 0: the factor gets weight
 
 
 @dataclass(frozen=True)
 class Fit:
     """A fitted weight set: ``weights`` None = no factor passed the evidence rule (the rule is flat)."""
 
-    candidates: tuple[pf.Candidate, ...]  # every factor's training IC, SE, p, shrunk IC, evidence
+    evidence: tuple[Evidence, ...]
     weights: Mapping[str, float] | None
 
 
@@ -127,17 +143,22 @@ def fit_weights(
     panel: Panel, shipped: ScoringConfig, horizon: int, costs: Costs, start_ms: int, train_end_ms: int
 ) -> Fit:
     """The fit on ``start .. train_end`` of ``panel`` (the shipped replay; see the module docstring)."""
-    cands = tuple(pf.candidates({pf.LOOKBACK_HOURS[0]: panel}, horizon, costs, start_ms, train_end_ms))
-    evidence = {c.factor: c.shrunk for c in cands if c.passes and c.shrunk > 0}
-    if not evidence:
-        return Fit(cands, None)
+    cands = pf.candidates({pf.LOOKBACK_HOURS[0]: panel}, horizon, costs, start_ms, train_end_ms)
+    holm, _ = ps.adjust([c.p_value for c in cands])
+    evidence = tuple(
+        Evidence(c.factor, c.ic, c.se, c.p_value, h, c.shrunk, bool(h < MIN_P and c.shrunk > 0))
+        for c, h in zip(cands, holm, strict=True)
+    )
+    shrunk = {e.factor: e.shrunk for e in evidence if e.passes}
+    if not shrunk:
+        return Fit(evidence, None)
     fitted_total = sum(shipped.weights[f] for f in FITTED)
-    total = sum(evidence.values())
+    total = sum(shrunk.values())
     weights = {
-        f: (round(evidence.get(f, 0.0) / total * fitted_total, 2) if f in FITTED else shipped.weights[f])
+        f: (round(shrunk.get(f, 0.0) / total * fitted_total, 2) if f in FITTED else shipped.weights[f])
         for f in FACTOR_NAMES
     }
-    return Fit(cands, weights)
+    return Fit(evidence, weights)
 
 
 def with_weights(config: ScoringConfig, weights: Mapping[str, float]) -> ScoringConfig:

@@ -93,11 +93,11 @@ def _print_judgement(j: Judgement) -> None:
 
 
 def _print_fit(fit: Fit) -> None:
-    print(f"    {'factor':<18}{'IC':>7}  {'SE':>6}  {'p':>6}  {'shrunk':>7}  evidence")
-    for c in fit.candidates:
-        verdict = "passes" if c.passes and c.shrunk > 0 else "negative: weight 0" if c.passes else "-"
-        stats = f"{_f(c.ic):>7}  {_f(c.se, '.3f'):>6}  {_f(c.p_value, '.3f'):>6}  {_f(c.shrunk):>7}"
-        print(f"    {c.factor:<18}{stats}  {verdict}")
+    print(f"    {'factor':<18}{'IC':>7}  {'SE':>6}  {'p':>6}  {'p Holm':>6}  {'shrunk':>7}  evidence")
+    for e in fit.evidence:
+        verdict = "passes" if e.passes else "-"
+        stats = f"{_f(e.ic):>7}  {_f(e.se, '.3f'):>6}  {_f(e.p_value, '.3f'):>6}  {_f(e.p_holm, '.3f'):>6}"
+        print(f"    {e.factor:<18}{stats}  {_f(e.shrunk):>7}  {verdict}")
     print(f"    fitted weights: {describe_weights(fit.weights)}")
 
 
@@ -150,7 +150,8 @@ async def _walk_forward(
         f"horizon {h} bars; fees {costs.fee_bps:g} bps per side + funding\n"
         f"  fit: each factor's rank IC with the {h}-bar forward return on the training bars (outcomes purged at the\n"
         f"    training end); SE = sd of the IC under every circular shift; shrunk IC = sign x max(0, |IC| - SE);\n"
-        f"    weight only if p < {MIN_P:g} and shrunk IC > 0, proportional to it (social keeps its shipped weight);\n"
+        f"    weight only if p Holm-adjusted over the factors < {MIN_P:g} and shrunk IC > 0, proportional to the\n"
+        f"    shrunk IC (social keeps its shipped weight);\n"
         f"    no factor passes: the fitted rule is flat\n"
         f"  judged: fitted and shipped weights and always long on the SAME test bars; net P&L per bar = the bar's\n"
         f"    position (+1 LONG, -1 SHORT, 0 NEUTRAL) held {h} bars, after fees and funding, flat = 0, percent;\n"
