@@ -51,6 +51,7 @@ from scoring.config import DEFAULT_FILE
 from signals import panel_statistics as ps
 from signals import profile_fit as pf
 from signals.costs import Costs
+from signals.errors import TooFewBarsError
 from signals.replay import History
 from signals.research import Outcomes, Panel, outcomes, position_net, replay_panel
 
@@ -262,6 +263,11 @@ def walk_forward(
         judged_rows |= common
         pending.append((train_start, train_end, test_start, test_end, fit, common, int((with_outcome & ~common).sum())))
         train_start += test_bars * step
+    if not judged_rows.any():
+        raise TooFewBarsError(
+            f"the walk-forward needs at least {train_bars + test_bars // 2} bars ({train_bars} to train, "
+            f"half of {test_bars} to test) with outcomes: the period gives no test bar"
+        )
     fitted_pnl = bar_pnl(o, fitted_sign[:, None])[:, 0]
     pnl = {"fitted": fitted_pnl, "shipped": shipped_pnl, "always_long": long_pnl}
     signs = {"fitted": fitted_sign, "shipped": frame.sign[:, 0], "always_long": np.ones(n, dtype=np.int8)}

@@ -18,6 +18,7 @@ from service.app import App
 from signals import replay as replay_module
 from signals import walkforward
 from signals.backtest import check_lookahead, run_backtest
+from signals.errors import TooFewBarsError
 from signals.history import load_history
 from signals.inputs import HOUR_MS, Series, momentum, to_ms
 from signals.replay import History, replay
@@ -184,3 +185,8 @@ def test_both_weight_sets_are_the_engines_signals(history: History, monkeypatch:
                 assert pnl[k] == long_pnl[k]
             else:  # a short: -gross - fees + funding, the long's gross - fees - funding mirrored
                 assert pnl[k] + long_pnl[k] == pytest.approx(-2 * result.costs.round_trip_pct)
+
+
+def test_a_walk_forward_without_a_test_bar_is_refused_in_one_sentence(history: History) -> None:
+    with pytest.raises(TooFewBarsError, match="the walk-forward needs at least 630 bars"):
+        walk_forward(history, DEFAULT_CONFIG, START, START + 100 * STEP, 6, train_bars=540, test_bars=180)

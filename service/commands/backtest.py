@@ -80,7 +80,7 @@ def _interval(m: MeanInterval | None) -> str:
 def _print_judgement(j: Judgement) -> None:
     print(
         f"    {'rule':<12}{'LONG':>6}{'SHORT':>7}{'NEUTRAL':>8}  {'score IC':>8} {'(SE, p)':<15}"
-        f"{'net P&L per bar [95%]':<32}vs always long [95%]"
+        f"{'net P&L/bar [95%]':<32}vs always long [95%]"
     )
     for r in j.rules:
         ic = f"{_f(r.score_ic):>8} ({_f(r.score_ic_se, '.3f')}, {_f(r.score_ic_p, '.2f')})"
