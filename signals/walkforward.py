@@ -187,6 +187,13 @@ def judge(
     """Every rule on the same bars: ``times`` and every array are those bars, in time order, contiguous."""
     n = times.size
     long_pnl = pnl["always_long"]
+    if n < 2:  # nothing to judge (a fold whose every bar the fitted weights could not score)
+        empty = ps.MeanInterval(n, float("nan"), float("nan"), float("nan"))
+        nan = float("nan")
+        rules_ = tuple(
+            RuleResult(k, nan, nan, nan, nan, nan, nan, empty, None if k == "always_long" else empty) for k in signs
+        )
+        return Judgement(times, 0, rules_, dict(pnl))
     block = ps.politis_white_block(long_pnl, horizon)
     resamples = ps.circular_block_indices(n, block, BOOTSTRAP_DRAWS, np.random.default_rng(seed))
     shifts = ps.shift_set(n, horizon)

@@ -207,3 +207,17 @@ def test_fitted_weights_are_written_as_a_loadable_config(tmp_path: Path) -> None
     loaded = load_config(path)
     assert dict(loaded.weights) == pytest.approx(dict(fit.weights))
     assert loaded.scales == DEFAULT_CONFIG.scales
+
+
+def test_a_fold_without_common_bars_is_reported_empty_not_judged() -> None:
+    none = np.zeros(0, dtype=np.int8)
+    judged = judge(
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0),
+        {"fitted": none, "shipped": none, "always_long": none},
+        {"fitted": None, "shipped": None},
+        {k: np.zeros(0) for k in ("fitted", "shipped", "always_long")},
+        6,
+        seed=1,
+    )
+    assert all(r.net.count == 0 and np.isnan(r.net.mean) for r in judged.rules)
