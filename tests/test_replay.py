@@ -10,16 +10,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from scoring import DEFAULT_CONFIG
 from service.app import App
 from signals import replay as replay_module
+from signals import walkforward
 from signals.backtest import check_lookahead, run_backtest
+from signals.errors import TooFewBarsError
 from signals.history import load_history
 from signals.inputs import HOUR_MS, Series, momentum, to_ms
 from signals.replay import History, replay
-from signals.walkforward import walk_forward
+from signals.walkforward import WalkForward, walk_forward, with_weights
 from tests.stack import stack_settings
 from twin import RecordedTwin
 
@@ -121,10 +124,69 @@ async def test_live_snapshot_momentum_and_replay_momentum_agree_on_the_same_data
 
 def test_walk_forward_judges_weights_only_on_bars_after_their_training_window(history: History) -> None:
     result = walk_forward(history, DEFAULT_CONFIG, START, END, 6, train_bars=540, test_bars=180)
-    assert len(result.folds) >= 2
+    assert len(result.folds) == 3
     for fold in result.folds:
         assert fold.test_start_ms > fold.train_end_ms
-        assert abs(sum(fold.weights.values()) - DEFAULT_CONFIG.total_weight) < 0.1
-        assert fold.weights["social"] == DEFAULT_CONFIG.weights["social"]
-    assert result.shipped.positions > 0
-    assert set(result.final_weights) == set(DEFAULT_CONFIG.weights)
+        times = fold.judged.times
+        assert times.size > 0 and fold.test_start_ms <= times[0] and times[-1] <= fold.test_end_ms
+        # Minimum evidence: weight only for a factor whose training IC passes; otherwise flat.
+        if fold.weights is not None:
+            assert abs(sum(fold.weights.values()) - DEFAULT_CONFIG.total_weight) < 0.1
+            assert fold.weights["social"] == DEFAULT_CONFIG.weights["social"]
+        for e in fold.fit.evidence:
+            assert (fold.weights is not None and fold.weights[e.factor] > 0) == e.passes
+            assert e.passes == (e.p_holm < walkforward.MIN_P and e.shrunk > 0)
+    assert result.lookahead_mismatches == 0
+
+
+def _walk_forward_with_weights(history: History, monkeypatch: pytest.MonkeyPatch) -> WalkForward:
+    """The evidence bar removed (any positive shrunk IC passes) so folds fit weights: the fitted side is replayed."""
+    monkeypatch.setattr(walkforward, "MIN_P", 1.01)
+    return walk_forward(history, DEFAULT_CONFIG, START, END, 6, train_bars=540, test_bars=180)
+
+
+def test_fitted_shipped_and_always_long_are_judged_on_the_same_bars(
+    history: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _walk_forward_with_weights(history, monkeypatch)
+    assert any(fold.weights is not None for fold in result.folds)
+    pooled_times = []
+    for fold in result.folds:
+        judged = fold.judged
+        assert [r.name for r in judged.rules] == ["fitted", "shipped", "always_long"]
+        for rule in judged.rules:
+            pnl = judged.pnl[rule.name]
+            assert pnl.shape == judged.times.shape and np.isfinite(pnl).all()
+            assert rule.net.count == judged.times.size
+            assert rule.net.mean == pytest.approx(float(pnl.mean()))
+            if rule.vs_always_long is not None:  # paired, bar by bar
+                assert rule.vs_always_long.mean == pytest.approx(float((pnl - judged.pnl["always_long"]).mean()))
+        assert judged.rule("always_long").long_share == 1.0
+        pooled_times.extend(judged.times.tolist())
+    assert result.pooled.times.tolist() == pooled_times
+
+
+def test_both_weight_sets_are_the_engines_signals(history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fitted and the shipped sides are the replay's own LONG/SHORT/NEUTRAL (no second scorer):
+    a bar's per-bar P&L is that direction's position."""
+    result = _walk_forward_with_weights(history, monkeypatch)
+    fold = next(f for f in reversed(result.folds) if f.weights is not None)
+    assert fold.weights is not None
+    times = set(fold.judged.times.tolist())
+    for name, config in (("fitted", with_weights(DEFAULT_CONFIG, fold.weights)), ("shipped", DEFAULT_CONFIG)):
+        bars = {b.time_ms: b for b in replay(history, config, fold.test_start_ms, fold.test_end_ms, bars=times)}
+        pnl, long_pnl = fold.judged.pnl[name], fold.judged.pnl["always_long"]
+        for k, t in enumerate(fold.judged.times.tolist()):
+            scored = bars[t].scored
+            assert scored is not None
+            if scored.direction == "NEUTRAL":
+                assert pnl[k] == 0.0
+            elif scored.direction == "LONG":
+                assert pnl[k] == long_pnl[k]
+            else:  # a short: -gross - fees + funding, the long's gross - fees - funding mirrored
+                assert pnl[k] + long_pnl[k] == pytest.approx(-2 * result.costs.round_trip_pct)
+
+
+def test_a_walk_forward_without_a_test_bar_is_refused_in_one_sentence(history: History) -> None:
+    with pytest.raises(TooFewBarsError, match="the walk-forward needs at least 630 bars"):
+        walk_forward(history, DEFAULT_CONFIG, START, START + 100 * STEP, 6, train_bars=540, test_bars=180)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -31,10 +32,12 @@ from service.reports.table import pct as _pct
 from service.reports.table import print_report
 from service.settings import Settings
 from signals.backtester import DEFAULT_HORIZON_BARS, plan_period
+from signals.costs import DEFAULT_FEE_BPS, Costs
 from signals.errors import DomainError
 from signals.history import INTERVAL_NAMES, INTERVALS, load_history
 from signals.inputs import DAY_MS, from_ms
-from signals.walkforward import Performance, walk_forward, write_config
+from signals.panel_statistics import MeanInterval
+from signals.walkforward import MIN_P, Fit, Judgement, describe_weights, walk_forward, write_config
 
 BUNDLED_START, BUNDLED_END = "2024-11-15T00:00:00Z", "2025-05-13T08:00:00Z"
 BUNDLED_NOTE = "bundled real Coinglass history, BTC 4h (twin/recorded/coinglass/history/README.md)"
@@ -64,11 +67,38 @@ async def _settings(offline: bool) -> AsyncIterator[Settings]:
         await twin.stop()
 
 
-def _perf(p: Performance) -> str:
-    return (
-        f"{p.positions:>5} positions, hit {_pct(p.hit_rate)} [{_pct(p.hit_rate_low)}, {_pct(p.hit_rate_high)}], "
-        f"mean {p.mean_return_pct:+.3f}%"
+def _f(x: float, spec: str = "+.3f") -> str:
+    return "n/a" if not math.isfinite(x) else format(x, spec)
+
+
+def _interval(m: MeanInterval | None) -> str:
+    if m is None:
+        return ""
+    return f"{_f(m.mean)}% [{_f(m.low)}, {_f(m.high)}]"
+
+
+def _print_judgement(j: Judgement) -> None:
+    print(
+        f"    {'rule':<12}{'LONG':>6}{'SHORT':>7}{'NEUTRAL':>8}  {'score IC':>8} {'(SE, p)':<15}"
+        f"{'net P&L/bar [95%]':<32}vs always long [95%]"
     )
+    for r in j.rules:
+        ic = f"{_f(r.score_ic):>8} ({_f(r.score_ic_se, '.3f')}, {_f(r.score_ic_p, '.2f')})"
+        if not math.isfinite(r.score_ic):
+            ic = f"{'n/a':>8} {'':<15}"
+        print(
+            f"    {r.name:<12}{_pct(r.long_share):>6}{_pct(r.short_share):>7}{_pct(r.neutral_share):>8}  "
+            f"{ic:<24}{_interval(r.net):<32}{_interval(r.vs_always_long)}".rstrip()
+        )
+
+
+def _print_fit(fit: Fit) -> None:
+    print(f"    {'factor':<18}{'IC':>7}  {'SE':>6}  {'p':>6}  {'p Holm':>6}  {'shrunk':>7}  evidence")
+    for e in fit.evidence:
+        verdict = "passes" if e.passes else "-"
+        stats = f"{_f(e.ic):>7}  {_f(e.se, '.3f'):>6}  {_f(e.p_value, '.3f'):>6}  {_f(e.p_holm, '.3f'):>6}"
+        print(f"    {e.factor:<18}{stats}  {_f(e.shrunk):>7}  {verdict}")
+    print(f"    fitted weights: {describe_weights(fit.weights)}")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -110,23 +140,48 @@ async def _walk_forward(
 ) -> None:
     history, _ = await load_history(providers.clients, args.symbol, step, start, end)
     train_bars, test_bars = args.train_days * DAY_MS // step, args.test_days * DAY_MS // step
-    result = await asyncio.to_thread(walk_forward, history, scoring, start, end, args.horizon, train_bars, test_bars)
-    print(f"walk-forward: fit on {args.train_days} days, judge on the next {args.test_days}, rolling\n")
-    for fold in result.folds:
+    costs = Costs(args.fee_bps)
+    result = await asyncio.to_thread(
+        walk_forward, history, scoring, start, end, args.horizon, train_bars, test_bars, costs, args.symbol
+    )
+    h = args.horizon
+    print(
+        f"walk-forward: fit on {args.train_days} days, judge on the next {args.test_days}, rolling; "
+        f"horizon {h} bars; fees {costs.fee_bps:g} bps per side + funding\n"
+        f"  fit: each factor's rank IC with the {h}-bar forward return on the training bars (outcomes purged at the\n"
+        f"    training end); SE = sd of the IC under every circular shift; shrunk IC = sign x max(0, |IC| - SE);\n"
+        f"    weight only if p Holm-adjusted over the factors < {MIN_P:g} and shrunk IC > 0, proportional to the\n"
+        f"    shrunk IC (social keeps its shipped weight);\n"
+        f"    no factor passes: the fitted rule is flat\n"
+        f"  judged: fitted and shipped weights and always long on the SAME test bars; net P&L per bar = the bar's\n"
+        f"    position (+1 LONG, -1 SHORT, 0 NEUTRAL) held {h} bars, after fees and funding, flat = 0, percent;\n"
+        f"    score IC: rank IC with the gross forward return (SE and p from circular shifts); intervals:\n"
+        f"    circular block bootstrap (Politis-White, at least 3 horizons), paired against always long\n"
+    )
+    for k, fold in enumerate(result.folds, 1):
         print(
-            f"  train {from_ms(fold.train_start_ms):%Y-%m-%d}..{from_ms(fold.train_end_ms):%Y-%m-%d}  "
+            f"  fold {k}: train {from_ms(fold.train_start_ms):%Y-%m-%d}..{from_ms(fold.train_end_ms):%Y-%m-%d}  "
             f"test {from_ms(fold.test_start_ms):%Y-%m-%d}..{from_ms(fold.test_end_ms):%Y-%m-%d}"
         )
-        print(f"    in-sample (fitted)      {_perf(fold.in_sample)}")
-        print(f"    out-of-sample (fitted)  {_perf(fold.out_of_sample)}")
-        print(f"    out-of-sample (shipped) {_perf(fold.shipped)}")
-    print(f"\n  all test windows, fitted weights:  {_perf(result.out_of_sample)}")
-    print(f"  all test windows, shipped weights: {_perf(result.shipped)}")
-    weights = ", ".join(f"{k} {v:g}" for k, v in result.final_weights.items())
-    print(f"  weights fitted on the most recent {args.train_days} days: {weights}")
+        _print_fit(fold.fit)
+        left_out = f"; {fold.unscored} left out (the fitted weights' factors missing)" if fold.unscored else ""
+        print(f"    judged on {fold.judged.times.size} test bars (blocks of {fold.judged.block}){left_out}")
+        _print_judgement(fold.judged)
+    pooled = result.pooled
+    print(f"\n  all test windows together: {pooled.times.size} bars (blocks of {pooled.block})")
+    _print_judgement(pooled)
+    print(
+        f"  look-ahead check: {result.lookahead_mismatches} mismatches over {result.lookahead_compared} bars "
+        "(every replay)"
+    )
+    print(f"\n  the fit on the most recent {args.train_days} days:")
+    _print_fit(result.final)
+    if result.final.weights is None:
+        print("  no weights written: nothing passed the evidence rule\n")
+        return
     out = Path(args.config_out)
     write_config(
-        result.final_weights,
+        result.final.weights,
         out,
         f" Weights fitted by walk-forward on {args.symbol} {INTERVAL_NAMES[step]} up to "
         f"{from_ms(end):%Y-%m-%d}; NOT the shipped defaults. Load with SCORING_CONFIG={out}",
@@ -147,6 +202,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-days", type=int, default=90)
     parser.add_argument("--test-days", type=int, default=30)
     parser.add_argument("--config-out", default="scoring-walkforward.toml")
+    parser.add_argument("--fee-bps", type=float, default=DEFAULT_FEE_BPS, help="walk-forward fee per side, bps")
     return parser.parse_args(argv)
 
 
