@@ -327,3 +327,33 @@ async def test_dashboard_reconnects_then_falls_back_to_sse_when_the_socket_goes(
     assert any("/signals/ETH/stream" in url for url in visit.requests)
     await page.screenshot(path=screenshot_path("dashboard-sse-fallback"), full_page=True)
     visit.assert_clean(stack.rest_url)
+
+
+async def test_with_client_keys_the_dashboard_sends_the_key_it_was_given_in_the_fragment(
+    faults: RecordedTwin, open_page: Any
+) -> None:
+    """SIGNAL_API_KEYS set: the page takes the key from #key=... (no request carries a fragment),
+    drops it from the address bar, opens the WebSocket with the subprotocols cryptosignals.v1 and
+    bearer.<key>, and sends the key as a header on its fetches."""
+    from playwright.async_api import expect
+
+    async with running_stack(faults, watchlist="BTC", signal_api_keys="page-key", **FAST) as stack:
+        page, visit = await open_page()
+        sent: list[dict[str, str]] = []
+        page.on("request", lambda request: sent.append(request.headers) if "/history" in request.url else None)
+        await page.goto(f"{stack.rest_url}/dashboard?{BACKTEST_PERIOD}#key=page-key")
+        # Connected and fed: the server accepted the key from the bearer.<key> subprotocol.
+        btc = page.locator(".card[data-symbol='BTC'][data-transport='websocket']:not([data-updates='0'])")
+        await btc.wait_for(timeout=WAIT_MS)
+        assert "#" not in page.url and "page-key" not in page.url
+        await expect(page.locator("[data-role='chart-note']")).to_contain_text("recorded signals", timeout=WAIT_MS)
+        assert sent and all(headers.get("authorization") == "Bearer page-key" for headers in sent)
+        assert all("page-key" not in url for url in visit.requests + visit.websockets)
+        visit.assert_clean(stack.rest_url)
+
+        # Without the key (a fresh tab), the socket is refused (401 before the upgrade) every time:
+        # the page stops retrying and falls back to SSE, which is refused too, and says so.
+        page, visit = await open_page()
+        await page.goto(f"{stack.rest_url}/dashboard?{BACKTEST_PERIOD}")
+        await expect(page.locator("body")).to_have_attribute("data-transport", "sse", timeout=WAIT_MS)
+        assert len(visit.websockets) == 3
