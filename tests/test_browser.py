@@ -357,3 +357,5 @@ async def test_with_client_keys_the_dashboard_sends_the_key_it_was_given_in_the_
         await page.goto(f"{stack.rest_url}/dashboard?{BACKTEST_PERIOD}")
         await expect(page.locator("body")).to_have_attribute("data-transport", "sse", timeout=WAIT_MS)
         assert len(visit.websockets) == 3
+        meta = page.locator(".card[data-symbol='BTC'] [data-role='meta']")
+        await expect(meta).to_contain_text("stream unavailable", timeout=WAIT_MS)

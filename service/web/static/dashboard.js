@@ -133,7 +133,6 @@ class Coin {
 
   status(text) {
     if (!this.updates) this.meta.textContent = text;
-    this.card.dataset.feed = text;
   }
 
   // The fallback: this coin's own SSE stream (EventSource reconnects by itself).
@@ -150,7 +149,10 @@ class Coin {
       }
     };
     source.onerror = () => {
-      if (source.readyState !== EventSource.CLOSED) this.meta.textContent = "stream interrupted, reconnecting";
+      this.meta.textContent =
+        source.readyState === EventSource.CLOSED
+          ? "stream unavailable (refused: with SIGNAL_API_KEYS set the SSE stream cannot carry a key)"
+          : "stream interrupted, reconnecting";
     };
   }
 
