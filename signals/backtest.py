@@ -8,6 +8,10 @@ Definitions (the API documents the same):
 - Bars without enough history for every series are warm-up, not scored; bars whose horizon runs
   past ``end`` have no forward return and are counted nowhere.
 - Intervals and p-values respect the overlap of consecutive forward returns (signals/statistics.py).
+- Net figures are the position's return after a taker fee per side and the funding paid or received
+  at each 8 h settlement inside the hold (signals/costs.py, the research command's cost model): a
+  LONG nets ``r - fees - funding``, a SHORT ``-r - fees + funding``. A bar whose funding is unknown
+  has no net return and is left out of the net means (``net_count`` says how many are in).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from scoring import FACTOR_NAMES, ScoringConfig
 from signals import statistics
+from signals.costs import Costs, funding_per_bar, holding_funding, position_returns
 from signals.errors import TooFewBarsError
 from signals.inputs import Series
 from signals.replay import History, ReplayedBar, replay
@@ -49,6 +54,11 @@ class OutcomeStats:
     mean_forward_return_pct: float  # for positions: the return of the position taken (shorts gain on falls)
     median_forward_return_pct: float
     effective_sample_size: float
+    # The position's gross return (LONG: r, SHORT: -r; None for NEUTRAL, which takes none), and its
+    # mean net of fees and funding over the ``net_count`` positions whose funding is known.
+    mean_position_return_pct: float | None = None
+    mean_net_return_pct: float | None = None
+    net_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,7 @@ class BacktestBar:
     signal: str
     confidence: str
     forward_return_pct: float | None
+    funding_hold_pct: float | None = None  # funding a long pays over the hold (a short receives it), percent
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,7 @@ class BacktestReport:
     verdict: str
     notes: tuple[str, ...]
     bars: tuple[BacktestBar, ...]
+    fee_bps: float = Costs().fee_bps  # taker fee per side in the net figures
     method: str = METHOD
     bootstrap_draws: int = BOOTSTRAP_DRAWS
     permutation_draws: int = PERMUTATION_DRAWS
@@ -207,9 +219,12 @@ def run_backtest(
     lookahead_window_bars: int | None = LOOKAHEAD_WINDOW_BARS,
     replayed: list[ReplayedBar] | None = None,
     stop: threading.Event | None = None,
+    costs: Costs | None = None,
 ) -> BacktestReport:
     """The report of a period at a horizon. ``replayed``: the period's replay when the caller has
-    it already (it does not depend on the horizon); ``stop`` ends the work early when set."""
+    it already (it does not depend on the horizon); ``stop`` ends the work early when set; ``costs``:
+    the fee of the net figures (5 bps per side by default)."""
+    costs = costs or Costs()
     if replayed is None:
         replayed = replay(history, config, start_ms, end_ms, stop=stop)
     returns = forward_returns(replayed, history, horizon_bars, end_ms)
@@ -227,12 +242,28 @@ def run_backtest(
     summary = sample.summarize(direction)
     n, block = sample.n, sample.block
     positions, always_long = summary.positions, summary.always_long
-    classes = summary.classes
     longs, shorts = direction == "LONG", direction == "SHORT"
+    signs = summary.position_signs
+    funding = hold_funding(history, [bar.time_ms for bar, _ in evaluated], horizon_bars)
+    net = position_returns(signs, r, funding, costs)
+    hold = {bar.time_ms: float(f) for (bar, _), f in zip(evaluated, funding, strict=True) if np.isfinite(f)}
+    classes = (
+        _with_net(summary.classes[0], r[longs], net[longs]),
+        _with_net(summary.classes[1], -r[shorts], net[shorts]),
+        summary.classes[2],
+    )
+    positions = _with_net(positions, (signs * r)[signs != 0], net[signs != 0])
+    always = np.ones(n, dtype=np.int8)
+    always_long = _with_net(always_long, r, position_returns(always, r, funding, costs))
+    momentum, momentum_signs = _momentum_only(evaluated, r, config, sample)
+    momentum = _with_net(
+        momentum, (momentum_signs * r)[momentum_signs != 0], position_returns(momentum_signs, r, funding, costs)
+    )
+    baselines = [always_long, momentum]
     position_hits = (longs & (r > 0)) | (shorts & (r < 0))
-    baselines = [always_long, _momentum_only(evaluated, r, config, sample)]
     permutations = statistics.block_permutations(n, block, PERMUTATION_DRAWS, rng)
-    randomised = statistics.random_entries(summary.position_signs, r, permutations)
+    randomised = statistics.random_entries(signs, r, permutations)
+    random_net, random_net_count = _random_entries_net(signs, r, funding, permutations, costs)
     baselines.append(
         OutcomeStats(
             "random_entries",
@@ -243,6 +274,9 @@ def run_backtest(
             randomised.mean_return,
             randomised.median_return,
             positions.effective_sample_size,
+            randomised.mean_return,
+            random_net,
+            random_net_count,
         )
     )
     factors = _factor_stats(evaluated, r, block, permutations, rng)
@@ -274,26 +308,70 @@ def run_backtest(
         effective_sample_size=always_long.effective_sample_size,
         verdict=_verdict(positions, always_long, randomised, horizon_bars),
         notes=tuple(notes),
-        bars=tuple(_bar(bar, ret) for bar, ret in scored),
+        bars=tuple(_bar(bar, ret, hold.get(bar.time_ms)) for bar, ret in scored),
+        fee_bps=costs.fee_bps,
     )
 
 
-def _bar(bar: ReplayedBar, forward_return_pct: float | None) -> BacktestBar:
+def hold_funding(history: History, entry_bars_ms: Sequence[int], horizon: int) -> np.ndarray:
+    """Funding a long pays (percent; a short receives it) when decided at each bar and held
+    ``horizon`` bars: the settlements of bars ``t + 1 .. t + horizon`` (signals/costs.py). NaN where
+    a settlement has no funding reading recent enough."""
+    out = np.full(len(entry_bars_ms), np.nan)
+    if not entry_bars_ms or history.funding is None:
+        return out
+    step = history.interval_ms
+    first = min(entry_bars_ms)
+    grid = list(range(first, max(entry_bars_ms) + (horizon + 1) * step, step))  # every bar, gaps included
+    per_bar = funding_per_bar(history.funding, grid, step)
+    for k, t in enumerate(entry_bars_ms):
+        out[k] = holding_funding(per_bar, (t - first) // step, horizon)
+    return out
+
+
+def _with_net(o: OutcomeStats, position: np.ndarray, net: np.ndarray) -> OutcomeStats:
+    """``o`` with its positions' mean gross return and mean net return (over those whose net is known)."""
+    known = net[np.isfinite(net)]
+    return dataclasses.replace(
+        o,
+        mean_position_return_pct=float(position.mean()) if position.size else 0.0,
+        mean_net_return_pct=float(known.mean()) if known.size else None,
+        net_count=int(known.size),
+    )
+
+
+def _random_entries_net(
+    signs: np.ndarray, r: np.ndarray, funding: np.ndarray, permutations: np.ndarray, costs: Costs
+) -> tuple[float | None, int]:
+    """Mean over the draws of the random positions' mean net return, and the positions per draw with
+    a known funding cost (averaged): the same placements as the random-entries test."""
+    shuffled = signs[permutations].astype(np.int8)
+    known = (shuffled != 0) & np.isfinite(funding)[None, :]
+    counts = known.sum(axis=1)
+    if not counts.any():
+        return None, 0
+    net = np.where(known, position_returns(shuffled, r[None, :], funding[None, :], costs), 0.0)
+    means = net.sum(axis=1)[counts > 0] / counts[counts > 0]
+    return float(means.mean()), round(float(counts.mean()))
+
+
+def _bar(bar: ReplayedBar, forward_return_pct: float | None, funding_hold_pct: float | None) -> BacktestBar:
     assert bar.scored is not None
     s = bar.scored
-    return BacktestBar(bar.time_ms, bar.price, s.score, s.direction, s.confidence, forward_return_pct)
+    return BacktestBar(bar.time_ms, bar.price, s.score, s.direction, s.confidence, forward_return_pct, funding_hold_pct)
 
 
 def _momentum_only(
     evaluated: Sequence[tuple[ReplayedBar, float | None]], r: np.ndarray, config: ScoringConfig, sample: Sample
-) -> OutcomeStats:
-    """The momentum factor alone, read with the signal's thresholds (a trend-following baseline)."""
+) -> tuple[OutcomeStats, np.ndarray]:
+    """The momentum factor alone, read with the signal's thresholds (a trend-following baseline),
+    and its positions (+1, -1, 0 per outcome)."""
     sub = np.array([_sub_score(bar, "momentum") for bar, _ in evaluated], dtype=np.float64)
     longs = sub >= config.long_threshold
     shorts = sub <= config.short_threshold
     sign = np.where(longs, 1.0, np.where(shorts, -1.0, 0.0))
     hits = (longs & (r > 0)) | (shorts & (r < 0))
-    return sample.stats("momentum_only", longs | shorts, hits, sign * r)
+    return sample.stats("momentum_only", longs | shorts, hits, sign * r), sign.astype(np.int8)
 
 
 def _sub_score(bar: ReplayedBar, factor: str) -> float:

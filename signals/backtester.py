@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from providers.clients import Clients
 from scoring import ScoringConfig
 from signals.backtest import BacktestReport, run_backtest
+from signals.costs import Costs
 from signals.errors import BacktestBusyError, BacktestRefusedError, UnknownProfileError
 from signals.history import INTERVAL_NAMES, load_history
 from signals.inputs import DAY_MS, from_ms, to_ms
@@ -127,8 +128,8 @@ class Backtester:
         self._max_running = max_running
         self._max_per_client = max_per_client
         self._clock = clock
-        self._done: dict[tuple[str, BacktestPeriod, str], tuple[float, BacktestReport]] = {}
-        self._running: dict[tuple[str, BacktestPeriod, str], _Report] = {}
+        self._done: dict[tuple[str, BacktestPeriod, str, Costs], tuple[float, BacktestReport]] = {}
+        self._running: dict[tuple[str, BacktestPeriod, str, Costs], _Report] = {}
         self._replays: OrderedDict[tuple[str, int, int, int, str], tuple[float, asyncio.Future[_Replayed]]] = (
             OrderedDict()
         )
@@ -147,9 +148,16 @@ class Backtester:
         return len(self._running)
 
     async def run(
-        self, coin: str, period: BacktestPeriod, client: str = "", profile: str | None = None
+        self,
+        coin: str,
+        period: BacktestPeriod,
+        client: str = "",
+        profile: str | None = None,
+        costs: Costs | None = None,
     ) -> BacktestReport:
-        key = (coin, period, self.config_of(profile).profile)
+        """``costs``: the fee of the report's net figures (5 bps per side by default); the replay is
+        shared whatever the fee."""
+        key = (coin, period, self.config_of(profile).profile, costs or Costs())
         now = self._clock()
         done = self._done.get(key)
         if done is not None and done[0] > now:
@@ -167,7 +175,7 @@ class Backtester:
                 report.stop.set()
                 report.task.cancel()
 
-    def _start(self, key: tuple[str, BacktestPeriod, str], client: str) -> _Report:
+    def _start(self, key: tuple[str, BacktestPeriod, str, Costs], client: str) -> _Report:
         if len(self._running) >= self._max_running:
             raise BacktestBusyError(
                 f"this server is computing {len(self._running)} backtests already (BACKTEST_MAX_RUNNING): "
@@ -180,14 +188,16 @@ class Backtester:
                 "wait for the one you started"
             )
         stop = threading.Event()
-        coin, period, profile = key
-        report = _Report(asyncio.ensure_future(self._run(coin, period, stop, self.profiles[profile])), stop, client)
+        coin, period, profile, costs = key
+        report = _Report(
+            asyncio.ensure_future(self._run(coin, period, stop, self.profiles[profile], costs)), stop, client
+        )
         self._running[key] = report
         report.task.add_done_callback(lambda task: self._landed(key, report, task))
         return report
 
     def _landed(
-        self, key: tuple[str, BacktestPeriod, str], report: _Report, task: asyncio.Task[BacktestReport]
+        self, key: tuple[str, BacktestPeriod, str, Costs], report: _Report, task: asyncio.Task[BacktestReport]
     ) -> None:
         if self._running.get(key) is report:
             del self._running[key]
@@ -232,7 +242,7 @@ class Backtester:
         return _Replayed(history, tuple(notes), bars)
 
     async def _run(
-        self, coin: str, period: BacktestPeriod, stop: threading.Event, config: ScoringConfig
+        self, coin: str, period: BacktestPeriod, stop: threading.Event, config: ScoringConfig, costs: Costs
     ) -> BacktestReport:
         replayed = await self._replayed(coin, period, stop, config)
         return await asyncio.to_thread(
@@ -245,6 +255,7 @@ class Backtester:
             notes=replayed.notes,
             replayed=replayed.bars,
             stop=stop,
+            costs=costs,
         )
 
     async def aclose(self) -> None:

@@ -98,3 +98,13 @@ def position_return(direction: int, gross_pct: float, funding_pct: float, costs:
 def gross_return(close_now: float, close_later: float) -> float:
     """``(close[t + h] / close[t] - 1) * 100``."""
     return (close_later / close_now - 1.0) * 100.0
+
+
+def position_returns(
+    directions: NDArray[np.int8], gross_pct: NDArray[np.float64], funding_pct: NDArray[np.float64], costs: Costs
+) -> NDArray[np.float64]:
+    """``position_return`` over arrays: NaN where there is no position (direction 0) or the funding is unknown."""
+    d = directions.astype(np.float64)
+    out: NDArray[np.float64] = d * gross_pct - costs.round_trip_pct - d * funding_pct
+    out[directions == 0] = np.nan
+    return out

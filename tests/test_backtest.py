@@ -108,6 +108,61 @@ async def test_report_agrees_with_its_own_bars_recomputed_independently(report: 
         assert bar["signal"] == expected
 
 
+def _net(sign: int, bar: dict[str, Any], fee_bps: float) -> float:
+    """Our own arithmetic: the position's return less a fee per side, less the funding a long pays."""
+    return float(sign * bar["forwardReturnPct"] - 2 * fee_bps / 100 - sign * bar["fundingHoldPct"])
+
+
+async def test_net_figures_agree_with_the_bars_fees_and_funding(report: dict[str, Any]) -> None:
+    assert report["feeBps"] == 5
+    with_outcome = [b for b in report["bars"] if "forwardReturnPct" in b]
+    # The bundled history has a funding reading at every 4h bar: every hold's cost is known.
+    assert all("fundingHoldPct" in b for b in with_outcome)
+    assert any(b["fundingHoldPct"] > 0 for b in with_outcome) and any(b["fundingHoldPct"] < 0 for b in with_outcome)
+    sign_of = {"LONG": 1, "SHORT": -1}
+    for row in report["classes"]:
+        side = sign_of.get(row["signal"])
+        mine = [b for b in with_outcome if b["signal"] == row["signal"]]
+        if side is None:  # NEUTRAL takes no position: no position or net figure
+            assert "meanPositionReturnPct" not in row and "meanNetReturnPct" not in row
+            assert row.get("netCount", 0) == 0
+            continue
+        assert mine, row
+        gross = stats.fmean(side * b["forwardReturnPct"] for b in mine)
+        assert row["meanPositionReturnPct"] == pytest.approx(gross, abs=1e-4)
+        assert row["netCount"] == len(mine)
+        assert row["meanNetReturnPct"] == pytest.approx(stats.fmean(_net(side, b, 5) for b in mine), abs=1e-4)
+        # The existing field keeps its meaning: the price's move (a short's is the opposite sign).
+        assert row["meanForwardReturnPct"] == pytest.approx(side * row["meanPositionReturnPct"], abs=1e-4)
+    taken = [b for b in with_outcome if b["signal"] in sign_of]
+    positions = report["signalPositions"]
+    assert positions["netCount"] == len(taken)
+    assert positions["meanNetReturnPct"] == pytest.approx(
+        stats.fmean(_net(sign_of[b["signal"]], b, 5) for b in taken), abs=1e-4
+    )
+    always = report["baselines"][0]
+    assert always["meanNetReturnPct"] == pytest.approx(stats.fmean(_net(1, b, 5) for b in with_outcome), abs=1e-4)
+    for row in report["baselines"]:
+        assert row["netCount"] > 0 and "meanNetReturnPct" in row, row
+
+
+async def test_the_fee_moves_every_net_figure_by_its_round_trip(
+    rest: httpx.AsyncClient, report: dict[str, Any]
+) -> None:
+    response = await rest.get("/backtest/BTC", params={**PERIOD, "fee_bps": 0})
+    assert response.status_code == 200, response.text
+    free = response.json()
+    assert free.get("feeBps", 0) == 0
+    for mine, theirs in zip(
+        [*report["classes"][:2], report["signalPositions"], *report["baselines"]],
+        [*free["classes"][:2], free["signalPositions"], *free["baselines"]],
+        strict=True,
+    ):
+        # 5 bps a side: 0.10 % a round trip, on every position; gross figures unchanged.
+        assert theirs["meanNetReturnPct"] - mine["meanNetReturnPct"] == pytest.approx(0.10, abs=2e-4)
+        assert theirs["meanForwardReturnPct"] == mine["meanForwardReturnPct"]
+
+
 async def test_answer_without_bars_fits_a_gpt_action(rest: httpx.AsyncClient) -> None:
     response = await rest.get("/backtest/BTC", params=PERIOD)
     assert response.status_code == 200
@@ -158,6 +213,8 @@ async def test_a_shifted_backtest_costs_only_the_pages_it_adds(rest: httpx.Async
         ({"start": "2025-03-01T00:00:00Z", "end": "2025-03-04T00:00:00Z"}, "at least"),
         ({"start": "2015-01-01T00:00:00Z", "end": "2025-03-04T00:00:00Z"}, "over the limit"),
         ({"end": "2099-01-01T00:00:00Z"}, "in the future"),
+        ({"fee_bps": 101}, "fee_bps must be between 0 and 100"),
+        ({"fee_bps": -1}, "fee_bps must be between 0 and 100"),
     ],
 )
 async def test_bad_backtest_parameters_are_a_400_naming_the_problem(

@@ -19,7 +19,7 @@ async def test_offline_backtest_prints_the_report_writes_a_chart_and_a_loadable_
     assert await backtest_cli.run(args) == 0
     out = capsys.readouterr().out
     assert "offline: bundled real Coinglass history" in out
-    for words in ("always_long", "random_entries", "look-ahead check: 0 mismatches"):
+    for words in ("always_long", "random_entries", "look-ahead check: 0 mismatches", "net pos."):
         assert words in out
     assert "No edge" in out or "Edge at the 5% level" in out
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

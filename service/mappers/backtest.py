@@ -13,10 +13,12 @@ from service.rpc.status import coin_or_abort
 from signals.backtest import BacktestReport, OutcomeStats
 from signals.backtester import DEFAULT_HORIZON_BARS, BacktestPeriod, plan_period
 from signals.coin_universe import CoinUniverse
+from signals.costs import Costs
 from signals.history import INTERVALS
 from signals.inputs import from_ms
 
 DIRECTION = {"LONG": signal_pb2.LONG, "SHORT": signal_pb2.SHORT, "NEUTRAL": signal_pb2.NEUTRAL}
+MAX_FEE_BPS = 100.0  # 1% per side: beyond any exchange's taker fee
 CONFIDENCE = {"high": signal_pb2.high, "medium": signal_pb2.medium, "low": signal_pb2.low}
 
 
@@ -70,12 +72,32 @@ def _outcome_fields(o: OutcomeStats) -> dict[str, Any]:
     }
 
 
+def _net_fields(o: OutcomeStats) -> dict[str, Any]:
+    net: dict[str, Any] = {"net_count": o.net_count}
+    if o.mean_net_return_pct is not None:
+        net["mean_net_return_pct"] = round(o.mean_net_return_pct, 4)
+    return net
+
+
 def strategy_message(o: OutcomeStats) -> backtest_pb2.StrategyOutcome:
-    return backtest_pb2.StrategyOutcome(name=o.name, **_outcome_fields(o))
+    return backtest_pb2.StrategyOutcome(name=o.name, **_outcome_fields(o), **_net_fields(o))
 
 
 def class_message(c: OutcomeStats) -> backtest_pb2.ClassOutcome:
-    return backtest_pb2.ClassOutcome(signal=DIRECTION[c.name], **_outcome_fields(c))
+    message = backtest_pb2.ClassOutcome(signal=DIRECTION[c.name], **_outcome_fields(c), **_net_fields(c))
+    if c.mean_position_return_pct is not None:
+        message.mean_position_return_pct = round(c.mean_position_return_pct, 4)
+    return message
+
+
+def backtest_costs(request: backtest_pb2.RunBacktestRequest) -> Costs:
+    """The request's fee (5 bps per side by default); ValueError naming it when out of range."""
+    if not request.HasField("fee_bps"):
+        return Costs()
+    fee = request.fee_bps
+    if not 0 <= fee <= MAX_FEE_BPS:  # NaN fails too
+        raise ValueError(f"fee_bps must be between 0 and {MAX_FEE_BPS:g} (basis points per side), got {fee:g}")
+    return Costs(fee)
 
 
 def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: bool) -> backtest_pb2.BacktestReport:
@@ -125,6 +147,7 @@ def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: 
             permutation_draws=r.permutation_draws,
         ),
         notes=list(r.notes),
+        fee_bps=r.fee_bps,
     )
     if include_bars:
         for bar in r.bars:
@@ -137,6 +160,8 @@ def report_message(symbol: str, interval: str, r: BacktestReport, include_bars: 
             )
             if bar.forward_return_pct is not None:
                 entry.forward_return_pct = round(bar.forward_return_pct, 4)
+            if bar.funding_hold_pct is not None:
+                entry.funding_hold_pct = round(bar.funding_hold_pct, 6)
             message.bars.append(entry)
     return message
 

@@ -11,9 +11,11 @@ def pct(x: float) -> str:
 
 
 def _row(o: OutcomeStats) -> str:
+    net = "-" if o.mean_net_return_pct is None else f"{o.mean_net_return_pct:+.3f}%"
     return (
         f"  {o.name:<15}{o.count:>6}  {pct(o.hit_rate)} [{pct(o.hit_rate_ci95_low)}, {pct(o.hit_rate_ci95_high)}]"
         f"  {o.mean_forward_return_pct:+8.3f}%  {o.median_forward_return_pct:+8.3f}%  {o.effective_sample_size:7.1f}"
+        f"  {net:>9}"
     )
 
 
@@ -23,9 +25,13 @@ def print_report(symbol: str, interval: str, r: BacktestReport) -> None:
         f"horizon {r.horizon_bars} bars: {r.bars_scored} bars scored, {r.warmup_bars} warm-up, "
         f"{r.bars_without_outcome} without outcome"
     )
-    print(f"\n  {'':<15}{'count':>6}  hit rate [95% interval]   mean ret.  median ret.  eff. n")
+    print(f"\n  {'':<15}{'count':>6}  hit rate [95% interval]   mean ret.  median ret.  eff. n   net pos.")
     for row in (*r.classes, r.positions, *r.baselines):
         print(_row(row))
+    print(
+        f"  (mean ret. of a class is the price move; net pos.: the position's mean return after {r.fee_bps:g} bps "
+        "a side and the funding held)"
+    )
     draws, p = r.random_entries_draws, r.random_entries_p_value
     print(f"\n  signal vs random entries ({draws} block permutations): p = {p:.3f}")
     print(f"\n  {'factor':<18}{'coverage':>9}  {'IC':>7}  {'p':>6}  source")

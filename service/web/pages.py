@@ -45,8 +45,11 @@ STYLESHEET_TYPE = "text/css; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 
 # The pages' Content-Security-Policy: nothing but this origin. Scripts only from files (no inline
-# script, no eval). Swagger UI and ReDoc (styled-components) inject <style> elements, hence
-# 'unsafe-inline' for styles on the docs pages only; ReDoc runs its search index in a blob: worker;
+# script, no eval). The dashboard's WebSocket (/ws) is this origin too: CSP Level 3 matches 'self'
+# against ws: and wss: of the page's own host and port (Chromium, Firefox, Safari 15.4+), so
+# connect-src 'self' allows it and nothing else (a ws:/wss: scheme source would allow any host).
+# Swagger UI and ReDoc (styled-components) inject <style> elements, hence 'unsafe-inline' for styles
+# on the docs pages only; ReDoc runs its search index in a blob: worker;
 # both draw a few icons as data: images. The dashboard shows the backtest PNG it fetched as a blob:.
 _BASE_CSP = (
     "default-src 'self'",
@@ -112,9 +115,10 @@ def dashboard_page(watchlist: list[str]) -> str:
 <main>
   <section aria-labelledby="live-title">
     <h2 id="live-title">Live signals</h2>
-    <p class="note">Each card updates from the coin's stream (<code>/signals/{{symbol}}/stream</code>);
-    the chart is the recorded score history (<code>/signals/{{symbol}}/history</code>) with LONG and
-    SHORT marks, extended by each streamed signal.</p>
+    <p class="note">The cards update from one WebSocket for every coin (<code>/ws</code>), or each
+    coin's stream (<code>/signals/{{symbol}}/stream</code>) if the socket cannot be used; the chart
+    is the recorded score history (<code>/signals/{{symbol}}/history</code>) with LONG and SHORT
+    marks, extended by each live signal.</p>
     <div id="cards"></div>
   </section>
   <section aria-labelledby="backtest-title">
@@ -126,7 +130,19 @@ def dashboard_page(watchlist: list[str]) -> str:
       <button type="submit">run</button>
     </form>
     <p id="backtest-status" class="note"></p>
-    <img id="backtest-chart" alt="backtest chart" hidden>
+    <div class="backtest-panel">
+      <img id="backtest-chart" alt="backtest chart" hidden>
+      <div id="backtest-figures" aria-live="polite"></div>
+    </div>
+    <p class="note">Position returns in percent per position: a SHORT gains when the price falls.
+    Net: after a taker fee on entry and on exit and the funding paid (received by shorts) at each 8 h
+    settlement held (<code>/backtest/{{symbol}}</code>, <code>fee_bps</code>).</p>
+  </section>
+  <section aria-labelledby="track-title">
+    <h2 id="track-title">Live track records</h2>
+    <p class="note">How the recorded signals of each scoring profile did
+    (<code>/signals/{{symbol}}/track-record?profile=seed|research</code>).</p>
+    <div id="track-records"></div>
   </section>
 </main>
 <script src="/assets/js/dashboard.js"></script>
