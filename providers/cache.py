@@ -8,10 +8,14 @@
   is ``max_stale`` seconds past its TTL. Only validated data is cached, never an error.
 
 - **Across replicas** (with a shared store, Redis): entries are shared, and a miss takes a short
-  lock in the store so one replica loads while the others poll for its value (bounded by
-  ``lock_seconds``; a dead holder's lock expires and the next poller loads). Errors are not
-  shared: after a failed load the lock is released and the next waiting replica tries itself.
-  In-process coalescing stays in front of it: one Redis wait per key per process.
+  lock in the store so one replica loads while the others poll for the outcome of its load
+  (bounded by ``lock_seconds``; a dead holder's lock expires and the next poller loads). The
+  outcome is the value, or the failure: a failed load publishes its error under its lock token as
+  it unlocks, and the replicas that were waiting on that load raise it instead of calling upstream
+  again, as in-process waiters share the load's task. Errors are never cached: a caller arriving
+  after the failure loads again. (Only provider errors travel; any other exception is not shared
+  and the waiting replica loads itself.) In-process coalescing stays in front of it: one Redis
+  wait per key per process.
 
 The store is a dict by default (cache_store.MemoryStore); cache_store.RedisStore shares it.
 """
@@ -48,6 +52,7 @@ class CacheStats:
     coalesced: int = 0
     refresh_failures: int = 0
     shared_waits: int = 0  # loads answered by another replica's upstream call
+    shared_failures: int = 0  # loads answered by another replica's failed upstream call (its error)
     by_event: dict[str, int] = field(default_factory=dict)
 
 
@@ -156,27 +161,60 @@ class UpstreamCache:
             task.exception()  # retrieved: waiters re-raise it; if all gave up, nobody needs it
 
     async def _fetch(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
-        """Load and store ``key``, or, while another replica holds its lock, wait for that replica's value."""
-        deadline = time.monotonic() + self._lock_seconds
+        """Load and store ``key``, or, while another replica holds its lock, wait for the outcome of
+        that replica's load: its value, or its failure (as in-process waiters share the load's task)."""
+        holder: str | None = None  # the other replica's load this one waits on
+        deadline: float | None = None
         while True:
-            token = await self._store.lock(key, self._lock_seconds)
-            if token is not None:
-                try:
-                    if self._store.shared:
-                        # The previous holder may have stored it between our last look and our lock.
-                        entry = await self._store.get(key)
-                        if entry is not None and self._clock() < entry.fresh_until:
-                            return entry.value
-                    return await self._load_and_store(key, ttl, load)
-                finally:
-                    await self._store.unlock(key, token)
-            if time.monotonic() >= deadline:  # the holder is slow: load rather than fail the request
+            claim = await self._store.lock(key, self._lock_seconds)
+            if claim.token is not None:
+                return await self._hold(key, ttl, load, claim.token, holder)
+            holder = claim.holder or holder
+            now = time.monotonic()
+            if deadline is None:  # counted from the first refusal: the holder's lock expires by then
+                deadline = now + self._lock_seconds
+            elif now >= deadline:  # the lock keeps being taken: load rather than fail the request
                 return await self._load_and_store(key, ttl, load)
             await asyncio.sleep(POLL_SECONDS)
-            entry = await self._store.get(key)
+            entry, failure = await self._outcome(key, holder)
             if entry is not None and self._clock() < entry.fresh_until:
                 self.stats.shared_waits += 1
                 return entry.value
+            if failure is not None:
+                self.stats.shared_failures += 1
+                raise failure
+
+    async def _hold(
+        self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]], token: str, waited_on: str | None
+    ) -> Any:
+        """Load ``key`` under its lock (``token``), unless the load waited on landed meanwhile; a
+        failure is published with the unlock, for the replicas waiting on this load."""
+        failure: BaseException | None = None
+        try:
+            if self._store.shared:
+                # The previous holder may have stored it, or failed, between our last look and our lock.
+                entry, failed = await self._outcome(key, waited_on)
+                if entry is not None and self._clock() < entry.fresh_until:
+                    self.stats.shared_waits += 1
+                    return entry.value
+                if failed is not None:
+                    self.stats.shared_failures += 1
+                    failure = failed  # passed on to whoever waits on this lock in turn
+                    raise failed
+            try:
+                return await self._load_and_store(key, ttl, load)
+            except Exception as exc:
+                failure = exc
+                raise
+        finally:
+            await self._store.unlock(key, token, failure, self._lock_seconds)
+
+    async def _outcome(self, key: Hashable, holder: str | None) -> tuple[Entry | None, BaseException | None]:
+        """``key``'s entry and, when a load was waited on, how it failed: both in one read batch."""
+        if holder is None:
+            return await self._store.get(key), None
+        entry, failure = await asyncio.gather(self._store.get(key), self._store.failure(key, holder))
+        return entry, failure
 
     async def _load_and_store(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
         value = await load()

@@ -19,6 +19,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from providers.errors import ErrorKind, ProviderError
+
 TAG = "\u0000t"
 
 
@@ -88,3 +90,35 @@ def _dataclass(name: str) -> Any:
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise CodecError(f"{name!r} is not a dataclass")
     return cls
+
+
+# What a failed load's waiters in other replicas are told (providers/cache.py): the failure itself.
+_ERROR_FIELDS = ("http_status", "provider_code", "retry_after", "retryable")
+
+
+def encode_error(error: BaseException) -> bytes | None:
+    """A provider failure as JSON, or None for any other exception (not shared)."""
+    if not isinstance(error, ProviderError):
+        return None
+    fields = {name: getattr(error, name) for name in _ERROR_FIELDS}
+    record = {"provider": error.provider, "endpoint": error.endpoint, "kind": error.kind.value}
+    record["message"] = error.message
+    return json.dumps({**record, **fields}, separators=(",", ":")).encode()
+
+
+def decode_error(data: bytes) -> ProviderError:
+    try:
+        record = json.loads(data)
+        fields = {name: record.get(name) for name in _ERROR_FIELDS}
+        return ProviderError(
+            str(record["provider"]),
+            str(record["endpoint"]),
+            ErrorKind(record["kind"]),
+            str(record["message"]),
+            http_status=fields["http_status"],
+            provider_code=fields["provider_code"],
+            retry_after=fields["retry_after"],
+            retryable=bool(fields["retryable"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CodecError(f"undecodable shared failure ({type(exc).__name__})") from None

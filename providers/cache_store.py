@@ -15,7 +15,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from providers.cache_codec import CodecError, decode, encode
+from providers.cache_codec import CodecError, decode, decode_error, encode, encode_error
 from providers.redis_link import REDIS_FAILURES, RedisLink
 
 log = logging.getLogger("cryptosignals.cache")
@@ -26,11 +26,28 @@ LOCAL_LOCK = "local"
 # Turns of the event loop a read batch stays open before its MGET is sent.
 BATCH_TURNS = 2
 
-# Compare-and-delete: a loader whose lock expired must not delete the next holder's lock.
+# Take the lock, or say who holds it (in one step: the holder named is the one that refused us).
+_LOCK = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, ARGV[1]} end
+return {0, redis.call('get', KEYS[1]) or ''}
+"""
+
+# Publish a failed load's error under its lock token (for the replicas that waited on that load),
+# then compare-and-delete: a loader whose lock expired must not delete the next holder's lock.
 _UNLOCK = """
+if ARGV[2] ~= '' then redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The answer to a lock request: ``token`` if this caller may load now; else ``holder``, the
+    token of the load in progress (its failure is published under it), when the store knows it."""
+
+    token: str | None
+    holder: str | None = None
 
 
 @dataclass
@@ -48,11 +65,18 @@ class CacheStore(Protocol):
 
     async def put(self, key: Hashable, entry: Entry, keep_seconds: float) -> None: ...
 
-    async def lock(self, key: Hashable, seconds: float) -> str | None:
-        """A token if this caller may load ``key`` now; None while another process is loading it."""
+    async def lock(self, key: Hashable, seconds: float) -> Claim:
+        """A token if this caller may load ``key`` now; else the holder's while another process loads it."""
         ...
 
-    async def unlock(self, key: Hashable, token: str) -> None: ...
+    async def unlock(self, key: Hashable, token: str, failure: BaseException | None = None, keep: float = 0) -> None:
+        """Release ``key``'s lock; with ``failure``, first tell the processes waiting on this load
+        (``failure(key, token)`` answers it for ``keep`` seconds)."""
+        ...
+
+    async def failure(self, key: Hashable, holder: str) -> BaseException | None:
+        """How the load that held ``key``'s lock as ``holder`` failed, if it did and said so."""
+        ...
 
     def clear(self) -> None: ...
 
@@ -71,10 +95,13 @@ class MemoryStore:
     async def put(self, key: Hashable, entry: Entry, keep_seconds: float) -> None:
         self.entries[key] = entry
 
-    async def lock(self, key: Hashable, seconds: float) -> str | None:
-        return LOCAL_LOCK  # in-process coalescing in UpstreamCache already admits one loader
+    async def lock(self, key: Hashable, seconds: float) -> Claim:
+        return Claim(LOCAL_LOCK)  # in-process coalescing in UpstreamCache already admits one loader
 
-    async def unlock(self, key: Hashable, token: str) -> None:
+    async def unlock(self, key: Hashable, token: str, failure: BaseException | None = None, keep: float = 0) -> None:
+        return None  # in-process waiters share the load's task, failure included
+
+    async def failure(self, key: Hashable, holder: str) -> BaseException | None:
         return None
 
     def clear(self) -> None:
@@ -109,6 +136,7 @@ class RedisStore:
 
     def __init__(self, link: RedisLink) -> None:
         self._link = link
+        self._lock = link.client.register_script(_LOCK)
         self._unlock = link.client.register_script(_UNLOCK)
         # Written through on every put: while Redis is down the cache degrades to in-process.
         self.local = MemoryStore()
@@ -196,26 +224,55 @@ class RedisStore:
         except REDIS_FAILURES as exc:
             self._link.failed("cache_put", exc)
 
-    async def lock(self, key: Hashable, seconds: float) -> str | None:
+    async def lock(self, key: Hashable, seconds: float) -> Claim:
         if not self._link.available:
-            return LOCAL_LOCK
+            return Claim(LOCAL_LOCK)
         token = secrets.token_hex(8)
         try:
-            taken = await self._link.client.set(
-                self._link.key("lock", redis_name(key)), token, nx=True, px=max(1, int(seconds * 1000))
+            taken, holder = await self._lock(
+                keys=[self._link.key("lock", redis_name(key))], args=[token, max(1, int(seconds * 1000))]
             )
         except REDIS_FAILURES as exc:
             self._link.failed("cache_lock", exc)
-            return LOCAL_LOCK
-        return token if taken else None
+            return Claim(LOCAL_LOCK)
+        if taken:
+            return Claim(token)
+        holder = holder.decode() if isinstance(holder, bytes) else str(holder)
+        return Claim(None, holder or None)
 
-    async def unlock(self, key: Hashable, token: str) -> None:
+    async def unlock(self, key: Hashable, token: str, failure: BaseException | None = None, keep: float = 0) -> None:
         if token == LOCAL_LOCK or not self._link.available:
             return
+        error = encode_error(failure) if failure is not None else None
+        record = json.dumps({"holder": token, "error": error.decode()}) if error is not None else ""
+        name = redis_name(key)
         try:
-            await self._unlock(keys=[self._link.key("lock", redis_name(key))], args=[token])
-        except REDIS_FAILURES as exc:  # the lock expires on its own
+            await self._unlock(
+                keys=[self._link.key("lock", name), self._link.key("failed", name)],
+                args=[token, record, max(1, int(keep * 1000))],
+            )
+        except REDIS_FAILURES as exc:  # the lock expires on its own; the waiters load themselves
             self._link.failed("cache_unlock", exc)
+
+    async def failure(self, key: Hashable, holder: str) -> BaseException | None:
+        if not self._link.available:
+            return None
+        name = self._link.key("failed", redis_name(key))
+        try:
+            raw = await self._read(name)  # in the open read batch: with the entry's, one MGET
+        except REDIS_FAILURES as exc:
+            self._link.failed("cache_get", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            if record.get("holder") != holder:
+                return None  # another load's failure (an earlier one): not the one waited on
+            return decode_error(str(record["error"]).encode())
+        except (CodecError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("unreadable shared failure %s (%s): ignored", name, type(exc).__name__)
+            return None
 
     def clear(self) -> None:
         self.local.clear()

@@ -92,7 +92,9 @@ def _retry_after(response: _Reply) -> float | None:
 
 
 # How long an endpoint the plan does not include is answered "plan" without asking (an upgraded
-# plan is used within this time, or at once after a restart).
+# plan is used within this time, or at once after a restart; with a shared cache (Redis) the
+# denial is shared by the replicas and outlives a restart: delete its `...:cache:negative:<provider>:*`
+# keys to use an upgrade at once).
 PLAN_DENIAL_SECONDS = 3600.0
 MAX_DENIALS = 10_000
 # How long a provider's NOT_FOUND for (provider, endpoint, parameters) is answered without asking
@@ -258,25 +260,28 @@ class ProviderHttp:
             raise self.error(endpoint, ErrorKind.TIMEOUT, "no time left before the request's deadline")
 
         cache = self._cache
-        negative_key = ("negative", *key) if self._negative_ttl > 0 else None
+        # Answers that hold for a while (not found, outside the plan), shared with other replicas.
+        negative_key = ("negative", *key)
 
         async def shared_load() -> T:
             # Shared by every caller waiting on this key: bounded by the upstream timeout, not by
             # whichever caller happened to start it (providers/deadline.py).
-            if negative_key is not None:
-                # Only on a miss: another replica may have just been told the answer is "not found".
-                known = await cache.peek(negative_key)
-                if isinstance(known, dict) and "not_found" in known:
+            # Only on a miss: another replica may have just been told "not found" or "not in the plan".
+            known = await cache.peek(negative_key)
+            if isinstance(known, dict):
+                if "not_found" in known and self._negative_ttl > 0:
                     raise self.error(endpoint, ErrorKind.NOT_FOUND, str(known["not_found"]), http_status=404)
+                if "plan" in known:
+                    status = known.get("status")
+                    code = status if isinstance(status, int) else None
+                    raise self.error(endpoint, ErrorKind.PLAN, str(known["plan"]), http_status=code)
             with deadline_in(None):
                 try:
                     return await load()
                 except ProviderError as error:
-                    if error.kind is ErrorKind.NOT_FOUND and negative_key is not None:
-                        answer = {"not_found": error.message}
-                        await cache.get(
-                            negative_key, self._negative_ttl, lambda: _value(answer), f"{self.name}:negative"
-                        )
+                    answer, seconds = self._lasting(error)
+                    if answer is not None:
+                        await cache.get(negative_key, seconds, lambda: _value(answer), f"{self.name}:negative")
                     raise
 
         try:
@@ -295,6 +300,16 @@ class ProviderHttp:
                 endpoint, ErrorKind.TIMEOUT, "no answer before the request's deadline (the call goes on for the cache)"
             ) from None
         return value
+
+    def _lasting(self, error: ProviderError) -> tuple[dict[str, Any] | None, float]:
+        """What other replicas are told of an answer that holds for a while, and for how long: a coin
+        the provider does not cover (NEGATIVE_CACHE_SECONDS), an endpoint the plan does not include
+        (PLAN_DENIAL_SECONDS). Without the second, each replica asked a denied endpoint once more."""
+        if error.kind is ErrorKind.NOT_FOUND and self._negative_ttl > 0:
+            return {"not_found": error.message}, self._negative_ttl
+        if error.kind is ErrorKind.PLAN:
+            return {"plan": error.message, "status": error.http_status}, PLAN_DENIAL_SECONDS
+        return None, 0.0
 
     def _remember_denial(self, key: Hashable, error: ProviderError, seconds: float = PLAN_DENIAL_SECONDS) -> None:
         """A plan that does not cover an endpoint will not cover it a minute later: without this, a

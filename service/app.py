@@ -253,11 +253,14 @@ def _cache_and_limiter(settings: Settings) -> tuple[UpstreamCache | None, Upstre
         max_connections=settings.redis_max_connections,
         pool_timeout=settings.redis_pool_timeout_seconds,
     )
-    # How long one replica may hold a key's lock while loading it: its budget wait, every attempt
-    # at the upstream timeout and the waits between attempts; the others wait that long at most,
-    # then load themselves.
+    # How long one replica may hold a key's lock while loading it: every attempt's budget wait and
+    # upstream timeout, the waits between attempts, and its Redis calls inside the lock (the
+    # negative-cache look and the write, each up to a pool wait and a socket timeout); the lock
+    # must outlast the load, or another replica's waiter takes it and calls upstream again.
     attempts = settings.upstream_max_attempts
-    lock_seconds = wait + settings.upstream_timeout_seconds * attempts + MAX_RETRY_AFTER_SECONDS * (attempts - 1) + 1
+    redis_calls = 2 * (settings.redis_pool_timeout_seconds + link.timeout)
+    per_attempt = wait + settings.upstream_timeout_seconds
+    lock_seconds = per_attempt * attempts + MAX_RETRY_AFTER_SECONDS * (attempts - 1) + redis_calls + 1
     cache = (
         UpstreamCache(settings.cache_max_stale_seconds, store=RedisStore(link), lock_seconds=lock_seconds)
         if settings.cache_enabled

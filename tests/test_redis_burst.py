@@ -9,10 +9,12 @@ replicas, Redis is never declared down, and one signal's reads are one pipelined
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 from cryptosignals.v1 import signal_pb2
 from redis.exceptions import ConnectionError
 
@@ -112,6 +114,68 @@ async def test_a_cold_burst_over_16_coins_makes_each_upstream_call_once_across_t
     assert lookups >= len(per_call)
     assert round_trips * 2 <= lookups, (round_trips, lookups)  # measured: 1,088 lookups in 138 MGETs
     assert all(pool.max_connections == 8 for pool in pools)
+
+
+def repeats_within_ttl(twin: RecordedTwin, servers: list[RunningServer]) -> list[tuple[str, str, float, float]]:
+    """Identical upstream calls made again before the first one's TTL had passed (provider, path,
+    seconds between them, TTL). A call made again after its TTL is the entry's refresh: legitimate.
+    Times are the twin's arrival times, on the wall clock the shared cache's entries use; an entry
+    is fresh from the end of its load, so a refresh always comes more than a TTL after the call."""
+    http = servers[0].app.providers.http
+    arrivals: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[float]] = {}
+    for r in twin.requests:
+        arrivals.setdefault((r.provider, r.path, tuple(sorted(r.query.items()))), []).append(r.at)
+    found = []
+    for (provider, path, _), times in arrivals.items():
+        layer = http[provider]
+        assert layer is not None
+        ttl = layer.ttl_for(path)
+        times.sort()
+        found += [(provider, path, b - a, ttl) for a, b in itertools.pairwise(times) if b - a < ttl]
+    return found
+
+
+@pytest.mark.parametrize("plan", ["professional", "hobbyist"])
+async def test_a_cold_burst_with_default_ttls_makes_each_upstream_call_once_within_its_ttl(
+    many_coins: RecordedTwin, redis_url: str, plan: str
+) -> None:
+    # The review's burst, at the TTLs the service runs with (a ticker is fresh for 5 s: on a slow
+    # machine the burst outlasts it, and its refresh is a legitimate second call, told apart by
+    # time). On the Hobbyist plan, Coinglass answers "not in your plan" for a fifth of the calls:
+    # each replica used to ask each of them again (a failed load's waiters loaded themselves, and
+    # the denial was remembered in-process only), 66 identical calls made twice in one burst.
+    many_coins.set_plan(plan)
+    # Generous time bounds: on a loaded machine (both replicas, the twin and 320 callers share this
+    # test's one event loop) no call may fail for lack of time, or the next caller's new load (a
+    # failure is never cached) would be a second call this test cannot tell from a duplicate.
+    async with replicas(
+        many_coins,
+        redis_url=redis_url,
+        redis_max_connections=8,
+        redis_pool_timeout_seconds=10,
+        rpc_deadline_seconds=25,
+        upstream_timeout_seconds=10,
+    ) as servers:
+        errors_before = redis_errors()
+        many_coins.clear_requests()
+        many_coins.set_latency(50)  # the replicas' cold loads overlap
+        try:
+            replies = await burst(servers, COINS)
+        finally:
+            many_coins.set_latency(0)
+            many_coins.set_plan("professional")
+        assert all(link.available for link in links(servers))  # never declared down
+        repeated = repeats_within_ttl(many_coins, servers)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        denials = [name async for name in client.scan_iter("cryptosignals:cache:negative:coinglass:*")]
+    finally:
+        await client.aclose()
+    assert redis_errors() == errors_before
+    assert len(replies) == len(COINS) * CALLERS and {r.symbol for r in replies} == set(COINS)
+    assert not repeated, f"{len(repeated)} identical upstream calls made again within their TTL: {repeated[:3]}"
+    # On Hobbyist the denials were met, and are shared through Redis like a coin not found.
+    assert bool(denials) == (plan == "hobbyist")
 
 
 async def test_the_pool_waits_for_a_free_connection_instead_of_failing(redis_url: str) -> None:

@@ -27,8 +27,9 @@ from prometheus_client import REGISTRY
 
 from providers.cache import UpstreamCache
 from providers.cache_codec import TAG, CodecError, decode, encode
-from providers.cache_store import RedisStore
+from providers.cache_store import Claim, RedisStore
 from providers.coinapi import ExchangeRate
+from providers.errors import ErrorKind, ProviderError
 from providers.feargreed import FearGreedReading
 from providers.ratelimit import DEFAULT_PER_MINUTE
 from providers.redis_link import RedisLink, redacted_url
@@ -37,6 +38,7 @@ from service.settings import SettingsError, load_settings
 from tests.redis_server import redis_server
 from tests.stack import FAKE_KEYS, stack_settings, start_envoy
 from tests.test_cache import Upstream
+from tests.test_mechanisms import until
 from twin import RecordedTwin
 
 
@@ -225,6 +227,82 @@ async def test_a_dead_lock_holder_delays_the_load_only_until_its_lock_expires(re
         await link.aclose()
     assert 0.25 <= waited < 1.5
     assert upstream.calls == 1
+
+
+async def test_a_replica_waiting_on_a_failed_load_gets_its_failure_instead_of_calling_again(redis_url: str) -> None:
+    # In-process waiters share a failed load's task; a replica waiting on another's load used to
+    # take the lock as it was released and call upstream again (under a cold burst, every load
+    # that failed or was refused was made once per replica).
+    links = [RedisLink(redis_url), RedisLink(redis_url)]
+    stores = [RedisStore(link) for link in links]
+    a, b = (UpstreamCache(store=store, lock_seconds=10) for store in stores)
+    a_loading, a_release, b_refused = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    b_loads = 0
+    lock = stores[1].lock
+
+    async def lock_and_tell(key: Any, seconds: float) -> Claim:
+        claim = await lock(key, seconds)
+        if claim.token is None:
+            b_refused.set()
+        return claim
+
+    stores[1].lock = lock_and_tell  # type: ignore[method-assign]
+
+    async def load_a() -> str:
+        a_loading.set()
+        await a_release.wait()
+        raise ProviderError("okx", "/api/v5/market/ticker", ErrorKind.TIMEOUT, "no answer within 5.0 s")
+
+    async def load_b() -> str:
+        nonlocal b_loads
+        b_loads += 1
+        return "from-b"
+
+    try:
+        first = asyncio.ensure_future(a.get("k", 60, load_a))
+        await asyncio.wait_for(a_loading.wait(), 10)  # replica a holds the key's lock and is loading
+        second = asyncio.ensure_future(b.get("k", 60, load_b))
+        await asyncio.wait_for(b_refused.wait(), 10)  # b found the lock taken: it waits on a's load
+        a_release.set()
+        with pytest.raises(ProviderError) as at_a:
+            await asyncio.wait_for(first, 10)
+        with pytest.raises(ProviderError) as at_b:
+            await asyncio.wait_for(second, 10)
+        assert await links[1].client.exists("cryptosignals:lock:k") == 0  # a released its lock
+        assert (at_b.value.kind, at_b.value.message) == (at_a.value.kind, at_a.value.message)
+        assert at_b.value.provider == "okx" and at_b.value.endpoint == "/api/v5/market/ticker"
+        assert b_loads == 0 and b.stats.shared_failures == 1
+        # The failure is not cached: a caller arriving after it loads again.
+        assert await asyncio.wait_for(b.get("k", 60, load_b), 10) == "from-b"
+        assert b_loads == 1
+    finally:
+        for link in links:
+            await link.aclose()
+
+
+async def test_a_failure_that_cannot_travel_leaves_the_waiting_replica_to_load(redis_url: str) -> None:
+    # Only provider errors are shared (they are what loads raise); anything else: as before.
+    links = [RedisLink(redis_url), RedisLink(redis_url)]
+    a, b = (UpstreamCache(store=RedisStore(link), lock_seconds=10) for link in links)
+    a_loading, a_release = asyncio.Event(), asyncio.Event()
+
+    async def load_a() -> str:
+        a_loading.set()
+        await a_release.wait()
+        raise RuntimeError("a bug")
+
+    try:
+        first = asyncio.ensure_future(a.get("k", 60, load_a))
+        await asyncio.wait_for(a_loading.wait(), 10)
+        second = asyncio.ensure_future(b.get("k", 60, Upstream()))
+        await until(lambda: b.stats.misses == 1)
+        a_release.set()
+        with pytest.raises(RuntimeError):
+            await asyncio.wait_for(first, 10)
+        assert await asyncio.wait_for(second, 10) == "value-1"
+    finally:
+        for link in links:
+            await link.aclose()
 
 
 def test_cached_provider_results_survive_the_json_codec() -> None:

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +52,8 @@ class RecordedRequest:
     path: str  # without the "/<provider>" prefix, e.g. /api/v5/market/candles
     query: dict[str, str]
     headers: dict[str, str]
+    # When it arrived (wall-clock, the clock a shared cache's entries use): tests compare it with TTLs.
+    at: float = field(default_factory=time.time, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "method": self.method, "path": self.path, "query": self.query,
