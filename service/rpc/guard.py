@@ -42,6 +42,7 @@ from service.rpc.status import status_of
 log = logging.getLogger("cryptosignals.rpc")
 BAD_BYTES_MESSAGE = "request is not valid: every text parameter must be UTF-8 (use percent-encoded UTF-8 in URLs)"
 INTERNAL_MESSAGE = "internal error: the failure was logged"
+DEADLINE_SLACK = 0.05  # seconds
 # A successful RPC slower than this is logged at INFO even when fast ones are not.
 SLOW_RPC_SECONDS = 1.0
 # Answers a servicer hands out again and again and never changes once made (a warm signal is one
@@ -279,7 +280,9 @@ class Guard:
                 if task is None or not expired:
                     # grpc cancels the call when the client goes away or the client's own, sooner
                     # deadline passes (it answers DEADLINE_EXCEEDED itself): counted as what it was.
-                    passed = client_remaining is not None and clock() - started >= client_remaining
+                    # The client's clock ran before ours (the request's transit): a cancel within
+                    # DEADLINE_SLACK of its deadline is that deadline, not a client that left.
+                    passed = client_remaining is not None and clock() - started >= client_remaining - DEADLINE_SLACK
                     code_name = "DEADLINE_EXCEEDED" if passed else "CANCELLED"
                     raise
                 task.uncancel()
