@@ -361,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report_json(report, parameters), indent=1) + "\n", encoding="utf-8")
         print(f"\nJSON written to {args.json}")
     if args.chart:
-        from service.commands.research_chart import write_chart
+        from service.reports.research_chart import write_chart
 
         write_chart(report, Path(args.chart))
         print(f"chart written to {args.chart}")
