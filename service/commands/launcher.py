@@ -324,6 +324,10 @@ async def run(settings: Settings, demo: bool) -> int:
                 env[variable] = f"{twin_url}/{provider}"
             for variable, value in DEMO_KEYS.items():
                 env.setdefault(variable, value)
+            # The twin answers as a Professional plan: budget the demo as one (Coinglass allows it
+            # 1200 calls a minute), not as the Hobbyist default of 30, which one backtest, a debug
+            # signal and the dashboard's cards spend in a minute.
+            env.setdefault("RATE_LIMITS", "coinglass=1200")
             say(f"demo mode: providers answered by the recorded twin at {twin_url} (no network, no keys)")
         elif not settings.client_api_keys:
             say("warning: SIGNAL_API_KEYS is not set: anyone who can reach this port can call the API")
