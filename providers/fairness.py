@@ -42,10 +42,6 @@ def set_caller(client: str | None) -> None:
     _caller.set(client)
 
 
-def current_caller() -> str | None:
-    return _caller.get()
-
-
 class ClientShares:
     def __init__(
         self, per_minute: Mapping[str, float], share: float, clock: Callable[[], float] = time.monotonic

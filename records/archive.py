@@ -21,6 +21,7 @@ from records.models import HORIZONS
 from records.recorded import RecordedSignal
 from scoring import ScoringConfig
 from signals.desk import LiveSignal, SignalDesk
+from signals.errors import UnknownProfileError
 from signals.track_record import TrackRecord, track_record
 
 log = logging.getLogger("cryptosignals.history")
@@ -64,6 +65,13 @@ class SignalArchive:
             # The watchlist is recorded under every profile served, so each has its own track record.
             profiles=[name for name in desk.profiles if name != config.profile],
         )
+
+    def profile_of(self, name: str) -> str:
+        """The profile a request names ("" is the default); UnknownProfileError if none is recorded."""
+        profile = name or self.default_profile
+        if profile not in self.profiles:
+            raise UnknownProfileError(name, self.profiles)
+        return profile
 
     async def start(self) -> None:
         await self.recorder.start(self._outcomes_loop, self._prune_loop)

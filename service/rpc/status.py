@@ -83,11 +83,6 @@ async def abort_for(context: grpc.aio.ServicerContext, error: BaseException) -> 
     raise AssertionError("unreachable: context.abort raises")
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: ProviderError) -> NoReturn:
-    """Abort the RPC with the status and message for a provider's ``error`` (raises)."""
-    await abort_for(context, error)
-
-
 async def coin_or_abort(raw: str, context: grpc.aio.ServicerContext, universe: CoinUniverse) -> str:
     """The canonical coin for ``raw``; INVALID_ARGUMENT saying why it is not a symbol, or NOT_FOUND
     (before any upstream call) for a coin known not to exist (signals/coin_universe.py)."""

@@ -100,12 +100,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
             raise
         archive = archive or await self._available(context)
         tokens = await self._page_tokens(archive, context)
-        profile = request.profile or archive.default_profile
-        if profile not in archive.profiles:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"unknown scoring profile {request.profile[:32]!r}: use one of {', '.join(archive.profiles)}",
-            )
+        profile = archive.profile_of(request.profile[:32])  # UnknownProfileError: a 400 (rpc/status.py)
         rows = await archive.page(symbol, start_ms, end_ms, size + 1, before, profile)
         page = history_pb2.SignalHistoryPage(symbol=symbol, entries=[history_entry(r) for r in rows[:size]])
         if len(rows) > size:
@@ -126,12 +121,7 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         if not 1 <= days <= 365:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"days must be between 1 and 365, got {days}")
         archive = await self._available(context)
-        profile = request.profile or archive.default_profile
-        if profile not in archive.profiles:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"unknown scoring profile {request.profile[:32]!r}: use one of {', '.join(archive.profiles)}",
-            )
+        profile = archive.profile_of(request.profile[:32])  # UnknownProfileError: a 400 (rpc/status.py)
         record = await archive.track_record(symbol, horizon, days, profile)
         message = history_pb2.TrackRecord(
             profile=profile,

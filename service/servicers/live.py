@@ -18,7 +18,7 @@ from service.rpc.status import abort_for
 from service.rpc.symbols import InvalidSymbolError, normalize_symbol
 from signals.coin_universe import CoinUniverse
 from signals.desk import LiveSignal
-from signals.errors import SignalUnavailableError, WatchLimitError, unknown_coin_message
+from signals.errors import SignalUnavailableError, UnknownProfileError, WatchLimitError, unknown_coin_message
 from signals.hub import SignalHub, changed_enough
 
 
@@ -91,8 +91,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                 raise ValueError(f"at most {MAX_SYMBOLS} symbols per stream, got {len(symbols)}")
             hub = self._hub if not request.profile else self._hubs.get(request.profile)
             if hub is None:
-                known = ", ".join(name for name in self._hubs if name)
-                raise ValueError(f"unknown scoring profile {request.profile!r}: use one of {known}")
+                raise UnknownProfileError(request.profile[:32], tuple(name for name in self._hubs if name))
         except (ValueError, InvalidSymbolError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise

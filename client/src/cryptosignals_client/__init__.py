@@ -194,35 +194,28 @@ def _aio_details(details: Any, header: tuple[str, str]) -> Any:
     )
 
 
-# grpc.aio files an interceptor under the first kind it is an instance of: one class per kind.
-class _AioUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _HeaderCarrier:
     def __init__(self, header: tuple[str, str]) -> None:
         self._header = header
 
+
+# grpc.aio files an interceptor under the first kind it is an instance of: one class per kind.
+class _AioUnaryUnary(_HeaderCarrier, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(_aio_details(details, self._header), request)
 
 
-class _AioUnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    def __init__(self, header: tuple[str, str]) -> None:
-        self._header = header
-
+class _AioUnaryStream(_HeaderCarrier, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(_aio_details(details, self._header), request)
 
 
-class _AioStreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
-    def __init__(self, header: tuple[str, str]) -> None:
-        self._header = header
-
+class _AioStreamUnary(_HeaderCarrier, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(_aio_details(details, self._header), request_iterator)
 
 
-class _AioStreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
-    def __init__(self, header: tuple[str, str]) -> None:
-        self._header = header
-
+class _AioStreamStream(_HeaderCarrier, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(_aio_details(details, self._header), request_iterator)
 
